@@ -1,0 +1,169 @@
+/*
+ * cpyprof/format.h — the profile file format, version 1.
+ *
+ * A profile is a 16-byte file header followed by chunks. Every chunk carries
+ * its type, its payload size and a CRC-32 of its payload, so a reader can stop
+ * cleanly at the last complete chunk of a file that was cut short (a killed
+ * process, a full disk) and can reject a corrupt one. All integers are
+ * little-endian and unaligned; readers must not cast file bytes to these
+ * structs on big-endian hosts (the reader decodes field by field).
+ *
+ * Order of chunks written by the profiler:
+ *   META, then any number of STRINGS / FUNCS / THREAD / TREE / EVENTS chunks
+ *   in any order (a chunk only refers to ids defined by earlier chunks, or by
+ *   later ones before the TRAILER), and last a TRAILER. A file without a
+ *   TRAILER is truncated: readers report it and keep what they have.
+ *
+ * docs/format.md is the prose version of this header; keep them together.
+ */
+#ifndef CPYPROF_FORMAT_H
+#define CPYPROF_FORMAT_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The 8 magic bytes at offset 0. */
+#define CPYPROF_MAGIC "CPYPROF\0"
+#define CPYPROF_MAGIC_LEN 8
+/** Bumped on any incompatible change; readers refuse other versions. */
+#define CPYPROF_FORMAT_VERSION 1u
+
+/** Id meaning "none" in string, function and node references. */
+#define CPYPROF_NONE 0xFFFFFFFFu
+
+/** File header: magic (8), u32 version, u32 flags (0). 16 bytes. */
+#define CPYPROF_FILE_HEADER_SIZE 16
+
+/** Chunk header: u32 type, u32 crc32(payload), u64 payload size. 16 bytes. */
+#define CPYPROF_CHUNK_HEADER_SIZE 16
+
+/** Largest payload a reader accepts (guards against absurd sizes). */
+#define CPYPROF_MAX_CHUNK_SIZE (1ull << 30)
+
+enum cpyprof_chunk_type {
+    /* Key/value metadata: repeated {u32 klen, key, u32 vlen, value}, UTF-8.
+     * Keys written by the profiler (all values are text):
+     *   cpyprof_version, python_version, python_executable, pid, ppid,
+     *   argv (arguments joined by NUL bytes), mode (trace|sample),
+     *   clock_source (tsc|monotonic), tsc_hz, start_unix_ns, hostname,
+     *   builtins (0|1), activation (preload|import).
+     * Unknown keys must be ignored by readers. */
+    CPYPROF_CHUNK_META = 1,
+
+    /* Strings: u32 first_id, u32 count, then count x {u32 len, bytes}.
+     * Ids are first_id, first_id+1, ...; ids are dense from 0 over a file. */
+    CPYPROF_CHUNK_STRINGS = 2,
+
+    /* Functions: u32 count, then count x struct cpyprof_func_rec (24 bytes). */
+    CPYPROF_CHUNK_FUNCS = 3,
+
+    /* One thread: struct cpyprof_thread_rec (48 bytes). */
+    CPYPROF_CHUNK_THREAD = 4,
+
+    /* A thread's aggregated call tree: u32 thread_id, u32 count, then count x
+     * struct cpyprof_node_rec (24 bytes). Node i's parent is < i, or
+     * CPYPROF_NONE for a root. */
+    CPYPROF_CHUNK_TREE = 5,
+
+    /* Raw events drained from a thread's ring: u32 thread_id, u32 count,
+     * then count x struct cpyprof_event_rec (32 bytes). */
+    CPYPROF_CHUNK_EVENTS = 6,
+
+    /* Always last: struct cpyprof_trailer_rec (64 bytes). */
+    CPYPROF_CHUNK_TRAILER = 0x7F,
+};
+
+/** Kinds of function. */
+enum cpyprof_func_kind {
+    CPYPROF_FUNC_PYTHON = 0,  /**< a Python code object */
+    CPYPROF_FUNC_BUILTIN = 1, /**< a C function or method (PyCFunction) */
+    CPYPROF_FUNC_SPECIAL = 2, /**< a marker made by the profiler, e.g. "[truncated]" */
+};
+
+/** A function. name is the qualified name ("Class.method", "fib",
+ *  "len", "list.append"), file the source file (for builtins: the module,
+ *  e.g. "builtins", "_io"), line the first line of the code object (0 for
+ *  builtins). 24 bytes. */
+struct cpyprof_func_rec {
+    uint32_t id;
+    uint32_t name; /* string id */
+    uint32_t file; /* string id */
+    uint32_t line;
+    uint32_t kind; /* enum cpyprof_func_kind */
+    uint32_t flags; /* reserved, 0 */
+};
+
+/** A thread. id is the thread's index in this file (0 = the thread that
+ *  started the profiler). ident is threading.get_ident() (pthread_t),
+ *  native_tid the kernel thread id. Times are ns since the profile start
+ *  (monotonic clock); end_ns is -1 if the thread was still running when the
+ *  profile was written. 48 bytes. */
+struct cpyprof_thread_rec {
+    uint32_t id;
+    uint32_t name; /* string id, CPYPROF_NONE if unknown */
+    uint64_t ident;
+    uint64_t native_tid;
+    int64_t start_ns;
+    int64_t end_ns;
+    uint32_t flags; /* CPYPROF_THREAD_* */
+    uint32_t reserved;
+};
+
+#define CPYPROF_THREAD_MAIN 1u         /* the interpreter's main thread */
+#define CPYPROF_THREAD_STARTED_LATE 2u /* created after profiling began */
+
+/** A call-tree node: a function reached by one path from a root. calls
+ *  counts entries of the function along this path; total_ns is inclusive
+ *  time. Self time is total_ns minus the children's total_ns. 24 bytes. */
+struct cpyprof_node_rec {
+    uint32_t parent; /* node index, or CPYPROF_NONE */
+    uint32_t func;   /* function id */
+    uint64_t calls;
+    uint64_t total_ns;
+};
+
+/** Event kinds carried in EVENTS chunks. */
+enum cpyprof_event_kind {
+    CPYPROF_EV_THREAD_START = 1, /* a = native tid low 32 bits */
+    CPYPROF_EV_THREAD_END = 2,
+    CPYPROF_EV_CALL = 3,   /* a = function id */
+    CPYPROF_EV_RETURN = 4, /* a = function id */
+};
+
+/** One event. time_ns is ns since profile start. a, b, c depend on kind.
+ *  32 bytes. */
+struct cpyprof_event_rec {
+    int64_t time_ns;
+    uint32_t kind;
+    uint32_t a;
+    uint64_t b;
+    uint64_t c;
+};
+
+/** Why the profile was written. */
+enum cpyprof_end_reason {
+    CPYPROF_END_STOP = 0,    /* cpyprof.stop() / context exit */
+    CPYPROF_END_EXIT = 1,    /* interpreter exit (atexit) */
+    CPYPROF_END_SIGNAL = 2,  /* a fatal signal (SIGTERM) was caught */
+};
+
+/** Trailer. 64 bytes. */
+struct cpyprof_trailer_rec {
+    uint64_t events_written;
+    uint64_t events_dropped; /* ring full: records lost */
+    uint64_t calls_untracked; /* calls beyond the depth limit or node table */
+    uint64_t threads;
+    int64_t duration_ns;
+    uint32_t end_reason; /* enum cpyprof_end_reason */
+    uint32_t end_signal; /* signal number when end_reason is SIGNAL */
+    uint64_t write_errors; /* chunks the writer failed to write */
+    uint64_t reserved;
+};
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CPYPROF_FORMAT_H */
