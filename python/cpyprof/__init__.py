@@ -1,0 +1,1 @@
+"""cpyprof (placeholder until the package lands)."""
