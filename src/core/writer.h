@@ -38,12 +38,13 @@ void cp_buf_meta(cp_buf *b, const char *key, const char *value);
 uint32_t cp_crc32(uint32_t crc, const void *data, size_t n);
 
 typedef struct cp_writer {
-    int fd;               /* -1 when closed */
-    bool failed;          /* a write failed; later chunks are not attempted */
-    uint64_t bytes;       /* bytes written so far */
-    uint64_t chunks;      /* chunks written */
-    uint64_t errors;      /* chunks that could not be written */
+    int fd;          /* -1 when closed */
+    bool failed;     /* a write failed; later chunks are not attempted */
+    uint64_t bytes;  /* bytes written so far */
+    uint64_t chunks; /* chunks written */
+    uint64_t errors; /* chunks that could not be written */
     int last_errno;
+    char path[4096]; /* the file's path, for messages (truncated if longer) */
 } cp_writer;
 
 /** Creates/truncates `path` (mode 0644, O_CLOEXEC) and writes the file
@@ -60,7 +61,9 @@ int cp_writer_check_path(const char *path, char *err, size_t errlen);
 int cp_writer_chunk(cp_writer *w, uint32_t type, const void *payload, size_t n, char *err,
                     size_t errlen);
 
-/** Closes the file. Returns 0 or -1 with err set. */
+/** Closes the file. Returns 0 or -1 with err set when close() itself fails
+ *  (an earlier chunk failure was already reported by cp_writer_chunk; check
+ *  `failed`/`errors`). Closing a closed writer does nothing. */
 int cp_writer_close(cp_writer *w, char *err, size_t errlen);
 
 #endif

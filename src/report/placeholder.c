@@ -1,1 +1,0 @@
-/* placeholder until the reader lands */ typedef int cp_report_placeholder_t;
