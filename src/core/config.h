@@ -64,7 +64,8 @@ int cp_config_set(cp_config *c, const char *key, const char *value, const char *
 /** Reads every CPYPROF_<KEY> variable known to cp_config_set from `envp`
  *  (a NULL-terminated "NAME=value" array, e.g. environ). Unknown CPYPROF_*
  *  names are errors too (typos must not pass silently), except the names in
- *  the "reserved" list (CPYPROF_PID, CPYPROF_LIBRARY, CPYPROF_BUILD_DIR).
+ *  the "reserved" list (CPYPROF_PID, CPYPROF_LIBRARY, CPYPROF_BUILD_DIR,
+ *  CPYPROF_ACTIVE), which belong to the launcher and tools.
  *  Stops at the first error. Returns 0 or -1 with err set. */
 int cp_config_from_env(cp_config *c, char *const *envp, char *err, size_t errlen);
 
