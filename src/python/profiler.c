@@ -1,0 +1,279 @@
+/*
+ * profiler.c — starting and stopping a profiling run, with the GIL held, and
+ * the process-level hooks that make the file complete at every exit:
+ * Python's atexit (normal end, sys.exit, uncaught exception, KeyboardInterrupt
+ * from SIGINT), a SIGTERM handler (only if the program left SIGTERM at its
+ * default), and fork handlers (the child of a fork stops profiling: it must
+ * neither write to the parent's file nor pay for the hook).
+ */
+#include "python/profiler.h"
+
+#include "cpyprof/format.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+cp_profiler cp_g = {
+    .co_extra_index = -1,
+    .wake_fds = {-1, -1},
+    .writer = {.fd = -1},
+};
+
+void cp_log(const char *fmt, ...)
+{
+    /* One write(2) per message so lines from several processes don't mix;
+     * stderr's FILE buffer is the program's, leave it alone. */
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf, "cpyprof: ");
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        return;
+    size_t len = (size_t)n + ((size_t)m < sizeof buf - (size_t)n - 1 ? (size_t)m
+                                                                       : sizeof buf - (size_t)n - 2);
+    buf[len++] = '\n';
+    ssize_t w = write(2, buf, len);
+    (void)w;
+}
+
+/* ---- SIGTERM -------------------------------------------------------------- */
+
+static void on_sigterm(int sig)
+{
+    /* Async-signal-safe: one write to a non-blocking pipe. */
+    int saved = errno;
+    char c = 'T';
+    ssize_t w = write(cp_g.wake_fds[1], &c, 1);
+    (void)w;
+    (void)sig;
+    errno = saved;
+}
+
+static void install_term_handler(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGTERM, NULL, &old) != 0 || old.sa_handler != SIG_DFL ||
+        (old.sa_flags & SA_SIGINFO))
+        return; /* the program handles SIGTERM itself: leave it alone */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigterm;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) == 0)
+        cp_g.term_handler_installed = true;
+}
+
+static void remove_term_handler(void)
+{
+    if (!cp_g.term_handler_installed)
+        return;
+    struct sigaction cur;
+    if (sigaction(SIGTERM, NULL, &cur) == 0 && cur.sa_handler == on_sigterm) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_DFL;
+        sigaction(SIGTERM, &sa, NULL);
+    }
+    cp_g.term_handler_installed = false;
+}
+
+/* ---- fork ----------------------------------------------------------------- */
+
+static void atfork_child(void)
+{
+    /* Async-signal-safe context (after fork in a threaded parent): only
+     * flags and close(). The writer thread does not exist in the child. */
+    if (atomic_load(&cp_g.state) == CP_OFF)
+        return;
+    cp_g.inert = 1;
+    cp_g.writer_running = false;
+    if (cp_g.writer.fd >= 0)
+        close(cp_g.writer.fd);
+    cp_g.writer.fd = -1;
+    if (cp_g.wake_fds[0] >= 0)
+        close(cp_g.wake_fds[0]);
+    if (cp_g.wake_fds[1] >= 0)
+        close(cp_g.wake_fds[1]);
+    cp_g.wake_fds[0] = cp_g.wake_fds[1] = -1;
+    cp_g.term_handler_installed = false;
+    atomic_store(&cp_g.dumped, 1);
+    atomic_store(&cp_g.state, CP_OFF);
+}
+
+/* os.register_at_fork(after_in_child=...): with the GIL, remove the hook
+ * from the thread that survived the fork, and restore SIGTERM. */
+static PyObject *py_after_fork_child(PyObject *self, PyObject *unused)
+{
+    if (cp_g.inert && PyThreadState_Get()->c_profilefunc == cp_trace_hook)
+        PyEval_SetProfile(NULL, NULL);
+    struct sigaction cur;
+    if (sigaction(SIGTERM, NULL, &cur) == 0 && cur.sa_handler == on_sigterm) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_DFL;
+        sigaction(SIGTERM, &sa, NULL);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef after_fork_def = {"_cpyprof_after_fork_child", py_after_fork_child,
+                                     METH_NOARGS, "cpyprof: stop profiling in a forked child"};
+
+/* ---- atexit --------------------------------------------------------------- */
+
+static PyObject *py_atexit(PyObject *self, PyObject *unused)
+{
+    char err[512];
+    if (atomic_load(&cp_g.state) == CP_RUNNING &&
+        cp_profiler_stop(CPYPROF_END_EXIT, err, sizeof err) < 0)
+        cp_log("%s", err);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef atexit_def = {"_cpyprof_atexit", py_atexit, METH_NOARGS,
+                                 "cpyprof: write the profile at exit"};
+
+static int call_module(const char *module, const char *func, const char *kw, PyMethodDef *def)
+{
+    PyObject *m = PyImport_ImportModule(module);
+    if (!m)
+        return -1;
+    PyObject *fn = PyCFunction_NewEx(def, NULL, NULL);
+    PyObject *meth = PyObject_GetAttrString(m, func);
+    PyObject *r = NULL;
+    if (fn && meth) {
+        if (kw) {
+            PyObject *args = PyTuple_New(0);
+            PyObject *kwargs = Py_BuildValue("{sO}", kw, fn);
+            if (args && kwargs)
+                r = PyObject_Call(meth, args, kwargs);
+            Py_XDECREF(args);
+            Py_XDECREF(kwargs);
+        } else {
+            r = PyObject_CallOneArg(meth, fn);
+        }
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(meth);
+    Py_XDECREF(fn);
+    Py_DECREF(m);
+    return r ? 0 : -1;
+}
+
+static void register_process_hooks(void)
+{
+    if (!cp_g.atexit_registered) {
+        if (call_module("atexit", "register", NULL, &atexit_def) == 0)
+            cp_g.atexit_registered = true;
+        else
+            PyErr_Clear();
+    }
+    if (!cp_g.atfork_registered) {
+        pthread_atfork(NULL, NULL, atfork_child);
+        if (call_module("os", "register_at_fork", "after_in_child", &after_fork_def) != 0)
+            PyErr_Clear();
+        cp_g.atfork_registered = true;
+    }
+}
+
+/* ---- start / stop --------------------------------------------------------- */
+
+static void release_run_state(void)
+{
+    cp_threads_free_all();
+    cp_names_reset();
+    cp_symtab_destroy(&cp_g.syms);
+}
+
+int cp_profiler_start(const cp_config *cfg, int activation, char *err, size_t errlen)
+{
+    int st = atomic_load(&cp_g.state);
+    if (st != CP_OFF) {
+        snprintf(err, errlen, "cpyprof is already profiling this process (started %s)",
+                 cp_g.activation == CP_ACT_PRELOAD ? "by LD_PRELOAD" : "by cpyprof.start()");
+        return -1;
+    }
+    if (cp311_check_runtime(err, errlen) != 0)
+        return -1;
+    if (cfg->mode == CP_MODE_SAMPLE) {
+        snprintf(err, errlen, "mode 'sample' is not available in this build yet; use mode 'trace'");
+        return -1;
+    }
+    cp_g.cfg = *cfg;
+    cp_g.activation = activation;
+    if (cp_g.co_extra_index < 0) {
+        cp_g.co_extra_index = _PyEval_RequestCodeExtraIndex(NULL);
+        if (cp_g.co_extra_index < 0) {
+            PyErr_Clear();
+            snprintf(err, errlen, "no free co_extra slot in this interpreter");
+            return -1;
+        }
+    }
+    if (cp_writer_open(&cp_g.writer, cfg->output, err, errlen) != 0)
+        return -1;
+    cp_clock_calibrate(&cp_g.clock, 5, true);
+    if (cp_symtab_init(&cp_g.syms) != 0 || cp_threads_init_type() != 0) {
+        PyErr_Clear();
+        snprintf(err, errlen, "out of memory");
+        cp_writer_close(&cp_g.writer, err, errlen);
+        return -1;
+    }
+    cp_g.generation++;
+    cp_g.events_written = 0;
+    atomic_store(&cp_g.dumped, 0);
+    if (cp_write_meta(err, errlen) != 0) {
+        char e2[64];
+        cp_writer_close(&cp_g.writer, e2, sizeof e2);
+        cp_symtab_destroy(&cp_g.syms);
+        return -1;
+    }
+    /* Imports (atexit, os) before the hooks go live: not in the profile. */
+    register_process_hooks();
+    cp_g.inert = 0;
+    atomic_store(&cp_g.state, CP_RUNNING);
+    if (cp_threads_attach_all(err, errlen) != 0) {
+        cp_g.inert = 1;
+        cp_threads_detach_all();
+        atomic_store(&cp_g.state, CP_OFF);
+        char e2[64];
+        cp_writer_close(&cp_g.writer, e2, sizeof e2);
+        release_run_state();
+        return -1;
+    }
+    if (cp_writer_thread_start(err, errlen) != 0) {
+        /* Not fatal: aggregated trees need no writer; rings just fill up. */
+        cp_log("%s (continuing without it)", err);
+    }
+    if (cp_g.writer_running)
+        install_term_handler();
+    return 0;
+}
+
+int cp_profiler_stop(int end_reason, char *err, size_t errlen)
+{
+    if (atomic_load(&cp_g.state) != CP_RUNNING) {
+        snprintf(err, errlen, "cpyprof is not running");
+        return 1;
+    }
+    atomic_store(&cp_g.state, CP_STOPPING);
+    /* The GIL is held: no hook is running now, and after this none will. */
+    cp_threads_detach_all();
+    cp_g.inert = 1;
+    remove_term_handler();
+    cp_writer_thread_stop();
+    int term = cp_take_pending_term();
+    cp_drain_all();
+    int rc = cp_dump_profile(end_reason, 0, true, err, errlen);
+    release_run_state();
+    atomic_store(&cp_g.state, CP_OFF);
+    if (term) /* a SIGTERM arrived while we stopped: deliver it now */
+        kill(getpid(), SIGTERM);
+    return rc;
+}

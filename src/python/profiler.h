@@ -1,0 +1,138 @@
+/*
+ * profiler.h — the one global state of the in-process profiler, and the
+ * per-thread state the hooks write to.
+ *
+ * All mutation of this state happens with the GIL held (start, stop, the
+ * profile hook, thread registration) except: the writer thread drains rings
+ * and, for the ring transport, owns the trees; and the SIGTERM dump reads
+ * everything from the writer thread without the GIL (see dump.c for why that
+ * is memory-safe).
+ */
+#ifndef CPYPROF_PYTHON_PROFILER_H
+#define CPYPROF_PYTHON_PROFILER_H
+
+#include "python/py311.h"
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/ring.h"
+#include "core/symtab.h"
+#include "core/tree.h"
+#include "core/writer.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/** One entry of a thread's shadow stack. */
+typedef struct cp_frame_entry {
+    uint32_t node;    /* tree node (inline) or function id (ring transport) */
+    uint32_t is_c;    /* a C function entry */
+    uint64_t t0;      /* ticks at entry */
+    const void *what; /* the _PyInterpreterFrame, or the PyMethodDef of a C call */
+} cp_frame_entry;
+
+/** Per-thread state: a Python object so that it can be the `obj` argument
+ *  of PyEval_SetProfile (the hook then finds its thread in one load). */
+typedef struct cp_thread {
+    PyObject_HEAD struct cp_thread *next; /* global list, newest first */
+    uint32_t id;                          /* index in the profile file */
+    uint32_t flags;                       /* CPYPROF_THREAD_* */
+    uint64_t ident;                       /* threading.get_ident() */
+    uint64_t native_tid;
+    uint32_t name; /* string id or CPYPROF_NONE */
+    int64_t start_ns;
+    /* shadow stack (hook side) */
+    cp_frame_entry *stack;
+    uint32_t depth;
+    uint32_t max_depth;
+    uint64_t overflow;   /* untracked frames currently above max_depth */
+    uint64_t untracked;  /* calls not recorded (depth limit, full tree) */
+    cp_tree tree;        /* written by the hook (inline) or the writer (ring) */
+    cp_ring ring;        /* hook -> writer thread */
+    /* ring transport: the writer's view of this thread's stack */
+    struct {
+        uint32_t node;
+        uint64_t t0;
+    } * agg;
+    uint32_t agg_depth;
+} cp_thread;
+
+enum cp_run_state { CP_OFF = 0, CP_RUNNING = 1, CP_STOPPING = 2 };
+enum cp_activation { CP_ACT_NONE = 0, CP_ACT_PRELOAD = 1, CP_ACT_IMPORT = 2 };
+
+typedef struct cp_profiler {
+    _Atomic int state;      /* enum cp_run_state */
+    volatile int inert;     /* hooks return at once (stopping, forked child) */
+    int activation;         /* enum cp_activation */
+    cp_config cfg;
+    cp_clock clock;
+    cp_symtab syms;
+    cp_writer writer;
+    _Atomic(cp_thread *) threads;
+    uint32_t nthreads;
+    uint32_t generation;         /* bumped at every start: stale co_extra ids are ignored */
+    Py_ssize_t co_extra_index;   /* -1 until requested (once per process) */
+    _Atomic int dumped;          /* the profile was written (at most once per run) */
+    /* writer thread */
+    pthread_t writer_tid;
+    bool writer_running;
+    int wake_fds[2];             /* [0] read by the writer, [1] written by handlers */
+    _Atomic int writer_quit;
+    uint64_t events_written;
+    /* SIGTERM */
+    bool term_handler_installed;
+    /* once-per-process registrations */
+    bool atexit_registered;
+    bool atfork_registered;
+    /* untracked calls of threads whose state was dropped */
+    uint64_t write_errors;
+} cp_profiler;
+
+extern cp_profiler cp_g;
+
+/* trace.c */
+int cp_trace_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg);
+/** Pushes the frames a thread is executing (outermost first), as if they
+ *  had just been called. GIL held. */
+void cp_trace_prefill(cp_thread *th, cp_iframe *innermost);
+
+/* names.c: function ids, GIL held */
+uint32_t cp_names_code(PyCodeObject *co);     /* registers or returns the id */
+uint32_t cp_names_cfunc(PyObject *cfunc);     /* a PyCFunctionObject */
+/** The id of a code object from its co_extra slot; registers on a miss. */
+static inline uint32_t cp_code_id(PyCodeObject *co)
+{
+    uintptr_t x = (uintptr_t)cp311_code_extra(co, cp_g.co_extra_index);
+    if ((uint32_t)(x >> 32) == cp_g.generation)
+        return (uint32_t)x;
+    return cp_names_code(co);
+}
+void cp_names_reset(void);
+uint32_t cp_names_string(const char *s);
+
+/* threads.c */
+int cp_threads_init_type(void);
+cp_thread *cp_thread_new(PyThreadState *ts, uint32_t flags, char *err, size_t errlen);
+int cp_threads_attach_all(char *err, size_t errlen); /* existing threads + threading.setprofile */
+void cp_threads_detach_all(void);
+void cp_threads_refresh_names(void);
+void cp_threads_free_all(void);
+
+/* drain.c: the writer thread */
+int cp_writer_thread_start(char *err, size_t errlen);
+void cp_writer_thread_stop(void);
+int cp_take_pending_term(void); /* a SIGTERM came in while stopping */
+void cp_drain_all(void); /* moves every ring's records into trees / event chunks */
+
+/* dump.c */
+int cp_dump_profile(int end_reason, int end_signal, bool have_gil, char *err, size_t errlen);
+int cp_write_meta(char *err, size_t errlen);
+
+/* profiler.c */
+int cp_profiler_start(const cp_config *cfg, int activation, char *err, size_t errlen);
+int cp_profiler_stop(int end_reason, char *err, size_t errlen);
+void cp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

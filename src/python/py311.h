@@ -1,0 +1,81 @@
+/*
+ * py311.h — everything that depends on CPython 3.11's internal layout, in
+ * one place. A port to 3.12 adds py312.h and picks one at start-up.
+ *
+ * Facts used (Include/internal/pycore_frame.h, cpython/pystate.h, 3.11):
+ *  - a PyFrameObject points to its _PyInterpreterFrame (f_frame), which holds
+ *    f_code and `previous`; frames of generators live inside the generator;
+ *  - tstate->cframe->current_frame is the innermost executing frame;
+ *  - a frame is "incomplete" until its first instruction ran (skip those);
+ *  - code objects carry co_extra, an array of per-tool pointers.
+ */
+#ifndef CPYPROF_PYTHON_PY311_H
+#define CPYPROF_PYTHON_PY311_H
+
+#include "python/pyapi.h"
+
+#include <internal/pycore_code.h>
+#include <internal/pycore_frame.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#if PY_MAJOR_VERSION != 3 || PY_MINOR_VERSION != 11
+#error "py311.h describes CPython 3.11 only"
+#endif
+
+typedef _PyInterpreterFrame cp_iframe;
+
+/* co_extra's layout is private to Objects/codeobject.c in 3.11 (not in any
+ * header): a size followed by that many pointers. */
+typedef struct cp311_code_extra_s {
+    Py_ssize_t ce_size;
+    void *ce_extras[1];
+} cp311_code_extra_t;
+
+/** The interpreter frame of a frame object handed to a profile function. */
+static inline cp_iframe *cp311_frame_iframe(PyFrameObject *f) { return f->f_frame; }
+
+static inline PyCodeObject *cp311_iframe_code(const cp_iframe *f) { return f->f_code; }
+
+static inline cp_iframe *cp311_iframe_previous(const cp_iframe *f) { return f->previous; }
+
+static inline bool cp311_iframe_complete(cp_iframe *f) { return !_PyFrame_IsIncomplete(f); }
+
+/** The innermost frame a thread is executing (NULL when none). Only valid
+ *  with the GIL held or from the thread itself. */
+static inline cp_iframe *cp311_tstate_frame(PyThreadState *ts)
+{
+    return ts->cframe ? ts->cframe->current_frame : NULL;
+}
+
+static inline unsigned long cp311_tstate_ident(PyThreadState *ts) { return ts->thread_id; }
+static inline unsigned long cp311_tstate_native_id(PyThreadState *ts)
+{
+    return ts->native_thread_id;
+}
+
+/** co_extra slot `index` of a code object, or NULL. Reads the struct
+ *  directly: _PyCode_GetExtra is an exported call plus checks, and this runs
+ *  on every Python call. */
+static inline void *cp311_code_extra(PyCodeObject *co, Py_ssize_t index)
+{
+    const cp311_code_extra_t *x = (const cp311_code_extra_t *)co->co_extra;
+    if (x == NULL || index >= x->ce_size)
+        return NULL;
+    return x->ce_extras[index];
+}
+
+/** Line of the instruction a frame is executing (for samples). */
+static inline int cp311_iframe_line(cp_iframe *f)
+{
+    int addr = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
+    return PyCode_Addr2Line(f->f_code, addr);
+}
+
+/** Checks that the running interpreter has the layout these headers
+ *  describe: CPython 3.11, not a debug build, and a _PyRuntime of the size
+ *  we were compiled against. Returns 0, or -1 with a one-line reason. */
+int cp311_check_runtime(char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * pyweak_list.h — every CPython symbol libcpyprof.so references, declared weak
+ * (see pyapi.h for why). Regenerate after using a new API function:
+ *   nm -D --undefined-only build/libcpyprof.so | awk '$1=="U"{print $2}' | grep -E "^_?Py"
+ * tests/unit/test_weak_symbols checks that the list is complete.
+ */
+#ifndef CPYPROF_PYTHON_PYWEAK_LIST_H
+#define CPYPROF_PYTHON_PYWEAK_LIST_H
+#pragma weak PyCFunction_Type
+#pragma weak PyCMethod_New
+#pragma weak PyDict_GetItemWithError
+#pragma weak PyErr_Clear
+#pragma weak PyErr_Fetch
+#pragma weak PyErr_Restore
+#pragma weak PyEval_SetProfile
+#pragma weak PyImport_GetModule
+#pragma weak PyImport_ImportModule
+#pragma weak PyInterpreterState_ThreadHead
+#pragma weak PyLong_FromUnsignedLongLong
+#pragma weak PyModule_GetName
+#pragma weak PyModule_Type
+#pragma weak PyObject_Call
+#pragma weak PyObject_CallOneArg
+#pragma weak PyObject_Free
+#pragma weak PyObject_GetAttrString
+#pragma weak PySys_AddAuditHook
+#pragma weak PySys_GetObject
+#pragma weak PyThreadState_Get
+#pragma weak PyThreadState_GetInterpreter
+#pragma weak PyThreadState_Next
+#pragma weak PyThread_get_thread_ident
+#pragma weak PyTuple_New
+#pragma weak PyType_IsSubtype
+#pragma weak PyType_Ready
+#pragma weak PyUnicode_AsUTF8
+#pragma weak PyUnicode_AsUTF8AndSize
+#pragma weak PyUnicode_FromString
+#pragma weak Py_GetVersion
+#pragma weak Py_IsInitialized
+#pragma weak _PyArg_ParseTuple_SizeT
+#pragma weak _PyCode_SetExtra
+#pragma weak _PyEval_RequestCodeExtraIndex
+#pragma weak _PyEval_SetProfile
+#pragma weak _PyOS_IsMainThread
+#pragma weak _PyObject_CallMethod_SizeT
+#pragma weak _PyObject_New
+#pragma weak _PyRuntime
+#pragma weak _Py_BuildValue_SizeT
+#pragma weak _Py_Dealloc
+#pragma weak _Py_NoneStruct
+#endif

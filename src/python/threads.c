@@ -1,0 +1,264 @@
+/*
+ * threads.c — per-thread state: made for every thread that exists when
+ * profiling starts, and for every thread started later through
+ * threading.setprofile.
+ *
+ * Why threading.setprofile and a trampoline: in 3.11 PyEval_SetProfile covers
+ * only the calling thread. threading.Thread._bootstrap_inner calls
+ * sys.setprofile(threading._profile_hook) in each new thread before run();
+ * our hook there is a builtin that, on its first event in the new thread,
+ * makes the thread's state and replaces itself by the C hook. Threads that
+ * enter Python from C (PyGILState_Ensure) without the threading module are
+ * not seen in 3.11 (documented).
+ */
+#include "python/profiler.h"
+
+#include "cpyprof/format.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void thread_dealloc(PyObject *self)
+{
+    cp_thread *th = (cp_thread *)self;
+    cp_tree_destroy(&th->tree);
+    cp_ring_destroy(&th->ring);
+    free(th->stack);
+    free(th->agg);
+    PyObject_Free(self);
+}
+
+static PyTypeObject thread_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "cpyprof.ThreadState",
+    .tp_basicsize = sizeof(cp_thread),
+    .tp_dealloc = thread_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "cpyprof per-thread profiling state (internal)",
+};
+
+int cp_threads_init_type(void)
+{
+    if (thread_type.tp_flags & Py_TPFLAGS_READY)
+        return 0;
+    return PyType_Ready(&thread_type);
+}
+
+/* A module if it is already imported (never imports it), else NULL. */
+static PyObject *imported_module(const char *name)
+{
+    PyObject *n = PyUnicode_FromString(name);
+    if (!n)
+        return NULL;
+    PyObject *m = PyImport_GetModule(n);
+    Py_DECREF(n);
+    return m;
+}
+
+/* threading.Thread name for a thread ident, as a string id; GIL held. */
+static uint32_t thread_name(uint64_t ident)
+{
+    uint32_t id = CPYPROF_NONE;
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    PyObject *threading = imported_module("threading");
+    if (threading == NULL) {
+        PyErr_Clear();
+    } else {
+        PyObject *active = PyObject_GetAttrString(threading, "_active");
+        PyObject *key = PyLong_FromUnsignedLongLong(ident);
+        PyObject *t = (active && key && PyDict_Check(active)) ? PyDict_GetItemWithError(active, key)
+                                                              : NULL;
+        if (t) {
+            PyObject *name = PyObject_GetAttrString(t, "name");
+            if (name && PyUnicode_Check(name)) {
+                Py_ssize_t n;
+                const char *s = PyUnicode_AsUTF8AndSize(name, &n);
+                if (s)
+                    id = cp_symtab_string(&cp_g.syms, s, (size_t)n);
+            }
+            Py_XDECREF(name);
+        }
+        Py_XDECREF(key);
+        Py_XDECREF(active);
+        Py_DECREF(threading);
+        PyErr_Clear();
+    }
+    PyErr_Restore(et, ev, tb);
+    return id;
+}
+
+cp_thread *cp_thread_new(PyThreadState *ts, uint32_t flags, char *err, size_t errlen)
+{
+    cp_thread *th = PyObject_New(cp_thread, &thread_type);
+    if (!th) {
+        PyErr_Clear();
+        snprintf(err, errlen, "out of memory for thread state");
+        return NULL;
+    }
+    memset((char *)th + sizeof(PyObject), 0, sizeof *th - sizeof(PyObject));
+    th->max_depth = cp_g.cfg.max_depth;
+    th->stack = calloc(th->max_depth, sizeof *th->stack);
+    size_t ring_records = (size_t)(cp_g.cfg.ring_bytes / sizeof(cp_record));
+    if (!th->stack || cp_tree_init(&th->tree) != 0 || cp_ring_init(&th->ring, ring_records) != 0) {
+        snprintf(err, errlen, "out of memory for thread state (ring of %llu bytes)",
+                 (unsigned long long)cp_g.cfg.ring_bytes);
+        Py_DECREF(th);
+        return NULL;
+    }
+    if (cp_g.cfg.transport == CP_TRANSPORT_RING) {
+        th->agg = calloc(th->max_depth + 1, sizeof *th->agg);
+        if (!th->agg) {
+            snprintf(err, errlen, "out of memory for thread state");
+            Py_DECREF(th);
+            return NULL;
+        }
+    }
+    th->ident = cp311_tstate_ident(ts);
+    th->native_tid = cp311_tstate_native_id(ts);
+    th->flags = flags;
+    th->start_ns = cp_clock_to_ns(&cp_g.clock, cp_clock_ticks(&cp_g.clock));
+    th->name = thread_name(th->ident);
+    th->id = cp_g.nthreads++;
+    /* Publish on the list last: the writer thread walks it without the GIL. */
+    th->next = atomic_load(&cp_g.threads);
+    atomic_store_explicit(&cp_g.threads, th, memory_order_release);
+    Py_INCREF(th); /* the list's reference */
+
+    cp_record r = {.ticks = cp_clock_ticks(&cp_g.clock),
+                   .kind = CPYPROF_EV_THREAD_START,
+                   .a = (uint32_t)th->native_tid,
+                   .b = th->ident};
+    cp_ring_push(&th->ring, &r);
+    return th;
+}
+
+/* threading.setprofile target: the first event in a new thread. */
+static PyObject *thread_bootstrap(PyObject *self, PyObject *args)
+{
+    PyObject *frame, *event, *arg;
+    if (!PyArg_ParseTuple(args, "OOO", &frame, &event, &arg))
+        return NULL;
+    if (atomic_load(&cp_g.state) != CP_RUNNING || cp_g.inert) {
+        PyEval_SetProfile(NULL, NULL);
+        Py_RETURN_NONE;
+    }
+    PyThreadState *ts = PyThreadState_Get();
+    char err[256];
+    cp_thread *th = cp_thread_new(ts, CPYPROF_THREAD_STARTED_LATE, err, sizeof err);
+    if (!th) {
+        PyEval_SetProfile(NULL, NULL);
+        Py_RETURN_NONE;
+    }
+    cp_trace_prefill(th, cp311_tstate_frame(ts));
+    /* Replaces sys.setprofile's trampoline (which called us) by the C hook;
+     * threading._profile_hook still references this builtin, so it stays
+     * alive while it returns. */
+    PyEval_SetProfile(cp_trace_hook, (PyObject *)th);
+    Py_DECREF(th); /* the thread state now holds it, and the list */
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef bootstrap_def = {"_cpyprof_thread_bootstrap", thread_bootstrap, METH_VARARGS,
+                                    "Installs cpyprof's hook in a new thread (internal)."};
+
+static int set_threading_profile(PyObject *fn)
+{
+    PyObject *threading = PyImport_ImportModule("threading");
+    if (!threading)
+        return -1;
+    PyObject *r = PyObject_CallMethod(threading, "setprofile", "O", fn);
+    Py_DECREF(threading);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+int cp_threads_attach_all(char *err, size_t errlen)
+{
+    /* threading.setprofile first, before any hook is live, so that importing
+     * threading (if the program has not yet) is not in the profile. */
+    PyObject *fn = PyCFunction_NewEx(&bootstrap_def, NULL, NULL);
+    if (!fn || set_threading_profile(fn) < 0) {
+        Py_XDECREF(fn);
+        PyErr_Clear();
+        snprintf(err, errlen, "cannot hook new threads (threading.setprofile failed)");
+        return -1;
+    }
+    Py_DECREF(fn);
+
+    PyThreadState *me = PyThreadState_Get();
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(me);
+    /* The calling thread first, so it is thread 0. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts;
+             ts = PyThreadState_Next(ts)) {
+            if ((pass == 0) != (ts == me))
+                continue;
+            uint32_t flags = 0;
+            if (cp311_tstate_ident(ts) == PyThread_get_thread_ident() && ts == me &&
+                _PyOS_IsMainThread())
+                flags |= CPYPROF_THREAD_MAIN;
+            cp_thread *th = cp_thread_new(ts, flags, err, errlen);
+            if (!th)
+                return -1;
+            cp_trace_prefill(th, cp311_tstate_frame(ts));
+            int rc = _PyEval_SetProfile(ts, cp_trace_hook, (PyObject *)th);
+            Py_DECREF(th);
+            if (rc < 0) {
+                PyErr_Clear();
+                snprintf(err, errlen, "cannot install the profile hook (an audit hook refused "
+                                      "sys.setprofile)");
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+void cp_threads_detach_all(void)
+{
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    PyThreadState *me = PyThreadState_Get();
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(me);
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts;
+         ts = PyThreadState_Next(ts)) {
+        /* Only remove our own hook: a program may have set its own since. */
+        if (ts->c_profilefunc == cp_trace_hook && _PyEval_SetProfile(ts, NULL, NULL) < 0)
+            PyErr_Clear();
+    }
+    {
+        PyObject *threading = imported_module("threading");
+        if (threading) {
+            PyObject *cur = PyObject_GetAttrString(threading, "_profile_hook");
+            if (cur && PyCFunction_Check(cur) &&
+                ((PyCFunctionObject *)cur)->m_ml == &bootstrap_def)
+                set_threading_profile(Py_None);
+            Py_XDECREF(cur);
+            Py_DECREF(threading);
+        }
+    }
+    PyErr_Clear();
+    PyErr_Restore(et, ev, tb);
+}
+
+void cp_threads_refresh_names(void)
+{
+    for (cp_thread *th = atomic_load(&cp_g.threads); th; th = th->next) {
+        uint32_t id = thread_name(th->ident);
+        if (id != CPYPROF_NONE)
+            th->name = id;
+    }
+}
+
+void cp_threads_free_all(void)
+{
+    cp_thread *th = atomic_exchange(&cp_g.threads, NULL);
+    while (th) {
+        cp_thread *next = th->next;
+        Py_DECREF(th);
+        th = next;
+    }
+    cp_g.nthreads = 0;
+}
