@@ -13,6 +13,7 @@
 #include "report/profile.h"
 
 #include <cpyprof/format.h>
+#include <stdbool.h>
 #include <string.h>
 
 typedef struct tb_node {
@@ -116,5 +117,85 @@ static inline void tb_trailer(cp_buf *f, const struct cpyprof_trailer_rec *t)
     tb_chunk(f, CPYPROF_CHUNK_TRAILER, &b);
     cp_buf_free(&b);
 }
+
+/*
+ * The sample profile shared by the model, folded and table tests:
+ *
+ *   thread 0 "MainThread"              thread 1 "worker;1\nx"
+ *   main        1 call   1000 ns       fib          1 call  100 ns
+ *    fib        1        800            fib         1        40
+ *     fib       2        500             [truncated] 0       40
+ *      fib      3        200
+ *       len     4         50
+ *     len       1        100
+ *    len        2         30
+ *
+ * Per function, all threads: main calls 1 self 170 total 1000; fib 8 / 710 /
+ * 900; len 7 / 180 / 180; [truncated] 0 / 40 / 40.
+ */
+static inline void tb_sample(cp_buf *f, bool with_trailer)
+{
+    static const char *const str[] = {"main",       "app.py",      "fib",
+                                      "len",        "builtins",    "[truncated]",
+                                      "MainThread", "worker;1\nx", "python3"};
+    static const struct cpyprof_func_rec fn[] = {
+        {.id = 0, .name = 0, .file = 1, .line = 1, .kind = CPYPROF_FUNC_PYTHON},
+        {.id = 1, .name = 2, .file = 1, .line = 5, .kind = CPYPROF_FUNC_PYTHON},
+        {.id = 2, .name = 3, .file = 4, .line = 0, .kind = CPYPROF_FUNC_BUILTIN},
+        {.id = 3, .name = 5, .file = CPYPROF_NONE, .kind = CPYPROF_FUNC_SPECIAL},
+    };
+    static const struct cpyprof_thread_rec th[] = {
+        {.id = 0,
+         .name = 6,
+         .ident = 140000,
+         .native_tid = 100,
+         .end_ns = -1,
+         .flags = CPYPROF_THREAD_MAIN},
+        {.id = 1,
+         .name = 7,
+         .ident = 140001,
+         .native_tid = 101,
+         .start_ns = 10,
+         .end_ns = 20,
+         .flags = CPYPROF_THREAD_STARTED_LATE},
+    };
+    static const tb_node t0[] = {{CPYPROF_NONE, 0, 1, 1000},
+                                 {0, 1, 1, 800},
+                                 {1, 1, 2, 500},
+                                 {2, 1, 3, 200},
+                                 {3, 2, 4, 50},
+                                 {1, 2, 1, 100},
+                                 {0, 2, 2, 30}};
+    static const tb_node t1[] = {{CPYPROF_NONE, 1, 1, 100}, {0, 1, 1, 40}, {1, 3, 0, 40}};
+    static const char argv[] = "python3\0app.py\0it's here";
+    cp_buf b;
+    cp_buf_init(&b);
+    tb_begin(f);
+    cp_buf_meta(&b, "cpyprof_version", "0.1.0");
+    cp_buf_meta(&b, "mode", "trace");
+    cp_buf_lstr(&b, "argv", 4);
+    cp_buf_lstr(&b, argv, sizeof argv - 1);
+    tb_chunk(f, CPYPROF_CHUNK_META, &b);
+    cp_buf_free(&b);
+    tb_strings(f, 0, str, 9);
+    tb_funcs(f, fn, 4);
+    tb_thread(f, &th[0]);
+    tb_thread(f, &th[1]);
+    tb_tree(f, 0, t0, 7);
+    tb_tree(f, 1, t1, 3);
+    if (with_trailer) {
+        struct cpyprof_trailer_rec tr = {.events_dropped = 3, .threads = 2, .duration_ns = 2500000};
+        tb_trailer(f, &tr);
+    }
+}
+
+/* Loads a cp_buf image; aborts the test with the reader's message. */
+#define TB_LOAD(p, f)                                                                              \
+    do {                                                                                           \
+        char tb_err_[256];                                                                         \
+        ck_assert_msg(cp_profile_load_mem((p), (f)->data, (f)->len, "sample.cpyprof", tb_err_,     \
+                                          sizeof tb_err_) == 0,                                    \
+                      "%s", tb_err_);                                                              \
+    } while (0)
 
 #endif

@@ -1,0 +1,26 @@
+/*
+ * text.h — small text helpers shared by the exporters and the tools:
+ * human time units, JSON string escaping, command lines from META argv.
+ */
+#ifndef CPYPROF_REPORT_TEXT_H
+#define CPYPROF_REPORT_TEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/** Formats nanoseconds with a human unit and 3-4 significant digits:
+ *  "850ns", "12.34us", "1.50ms", "2.00s". Returns buf. */
+char *cp_fmt_ns(uint64_t ns, char *buf, size_t n);
+
+/** Writes `s` (len bytes) as a JSON string literal, quotes included.
+ *  Control characters and NUL are escaped; bytes that are not valid UTF-8
+ *  become U+FFFD, so the output always parses. */
+void cp_json_string(FILE *out, const char *s, size_t len);
+
+/** Joins META "argv" (arguments separated by NUL bytes) into one shell-like
+ *  line: arguments holding spaces or quotes are single-quoted. Truncates to
+ *  fit n. Returns buf. */
+char *cp_argv_join(const char *argv, size_t len, char *buf, size_t n);
+
+#endif
