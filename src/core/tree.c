@@ -17,7 +17,7 @@ static inline uint32_t tree_hash(uint32_t parent, uint64_t key)
 int cp_tree_init(cp_tree *t)
 {
     memset(t, 0, sizeof *t);
-    t->root_hint = CP_TREE_ROOT;
+    t->root_hint = NULL;
     t->mask = 1024 - 1;
     t->slots = calloc(t->mask + 1, sizeof *t->slots);
     t->chunks[0] = calloc(CP_TREE_CHUNK, sizeof(cp_tree_node));
@@ -61,51 +61,53 @@ static int tree_grow(cp_tree *t)
     return 0;
 }
 
-uint32_t cp_tree_child_slow(cp_tree *t, uint32_t parent, uint64_t key, uint32_t func)
+cp_tree_node *cp_tree_child_slow(cp_tree *t, cp_tree_node *parent, uint64_t key, uint32_t func)
 {
-    uint32_t s = tree_hash(parent, key) & t->mask;
+    uint32_t pidx = parent ? parent->index : CP_TREE_ROOT;
+    cp_tree_node **hint = parent ? &parent->hint : &t->root_hint;
+    uint32_t s = tree_hash(pidx, key) & t->mask;
     for (;;) {
         uint32_t v = t->slots[s];
         if (!v)
             break;
         cp_tree_node *nd = cp_tree_at(t, v - 1);
-        if (nd->key == key && nd->parent == parent)
-            return v - 1;
+        if (nd->key == key && nd->parent == pidx) {
+            *hint = nd;
+            return nd;
+        }
         s = (s + 1) & t->mask;
     }
     if (func == CP_TREE_ROOT)
-        return CP_TREE_ROOT;
+        return NULL;
 
     uint32_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
     uint32_t chunk = n >> CP_TREE_CHUNK_BITS;
-    if (chunk >= CP_TREE_MAX_CHUNKS) {
+    /* A hash that could not grow must keep free slots or probes never end. */
+    if (chunk >= CP_TREE_MAX_CHUNKS || (uint64_t)(n + 2) > t->mask) {
         t->full++;
-        return CP_TREE_ROOT;
+        return NULL;
     }
     if (!t->chunks[chunk]) {
         t->chunks[chunk] = calloc(CP_TREE_CHUNK, sizeof(cp_tree_node));
         if (!t->chunks[chunk]) {
             t->full++;
-            return CP_TREE_ROOT;
+            return NULL;
         }
     }
     cp_tree_node *nd = cp_tree_at(t, n);
     nd->key = key;
-    nd->parent = parent;
+    nd->parent = pidx;
     nd->func = func;
     nd->calls = 0;
     nd->ticks = 0;
-    nd->hint = CP_TREE_ROOT;
+    nd->hint = NULL;
+    nd->index = n;
     /* Publish: a reader that sees count > n sees the fields above. */
     atomic_store_explicit(&t->count, n + 1, memory_order_release);
 
     t->slots[s] = n + 1;
-    if ((uint64_t)(n + 1) * 2 > (uint64_t)t->mask + 1 && tree_grow(t) != 0) {
-        /* The hash could not grow: it still works while it has free slots;
-         * refuse new nodes before it fills completely. */
-        if ((uint64_t)(n + 1) * 4 > (uint64_t)(t->mask + 1) * 3) {
-            t->full++;
-        }
-    }
-    return n;
+    if ((uint64_t)(n + 1) * 2 > (uint64_t)t->mask + 1)
+        tree_grow(t); /* on failure the hash keeps working until nearly full */
+    *hint = nd;
+    return nd;
 }

@@ -33,15 +33,16 @@ typedef struct cp_tree_node {
     uint32_t parent; /* node index or CP_TREE_ROOT */
     uint32_t func;   /* function id, resolved once when the node is made */
     uint64_t calls;
-    uint64_t ticks; /* inclusive, summed over completed calls */
-    uint32_t hint;  /* most recently entered child, or CP_TREE_ROOT */
+    uint64_t ticks;            /* inclusive, summed over completed calls */
+    struct cp_tree_node *hint; /* most recently entered child, or NULL */
+    uint32_t index;            /* this node's index */
     uint32_t pad;
 } cp_tree_node;
 
 typedef struct cp_tree {
     cp_tree_node *chunks[CP_TREE_MAX_CHUNKS];
     _Atomic uint32_t count; /* published nodes */
-    uint32_t root_hint;     /* most recently entered root */
+    cp_tree_node *root_hint; /* most recently entered root, or NULL */
     /* owner-private hash: slot -> node index + 1 (0 = empty) */
     uint32_t *slots;
     uint32_t mask;
@@ -67,40 +68,32 @@ static inline uint32_t cp_tree_count(const cp_tree *t)
     return atomic_load_explicit(&t->count, memory_order_acquire);
 }
 
-/** Slow path of cp_tree_child: hash lookup, and creation if `func` is not
- *  CP_TREE_ROOT. Returns the node index, or CP_TREE_ROOT if absent (when
- *  func == CP_TREE_ROOT) or if the tree is full (counted in `full`). */
-uint32_t cp_tree_child_slow(cp_tree *t, uint32_t parent, uint64_t key, uint32_t func);
+/** Slow path: hash lookup of (parent, key), and creation if `func` is not
+ *  CP_TREE_ROOT. Returns the node, or NULL if absent (func == CP_TREE_ROOT)
+ *  or if the tree is full (counted in `full`). Remembers the result as the
+ *  parent's hint. */
+cp_tree_node *cp_tree_child_slow(cp_tree *t, cp_tree_node *parent, uint64_t key, uint32_t func);
 
-/** Finds the child of `parent` (CP_TREE_ROOT for a root) with `key`. Returns
- *  its index or CP_TREE_ROOT if there is none yet. Hot path. */
-static inline uint32_t cp_tree_find(cp_tree *t, uint32_t parent, uint64_t key)
+/** Hot path: the child of `parent` (NULL for a root) with `key`, or NULL if
+ *  there is none yet. A call in a loop hits the parent's hint: two loads and
+ *  a compare. */
+static inline cp_tree_node *cp_tree_find(cp_tree *t, cp_tree_node *parent, uint64_t key)
 {
-    uint32_t h = parent == CP_TREE_ROOT ? t->root_hint : cp_tree_at(t, parent)->hint;
-    if (h != CP_TREE_ROOT && cp_tree_at(t, h)->key == key)
+    cp_tree_node *h = parent ? parent->hint : t->root_hint;
+    if (h && h->key == key)
         return h;
-    h = cp_tree_child_slow(t, parent, key, CP_TREE_ROOT);
-    if (h != CP_TREE_ROOT) {
-        if (parent == CP_TREE_ROOT)
-            t->root_hint = h;
-        else
-            cp_tree_at(t, parent)->hint = h;
-    }
-    return h;
+    return cp_tree_child_slow(t, parent, key, CP_TREE_ROOT);
 }
 
-/** Adds a child known to be absent. Returns its index or CP_TREE_ROOT if
- *  the tree is full. */
-static inline uint32_t cp_tree_add(cp_tree *t, uint32_t parent, uint64_t key, uint32_t func)
+/** Finds or adds the child of `parent` with `key`; `func` names it if new.
+ *  NULL only when the tree is full. */
+static inline cp_tree_node *cp_tree_enter(cp_tree *t, cp_tree_node *parent, uint64_t key,
+                                          uint32_t func)
 {
-    uint32_t h = cp_tree_child_slow(t, parent, key, func);
-    if (h != CP_TREE_ROOT) {
-        if (parent == CP_TREE_ROOT)
-            t->root_hint = h;
-        else
-            cp_tree_at(t, parent)->hint = h;
-    }
-    return h;
+    cp_tree_node *h = parent ? parent->hint : t->root_hint;
+    if (h && h->key == key)
+        return h;
+    return cp_tree_child_slow(t, parent, key, func);
 }
 
 #endif

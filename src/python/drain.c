@@ -31,9 +31,9 @@ static _Atomic int term_pending;
 static void agg_close_top(cp_thread *th, uint64_t ticks)
 {
     th->agg_depth--;
-    uint32_t n = th->agg[th->agg_depth].node;
-    if (n != CP_TREE_ROOT)
-        cp_tree_at(&th->tree, n)->ticks += ticks - th->agg[th->agg_depth].t0;
+    cp_tree_node *n = th->agg[th->agg_depth].node;
+    if (n)
+        n->ticks += ticks - th->agg[th->agg_depth].t0;
 }
 
 static void agg_call(cp_thread *th, const cp_record *r)
@@ -43,16 +43,13 @@ static void agg_call(cp_thread *th, const cp_record *r)
         return;
     while (th->agg_depth >= d) /* RETURNs were dropped */
         agg_close_top(th, r->ticks);
-    uint32_t parent = th->agg_depth ? th->agg[th->agg_depth - 1].node : CP_TREE_ROOT;
+    cp_tree_node *parent = th->agg_depth ? th->agg[th->agg_depth - 1].node : NULL;
     uint64_t key = ((uint64_t)r->a << 1) | 1u;
-    uint32_t n = CP_TREE_ROOT;
-    if (parent != CP_TREE_ROOT || th->agg_depth == 0) {
-        n = cp_tree_find(&th->tree, parent, key);
-        if (n == CP_TREE_ROOT)
-            n = cp_tree_add(&th->tree, parent, key, r->a);
-    }
-    if (n != CP_TREE_ROOT)
-        cp_tree_at(&th->tree, n)->calls++;
+    cp_tree_node *n = NULL;
+    if (parent || th->agg_depth == 0) /* under an untracked node: untracked */
+        n = cp_tree_enter(&th->tree, parent, key, r->a);
+    if (n)
+        n->calls++;
     else
         th->untracked++;
     th->agg[th->agg_depth].node = n;

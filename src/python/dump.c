@@ -109,9 +109,9 @@ static void add_open_frames(const cp_thread *th, uint64_t *extra, uint32_t count
 {
     if (cp_g.cfg.transport == CP_TRANSPORT_RING) {
         for (uint32_t i = 0; i < th->agg_depth; i++) {
-            uint32_t n = th->agg[i].node;
-            if (n < count && now > th->agg[i].t0)
-                extra[n] += now - th->agg[i].t0;
+            const cp_tree_node *n = th->agg[i].node;
+            if (n && n->index < count && now > th->agg[i].t0)
+                extra[n->index] += now - th->agg[i].t0;
         }
         return;
     }
@@ -119,10 +119,10 @@ static void add_open_frames(const cp_thread *th, uint64_t *extra, uint32_t count
     if (depth > th->max_depth)
         depth = th->max_depth;
     for (uint32_t i = 0; i < depth; i++) {
-        uint32_t n = th->stack[i].node;
+        const cp_tree_node *n = th->stack[i].node;
         uint64_t t0 = th->stack[i].t0;
-        if (n < count && now > t0)
-            extra[n] += now - t0;
+        if (n && n->index < count && now > t0)
+            extra[n->index] += now - t0;
     }
 }
 

@@ -111,7 +111,7 @@ static void atfork_child(void)
  * from the thread that survived the fork, and restore SIGTERM. */
 static PyObject *py_after_fork_child(PyObject *self, PyObject *unused)
 {
-    if (cp_g.inert && PyThreadState_Get()->c_profilefunc == cp_trace_hook)
+    if (cp_g.inert && cp_trace_is_ours(PyThreadState_Get()->c_profilefunc))
         PyEval_SetProfile(NULL, NULL);
     struct sigaction cur;
     if (sigaction(SIGTERM, NULL, &cur) == 0 && cur.sa_handler == on_sigterm) {

@@ -27,10 +27,11 @@
 
 /** One entry of a thread's shadow stack. */
 typedef struct cp_frame_entry {
-    uint32_t node;    /* tree node (inline) or function id (ring transport) */
-    uint32_t is_c;    /* a C function entry */
-    uint64_t t0;      /* ticks at entry */
-    const void *what; /* the _PyInterpreterFrame, or the PyMethodDef of a C call */
+    cp_tree_node *node; /* tree node (inline transport) */
+    uint64_t t0;        /* ticks at entry */
+    const void *what;   /* the _PyInterpreterFrame, or the PyMethodDef of a C call */
+    uint32_t fid;       /* function id (ring transport) */
+    uint32_t is_c;      /* a C function entry */
 } cp_frame_entry;
 
 /** Per-thread state: a Python object so that it can be the `obj` argument
@@ -53,7 +54,7 @@ typedef struct cp_thread {
     cp_ring ring;        /* hook -> writer thread */
     /* ring transport: the writer's view of this thread's stack */
     struct {
-        uint32_t node;
+        cp_tree_node *node;
         uint64_t t0;
     } * agg;
     uint32_t agg_depth;
@@ -94,6 +95,12 @@ extern cp_profiler cp_g;
 
 /* trace.c */
 int cp_trace_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg);
+int cp_trace_hook_ring(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg);
+/** The hook for the current configuration (one per transport, so the hot
+ *  path does not test the transport on every event). */
+Py_tracefunc cp_trace_current_hook(void);
+/** True if `f` is one of our hooks. */
+int cp_trace_is_ours(Py_tracefunc f);
 /** Pushes the frames a thread is executing (outermost first), as if they
  *  had just been called. GIL held. */
 void cp_trace_prefill(cp_thread *th, cp_iframe *innermost);

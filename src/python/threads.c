@@ -153,7 +153,7 @@ static PyObject *thread_bootstrap(PyObject *self, PyObject *args)
     /* Replaces sys.setprofile's trampoline (which called us) by the C hook;
      * threading._profile_hook still references this builtin, so it stays
      * alive while it returns. */
-    PyEval_SetProfile(cp_trace_hook, (PyObject *)th);
+    PyEval_SetProfile(cp_trace_current_hook(), (PyObject *)th);
     Py_DECREF(th); /* the thread state now holds it, and the list */
     Py_RETURN_NONE;
 }
@@ -203,7 +203,7 @@ int cp_threads_attach_all(char *err, size_t errlen)
             if (!th)
                 return -1;
             cp_trace_prefill(th, cp311_tstate_frame(ts));
-            int rc = _PyEval_SetProfile(ts, cp_trace_hook, (PyObject *)th);
+            int rc = _PyEval_SetProfile(ts, cp_trace_current_hook(), (PyObject *)th);
             Py_DECREF(th);
             if (rc < 0) {
                 PyErr_Clear();
@@ -225,7 +225,7 @@ void cp_threads_detach_all(void)
     for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts;
          ts = PyThreadState_Next(ts)) {
         /* Only remove our own hook: a program may have set its own since. */
-        if (ts->c_profilefunc == cp_trace_hook && _PyEval_SetProfile(ts, NULL, NULL) < 0)
+        if (cp_trace_is_ours(ts->c_profilefunc) && _PyEval_SetProfile(ts, NULL, NULL) < 0)
             PyErr_Clear();
     }
     {

@@ -1,155 +1,250 @@
 /*
- * trace.c — the deterministic profile hook (PyEval_SetProfile).
+ * trace.c — the deterministic profile hooks (PyEval_SetProfile).
  *
- * Runs on every Python call/return and every C-function call/return, with
- * the GIL held, on the thread that makes the call. It must stay a few ns
- * above an empty hook: the thread's state comes in `obj`, time is one rdtsc,
- * the callee's node is usually the parent's remembered child, and nothing is
- * allocated except when a new call-tree node or function is first seen.
+ * They run on every Python call/return and every C-function call/return,
+ * with the GIL held, on the thread that makes the call, and must stay a few
+ * ns above an empty hook: the thread's state comes in `obj`, time is one
+ * rdtsc, the callee's node is usually the parent's remembered child (two
+ * loads and a compare), and nothing is allocated except when a call-tree node
+ * or a function is first seen. One hook per transport so that the transport
+ * is not tested on every event.
  *
  * Stack rules (docs/usage.md, "How calls are counted"):
  *  - a generator/coroutine resume is a call and a yield is a return (the
  *    legacy profile events say so), so suspended time is not counted;
  *  - every frame gets a RETURN even when an exception unwinds through it;
- *  - a RETURN whose frame is not on top first closes any C entries above it
- *    (a C call whose C_RETURN never came) and any Python entries above it;
- *    a RETURN for a frame that is not on the stack at all (it started before
- *    profiling and was not pre-filled) is ignored;
+ *  - a RETURN whose frame is not on top first closes any entries above it
+ *    (a C call whose C_RETURN never came); a RETURN for a frame that is not
+ *    on the stack at all (it began before profiling and was not pre-filled)
+ *    is ignored; a C_RETURN closes only a matching C entry;
  *  - past max_depth, calls are counted as untracked and not recorded.
  */
 #include "python/profiler.h"
 
 #include "cpyprof/format.h"
 
+#include <unistd.h>
+
 #define CP_KEY_PY(fid) (((uint64_t)(fid) << 1) | 1u) /* odd: never a pointer */
 #define CP_KEY_C(ml) ((uint64_t)(uintptr_t)(ml))     /* PyMethodDef*, even */
 
-static inline void ring_event(cp_thread *th, uint64_t now, uint32_t kind, uint32_t fid,
-                              uint32_t depth)
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- shared stack logic ---------------------------------------------------- */
+
+/* Reserves the next stack entry, or NULL past max_depth (counted). */
+static inline cp_frame_entry *push_slot(cp_thread *th)
 {
-    cp_record r = {.ticks = now, .kind = kind, .a = fid, .b = depth, .c = 0};
-    cp_ring_push(&th->ring, &r);
+    if (UNLIKELY(th->depth >= th->max_depth)) {
+        th->overflow++;
+        th->untracked++;
+        return NULL;
+    }
+    return &th->stack[th->depth];
 }
 
-/* Enters a callee: finds or makes its node below the current top. */
-static inline void enter(cp_thread *th, uint64_t key, uint32_t fid, bool is_c, const void *what,
-                         uint64_t now)
+/* Index of the entry for frame `f` + 1, or 0 if it is not on the stack. */
+static inline uint32_t find_frame(const cp_thread *th, const void *f)
 {
-    if (th->depth >= th->max_depth) {
+    uint32_t i = th->depth;
+    while (i > 0 && th->stack[i - 1].what != f)
+        i--;
+    return i;
+}
+
+/* ---- inline transport: update the tree here -------------------------------- */
+
+static inline void inl_enter(cp_thread *th, cp_tree_node *node, bool is_c, const void *what,
+                             uint64_t now)
+{
+    cp_frame_entry *e = &th->stack[th->depth++];
+    node->calls++;
+    e->node = node;
+    e->t0 = now;
+    e->what = what;
+    e->is_c = is_c;
+}
+
+static inline void inl_leave_top(cp_thread *th, uint64_t now)
+{
+    cp_frame_entry *e = &th->stack[--th->depth];
+    e->node->ticks += now - e->t0;
+}
+
+static inline cp_tree_node *parent_node(const cp_thread *th)
+{
+    return th->depth ? th->stack[th->depth - 1].node : NULL;
+}
+
+static inline void inl_call_py(cp_thread *th, cp_iframe *f, uint64_t now)
+{
+    if (!push_slot(th))
+        return;
+    uint32_t fid = cp_code_id(cp311_iframe_code(f));
+    cp_tree_node *n = cp_tree_enter(&th->tree, parent_node(th), CP_KEY_PY(fid), fid);
+    if (UNLIKELY(!n)) { /* tree full */
         th->overflow++;
         th->untracked++;
         return;
     }
-    cp_frame_entry *e = &th->stack[th->depth];
-    if (cp_g.cfg.transport == CP_TRANSPORT_RING) {
-        e->node = fid;
-        ring_event(th, now, CPYPROF_EV_CALL, fid, th->depth + 1);
-    } else {
-        uint32_t parent = th->depth ? th->stack[th->depth - 1].node : CP_TREE_ROOT;
-        uint32_t n = cp_tree_find(&th->tree, parent, key);
-        if (n == CP_TREE_ROOT) {
-            n = cp_tree_add(&th->tree, parent, key, fid);
-            if (n == CP_TREE_ROOT) { /* the tree is full */
-                th->overflow++;
-                th->untracked++;
-                return;
-            }
-        }
-        cp_tree_at(&th->tree, n)->calls++;
-        e->node = n;
-    }
-    e->is_c = is_c;
-    e->t0 = now;
-    e->what = what;
-    th->depth++;
+    inl_enter(th, n, false, f, now);
 }
 
-/* Leaves the top entry. */
-static inline void leave_top(cp_thread *th, uint64_t now)
+static void inl_return_slow(cp_thread *th, const void *f, uint64_t now)
 {
-    cp_frame_entry *e = &th->stack[--th->depth];
-    if (cp_g.cfg.transport == CP_TRANSPORT_RING)
-        ring_event(th, now, CPYPROF_EV_RETURN, e->node, th->depth);
-    else
-        cp_tree_at(&th->tree, e->node)->ticks += now - e->t0;
-}
-
-static inline uint32_t code_fid(PyCodeObject *co)
-{
-    return cp_code_id(co);
-}
-
-static void on_py_return(cp_thread *th, const cp_iframe *f, uint64_t now)
-{
-    if (th->overflow) {
-        th->overflow--;
-        return;
-    }
-    if (th->depth && th->stack[th->depth - 1].what == f) {
-        leave_top(th, now);
-        return;
-    }
-    /* Not on top: look for it below; if present close everything above. */
-    uint32_t i = th->depth;
-    while (i > 0 && th->stack[i - 1].what != f)
-        i--;
+    uint32_t i = find_frame(th, f);
     if (i == 0)
-        return; /* began before profiling: nothing to close */
+        return;
     while (th->depth >= i)
-        leave_top(th, now);
+        inl_leave_top(th, now);
 }
 
 int cp_trace_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
 {
     cp_thread *th = (cp_thread *)obj;
-    if (__builtin_expect(cp_g.inert, 0))
+    if (UNLIKELY(cp_g.inert))
         return 0;
     uint64_t now = cp_clock_ticks(&cp_g.clock);
     switch (what) {
-    case PyTrace_CALL: {
-        cp_iframe *f = cp311_frame_iframe(frame);
-        uint32_t fid = code_fid(cp311_iframe_code(f));
-        enter(th, CP_KEY_PY(fid), fid, false, f, now);
+    case PyTrace_CALL:
+        inl_call_py(th, cp311_frame_iframe(frame), now);
+        break;
+    case PyTrace_RETURN: {
+        if (UNLIKELY(th->overflow)) {
+            th->overflow--;
+            break;
+        }
+        const void *f = cp311_frame_iframe(frame);
+        if (LIKELY(th->depth && th->stack[th->depth - 1].what == f))
+            inl_leave_top(th, now);
+        else
+            inl_return_slow(th, f, now);
         break;
     }
-    case PyTrace_RETURN:
-        on_py_return(th, cp311_frame_iframe(frame), now);
-        break;
-    case PyTrace_C_CALL:
-        if (cp_g.cfg.builtins && PyCFunction_Check(arg)) {
-            PyMethodDef *ml = ((PyCFunctionObject *)arg)->m_ml;
-            if (cp_g.cfg.transport == CP_TRANSPORT_RING) {
-                enter(th, CP_KEY_C(ml), cp_names_cfunc(arg), true, ml, now);
-            } else {
-                /* The function id is needed only when the node is new. */
-                uint32_t parent = th->depth ? th->stack[th->depth - 1].node : CP_TREE_ROOT;
-                uint32_t fid = CP_TREE_ROOT;
-                if (th->depth < th->max_depth &&
-                    cp_tree_find(&th->tree, parent, CP_KEY_C(ml)) == CP_TREE_ROOT)
-                    fid = cp_names_cfunc(arg);
-                enter(th, CP_KEY_C(ml), fid, true, ml, now);
-            }
+    case PyTrace_C_CALL: {
+        if (!cp_g.cfg.builtins || !PyCFunction_Check(arg) || !push_slot(th))
+            break;
+        PyMethodDef *ml = ((PyCFunctionObject *)arg)->m_ml;
+        cp_tree_node *parent = parent_node(th);
+        cp_tree_node *n = cp_tree_find(&th->tree, parent, CP_KEY_C(ml));
+        if (UNLIKELY(!n))
+            n = cp_tree_child_slow(&th->tree, parent, CP_KEY_C(ml), cp_names_cfunc(arg));
+        if (UNLIKELY(!n)) {
+            th->overflow++;
+            th->untracked++;
+            break;
         }
+        inl_enter(th, n, true, ml, now);
         break;
+    }
     case PyTrace_C_RETURN:
     case PyTrace_C_EXCEPTION:
-        if (cp_g.cfg.builtins && PyCFunction_Check(arg)) {
-            if (th->overflow) {
-                th->overflow--;
-                break;
-            }
-            PyMethodDef *ml = ((PyCFunctionObject *)arg)->m_ml;
-            /* Only close a matching C entry: a C function that started
-             * before profiling (e.g. the start() call itself) has none. */
-            if (th->depth && th->stack[th->depth - 1].is_c && th->stack[th->depth - 1].what == ml)
-                leave_top(th, now);
+        if (!cp_g.cfg.builtins || !PyCFunction_Check(arg))
+            break;
+        if (UNLIKELY(th->overflow)) {
+            th->overflow--;
+            break;
         }
+        /* Only a matching C entry: a C function that began before
+         * profiling (the start() call itself) has none. */
+        if (th->depth && th->stack[th->depth - 1].is_c &&
+            th->stack[th->depth - 1].what == ((PyCFunctionObject *)arg)->m_ml)
+            inl_leave_top(th, now);
         break;
     default:
         break;
     }
     return 0;
 }
+
+/* ---- ring transport: ship records, the writer thread aggregates ------------ */
+
+static inline void ring_event(cp_thread *th, uint64_t now, uint32_t kind, uint32_t fid,
+                              uint32_t depth)
+{
+    cp_record r = {.ticks = now, .kind = kind, .a = fid, .b = depth, .c = 0};
+    cp_ring_push(&th->ring, &r);
+    /* Every quarter ring, wake the writer rather than wait for its 10 ms
+     * tick: a call-heavy thread fills a ring in a few ms. One write(2) per
+     * thousands of records. */
+    uint64_t head = atomic_load_explicit(&th->ring.head, memory_order_relaxed);
+    if (UNLIKELY((head & (th->ring.mask >> 2)) == 0) && cp_g.wake_fds[1] >= 0) {
+        char c = 'W';
+        ssize_t w = write(cp_g.wake_fds[1], &c, 1);
+        (void)w;
+    }
+}
+
+static inline void ring_enter(cp_thread *th, uint32_t fid, bool is_c, const void *what,
+                              uint64_t now)
+{
+    cp_frame_entry *e = push_slot(th);
+    if (!e)
+        return;
+    e->fid = fid;
+    e->is_c = is_c;
+    e->what = what;
+    th->depth++;
+    ring_event(th, now, CPYPROF_EV_CALL, fid, th->depth);
+}
+
+static inline void ring_leave_top(cp_thread *th, uint64_t now)
+{
+    cp_frame_entry *e = &th->stack[--th->depth];
+    ring_event(th, now, CPYPROF_EV_RETURN, e->fid, th->depth);
+}
+
+int cp_trace_hook_ring(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
+{
+    cp_thread *th = (cp_thread *)obj;
+    if (UNLIKELY(cp_g.inert))
+        return 0;
+    uint64_t now = cp_clock_ticks(&cp_g.clock);
+    switch (what) {
+    case PyTrace_CALL: {
+        cp_iframe *f = cp311_frame_iframe(frame);
+        ring_enter(th, cp_code_id(cp311_iframe_code(f)), false, f, now);
+        break;
+    }
+    case PyTrace_RETURN: {
+        if (UNLIKELY(th->overflow)) {
+            th->overflow--;
+            break;
+        }
+        uint32_t i = find_frame(th, cp311_frame_iframe(frame));
+        while (i && th->depth >= i)
+            ring_leave_top(th, now);
+        break;
+    }
+    case PyTrace_C_CALL:
+        if (cp_g.cfg.builtins && PyCFunction_Check(arg))
+            ring_enter(th, cp_names_cfunc(arg), true, ((PyCFunctionObject *)arg)->m_ml, now);
+        break;
+    case PyTrace_C_RETURN:
+    case PyTrace_C_EXCEPTION:
+        if (!cp_g.cfg.builtins || !PyCFunction_Check(arg))
+            break;
+        if (UNLIKELY(th->overflow)) {
+            th->overflow--;
+            break;
+        }
+        if (th->depth && th->stack[th->depth - 1].is_c &&
+            th->stack[th->depth - 1].what == ((PyCFunctionObject *)arg)->m_ml)
+            ring_leave_top(th, now);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+Py_tracefunc cp_trace_current_hook(void)
+{
+    return cp_g.cfg.transport == CP_TRANSPORT_RING ? cp_trace_hook_ring : cp_trace_hook;
+}
+
+int cp_trace_is_ours(Py_tracefunc f) { return f == cp_trace_hook || f == cp_trace_hook_ring; }
 
 void cp_trace_prefill(cp_thread *th, cp_iframe *innermost)
 {
@@ -163,7 +258,9 @@ void cp_trace_prefill(cp_thread *th, cp_iframe *innermost)
     uint64_t now = cp_clock_ticks(&cp_g.clock);
     while (n > 0) {
         cp_iframe *f = frames[--n];
-        uint32_t fid = code_fid(cp311_iframe_code(f));
-        enter(th, CP_KEY_PY(fid), fid, false, f, now);
+        if (cp_g.cfg.transport == CP_TRANSPORT_RING)
+            ring_enter(th, cp_code_id(cp311_iframe_code(f)), false, f, now);
+        else
+            inl_call_py(th, f, now);
     }
 }

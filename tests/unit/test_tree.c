@@ -11,11 +11,17 @@
 
 static uint32_t enter(cp_tree *t, uint32_t parent, uint64_t key, uint32_t func)
 {
-    uint32_t n = cp_tree_find(t, parent, key);
-    if (n == CP_TREE_ROOT)
-        n = cp_tree_add(t, parent, key, func);
-    cp_tree_at(t, n)->calls++;
-    return n;
+    cp_tree_node *p = parent == CP_TREE_ROOT ? NULL : cp_tree_at(t, parent);
+    cp_tree_node *n = cp_tree_enter(t, p, key, func);
+    ck_assert_ptr_nonnull(n);
+    n->calls++;
+    return n->index;
+}
+
+static uint32_t find(cp_tree *t, uint32_t parent, uint64_t key)
+{
+    cp_tree_node *n = cp_tree_find(t, parent == CP_TREE_ROOT ? NULL : cp_tree_at(t, parent), key);
+    return n ? n->index : CP_TREE_ROOT;
 }
 
 START_TEST(tree_paths_are_distinct_nodes)
@@ -58,14 +64,14 @@ START_TEST(tree_grows_past_chunks_and_hash)
     /* Every node is found again, with its function. */
     parent = CP_TREE_ROOT;
     for (uint32_t i = 0; i < 5000; i++) {
-        uint32_t n = cp_tree_find(&t, parent, 1000 + i);
+        uint32_t n = find(&t, parent, 1000 + i);
         ck_assert_uint_ne(n, CP_TREE_ROOT);
         ck_assert_uint_eq(cp_tree_at(&t, n)->func, i);
         parent = n;
     }
     for (uint32_t i = 0; i < 7000; i++)
-        ck_assert_uint_ne(cp_tree_find(&t, 0, 2 * (uint64_t)i + 100001), CP_TREE_ROOT);
-    ck_assert_uint_eq(cp_tree_find(&t, 0, 999999), CP_TREE_ROOT);
+        ck_assert_uint_ne(find(&t, 0, 2 * (uint64_t)i + 100001), CP_TREE_ROOT);
+    ck_assert_uint_eq(find(&t, 0, 999999), CP_TREE_ROOT);
     ck_assert_uint_eq(t.full, 0);
     cp_tree_destroy(&t);
 }
