@@ -72,6 +72,8 @@ cp_tree_node *cp_tree_child_slow(cp_tree *t, cp_tree_node *parent, uint64_t key,
             break;
         cp_tree_node *nd = cp_tree_at(t, v - 1);
         if (nd->key == key && nd->parent == pidx) {
+            if (*hint)
+                (*hint)->succ = nd;
             *hint = nd;
             return nd;
         }
@@ -101,6 +103,7 @@ cp_tree_node *cp_tree_child_slow(cp_tree *t, cp_tree_node *parent, uint64_t key,
     nd->calls = 0;
     nd->ticks = 0;
     nd->hint = NULL;
+    nd->succ = NULL;
     nd->index = n;
     /* Publish: a reader that sees count > n sees the fields above. */
     atomic_store_explicit(&t->count, n + 1, memory_order_release);
@@ -108,6 +111,8 @@ cp_tree_node *cp_tree_child_slow(cp_tree *t, cp_tree_node *parent, uint64_t key,
     t->slots[s] = n + 1;
     if ((uint64_t)(n + 1) * 2 > (uint64_t)t->mask + 1)
         tree_grow(t); /* on failure the hash keeps working until nearly full */
+    if (*hint)
+        (*hint)->succ = nd;
     *hint = nd;
     return nd;
 }

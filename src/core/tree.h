@@ -11,9 +11,11 @@
  * reader sees either a finished node or none. Counters of a published node
  * may be read torn by one call; that is accepted for an emergency dump.
  *
- * Child lookup: each node remembers its most recently used child (a call in
- * a loop hits it), then an open-addressing hash on (parent, key) finds the
- * rest. The hash is private to the owner and may be reallocated.
+ * Child lookup: each node remembers its most recently entered child (`hint`)
+ * and each child the sibling entered after it last time (`succ`). A loop
+ * whose body calls A, B, C in turn therefore hits on the second compare at
+ * worst; anything else goes to an open-addressing hash on (parent, key). The
+ * hash is private to the owner and may be reallocated.
  */
 #ifndef CPYPROF_CORE_TREE_H
 #define CPYPROF_CORE_TREE_H
@@ -35,6 +37,7 @@ typedef struct cp_tree_node {
     uint64_t calls;
     uint64_t ticks;            /* inclusive, summed over completed calls */
     struct cp_tree_node *hint; /* most recently entered child, or NULL */
+    struct cp_tree_node *succ; /* the sibling entered right after this node last time */
     uint32_t index;            /* this node's index */
     uint32_t pad;
 } cp_tree_node;
@@ -77,12 +80,26 @@ cp_tree_node *cp_tree_child_slow(cp_tree *t, cp_tree_node *parent, uint64_t key,
 /** Hot path: the child of `parent` (NULL for a root) with `key`, or NULL if
  *  there is none yet. A call in a loop hits the parent's hint: two loads and
  *  a compare. */
+static inline cp_tree_node *cp_tree_predict(cp_tree *t, cp_tree_node *parent, uint64_t key)
+{
+    cp_tree_node **hp = parent ? &parent->hint : &t->root_hint;
+    cp_tree_node *h = *hp;
+    if (__builtin_expect(h != NULL, 1)) {
+        if (h->key == key)
+            return h;
+        cp_tree_node *s = h->succ;
+        if (s && s->key == key) {
+            *hp = s;
+            return s;
+        }
+    }
+    return NULL;
+}
+
 static inline cp_tree_node *cp_tree_find(cp_tree *t, cp_tree_node *parent, uint64_t key)
 {
-    cp_tree_node *h = parent ? parent->hint : t->root_hint;
-    if (h && h->key == key)
-        return h;
-    return cp_tree_child_slow(t, parent, key, CP_TREE_ROOT);
+    cp_tree_node *h = cp_tree_predict(t, parent, key);
+    return h ? h : cp_tree_child_slow(t, parent, key, CP_TREE_ROOT);
 }
 
 /** Finds or adds the child of `parent` with `key`; `func` names it if new.
@@ -90,10 +107,8 @@ static inline cp_tree_node *cp_tree_find(cp_tree *t, cp_tree_node *parent, uint6
 static inline cp_tree_node *cp_tree_enter(cp_tree *t, cp_tree_node *parent, uint64_t key,
                                           uint32_t func)
 {
-    cp_tree_node *h = parent ? parent->hint : t->root_hint;
-    if (h && h->key == key)
-        return h;
-    return cp_tree_child_slow(t, parent, key, func);
+    cp_tree_node *h = cp_tree_predict(t, parent, key);
+    return h ? h : cp_tree_child_slow(t, parent, key, func);
 }
 
 #endif
