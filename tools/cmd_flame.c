@@ -1,0 +1,163 @@
+/*
+ * cmd_flame.c — `cpyprof flame`: an interactive SVG flamegraph.
+ *
+ * The merged tree of the profile (report/model.h) is flattened into the
+ * pre-order node array cp_svg_write() takes: node 0 is the root "all",
+ * values are inclusive times in ns.
+ */
+#include "cli.h"
+#include "report/model.h"
+#include "report/svg.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void help(void)
+{
+    printf("Usage: cpyprof flame FILE -o OUT.svg [OPTIONS]\n"
+           "Draw the profile's call trees, all threads merged, as a flamegraph that opens\n"
+           "in any browser (click to zoom, Ctrl-F to search).\n\n"
+           "  -o, --output OUT   the SVG file; '-' is standard output\n"
+           "      --title TEXT   the title (default: the profiled command)\n"
+           "      --width PX     the image width (default 1200)\n"
+           "      --inverted     icicle graph: roots on top\n"
+           "      --threads      one tower per thread, under a 'thread NAME' frame\n"
+           "  -h, --help         this help\n");
+}
+
+typedef struct flame_args {
+    const char *output;
+    const char *title;
+    unsigned width;
+    bool inverted;
+    bool per_thread;
+} flame_args;
+
+/* Builds the svg nodes and writes them. */
+static int draw(const cp_profile *p, const flame_args *a, FILE *out, char *err, size_t errlen)
+{
+    cp_merged m;
+    if (cp_merged_build(p, a->per_thread, &m, err, errlen))
+        return -1;
+    uint32_t *order = malloc(m.n * sizeof *order);
+    uint32_t *pos = malloc(m.n * sizeof *pos); /* merged index -> position in order */
+    cp_flame_node *nodes = malloc(m.n * sizeof *nodes);
+    int r = -1;
+    if (!order || !pos || !nodes) {
+        snprintf(err, errlen, "out of memory while drawing the flamegraph");
+        goto out;
+    }
+    cp_merged_preorder(&m, order);
+    for (size_t k = 0; k < m.n; k++)
+        pos[order[k]] = (uint32_t)k;
+    for (size_t k = 0; k < m.n; k++) {
+        const cp_mnode *n = &m.nodes[order[k]];
+        if (k == 0) {
+            nodes[0] = (cp_flame_node){"all", NULL, UINT32_MAX, n->total_ns, CPYPROF_FUNC_SPECIAL};
+            continue;
+        }
+        const cp_mframe *f = &m.frames[n->frame];
+        nodes[k] = (cp_flame_node){f->name, f->detail, pos[n->parent], n->total_ns, f->kind};
+    }
+
+    char command[1024], title[1200], subtitle[512];
+    if (a->title)
+        snprintf(title, sizeof title, "%s", a->title);
+    else if (cli_profile_command(p, command, sizeof command))
+        snprintf(title, sizeof title, "cpyprof: %s", command);
+    else
+        snprintf(title, sizeof title, "cpyprof");
+    const char *mode = cp_profile_meta(p, "mode");
+    int len = snprintf(subtitle, sizeof subtitle, "%s, %zu thread%s, ", mode ? mode : "trace",
+                       p->n_threads, p->n_threads == 1 ? "" : "s");
+    if (p->has_trailer)
+        snprintf(subtitle + len, sizeof subtitle - (size_t)len, "%llu records dropped",
+                 (unsigned long long)p->trailer.events_dropped);
+    else
+        snprintf(subtitle + len, sizeof subtitle - (size_t)len, "truncated profile");
+    cp_svg_options opt = {.title = title,
+                          .subtitle = subtitle,
+                          .unit = "ns",
+                          .width = a->width,
+                          .inverted = a->inverted};
+    r = cp_svg_write(out, nodes, m.n, &opt, err, errlen);
+out:
+    free(order);
+    free(pos);
+    free(nodes);
+    cp_merged_free(&m);
+    return r;
+}
+
+int cmd_flame(int argc, char **argv)
+{
+    enum { OPT_TITLE = 256, OPT_WIDTH, OPT_INVERTED, OPT_THREADS };
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"title", required_argument, NULL, OPT_TITLE},
+        {"width", required_argument, NULL, OPT_WIDTH},
+        {"inverted", no_argument, NULL, OPT_INVERTED},
+        {"threads", no_argument, NULL, OPT_THREADS},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    flame_args a = {0};
+    unsigned long long n;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            a.output = optarg;
+            break;
+        case OPT_TITLE:
+            a.title = optarg;
+            break;
+        case OPT_WIDTH:
+            if (!cli_parse_uint(optarg, 100, 100000, &n))
+                return cli_usage("flame",
+                                 "--width: '%s' is not a width (expected 100..100000 "
+                                 "pixels)",
+                                 optarg);
+            a.width = (unsigned)n;
+            break;
+        case OPT_INVERTED:
+            a.inverted = true;
+            break;
+        case OPT_THREADS:
+            a.per_thread = true;
+            break;
+        case 'h':
+            help();
+            return CLI_OK;
+        default:
+            return cli_getopt_error("flame", c, argv);
+        }
+    }
+    if (optind >= argc)
+        return cli_usage("flame", "missing the profile FILE");
+    if (argc - optind > 1)
+        return cli_usage("flame", "unexpected argument '%s'", argv[optind + 1]);
+    if (!a.output)
+        return cli_usage("flame", "missing -o OUT.svg ('-' for standard output)");
+
+    cp_profile p;
+    if (cli_load(argv[optind], &p, true) != CLI_OK)
+        return CLI_FAIL;
+    FILE *out = cli_open_output(a.output);
+    if (!out) {
+        cp_profile_free(&p);
+        return CLI_FAIL;
+    }
+    char err[1024];
+    int r = draw(&p, &a, out, err, sizeof err);
+    cp_profile_free(&p);
+    if (r) {
+        cli_error("%s", err);
+        if (out != stdout)
+            fclose(out);
+        return CLI_FAIL;
+    }
+    return cli_close_output(out, a.output);
+}

@@ -1,0 +1,84 @@
+/* cmd_report.c — `cpyprof report`: the top-functions table, text or JSON. */
+#include "cli.h"
+#include "report/table.h"
+
+#include <getopt.h>
+#include <string.h>
+
+static void help(void)
+{
+    printf("Usage: cpyprof report FILE [OPTIONS]\n"
+           "Print the functions of a profile with their calls, self and total time.\n\n"
+           "  -s, --sort KEY   calls, self (default), total, self-per-call, total-per-call, name\n"
+           "  -n, --limit N    show the first N functions (default 30; 0 = all)\n"
+           "      --json       JSON (schema cpyprof.report/1, see docs/format.md); all\n"
+           "                   functions unless --limit is given\n"
+           "      --threads    one table per thread instead of all threads merged\n"
+           "  -h, --help       this help\n\n"
+           "Self time excludes callees; total time includes them, counting a recursive\n"
+           "function once per outermost call.\n");
+}
+
+int cmd_report(int argc, char **argv)
+{
+    enum { OPT_JSON = 256, OPT_THREADS };
+    static const struct option opts[] = {
+        {"sort", required_argument, NULL, 's'}, {"limit", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, OPT_JSON},  {"threads", no_argument, NULL, OPT_THREADS},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+    };
+    cp_table_options o = {.sort = CP_SORT_SELF, .limit = 30};
+    bool json = false, limit_given = false;
+    unsigned long long n;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":s:n:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            if (cp_sort_key_parse(optarg, &o.sort))
+                return cli_usage("report",
+                                 "--sort: '%s' is not a sort key (expected calls, "
+                                 "self, total, self-per-call, total-per-call, name)",
+                                 optarg);
+            break;
+        case 'n':
+            if (!cli_parse_uint(optarg, 0, SIZE_MAX, &n))
+                return cli_usage("report", "--limit: '%s' is not a number (0 = all)", optarg);
+            o.limit = (size_t)n;
+            limit_given = true;
+            break;
+        case OPT_JSON:
+            json = true;
+            break;
+        case OPT_THREADS:
+            o.per_thread = true;
+            break;
+        case 'h':
+            help();
+            return CLI_OK;
+        default:
+            return cli_getopt_error("report", c, argv);
+        }
+    }
+    if (optind >= argc)
+        return cli_usage("report", "missing the profile FILE");
+    if (argc - optind > 1)
+        return cli_usage("report", "unexpected argument '%s'", argv[optind + 1]);
+    const char *path = argv[optind];
+    if (json && !limit_given)
+        o.limit = 0;
+    o.source = path;
+
+    cp_profile p;
+    if (cli_load(path, &p, json) != CLI_OK)
+        return CLI_FAIL;
+    char err[1024];
+    int r = json ? cp_report_json_write(stdout, &p, &o, err, sizeof err)
+                 : cp_table_write(stdout, &p, &o, err, sizeof err);
+    cp_profile_free(&p);
+    if (r) {
+        cli_error("%s", err);
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
