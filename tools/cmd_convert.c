@@ -5,17 +5,11 @@
  * line in the `formats` table.
  */
 #include "cli.h"
+#include "convert.h"
 #include "report/folded.h"
 
 #include <getopt.h>
 #include <string.h>
-
-typedef struct convert_options {
-    bool per_thread; /* --threads */
-} convert_options;
-
-typedef int (*exporter_fn)(FILE *out, const cp_profile *p, const convert_options *o, char *err,
-                           size_t errlen);
 
 static int export_folded(FILE *out, const cp_profile *p, const convert_options *o, char *err,
                          size_t errlen)
@@ -30,6 +24,8 @@ static const struct {
 } formats[] = {
     {"folded", export_folded,
      "collapsed stacks 'frame;frame value' (self ns) for flamegraph.pl, inferno, speedscope"},
+    {"speedscope", export_speedscope,
+     "speedscope JSON (https://www.speedscope.app), one profile per thread"},
 };
 
 static void help(void)
@@ -42,7 +38,7 @@ static void help(void)
            "  -h, --help        this help\n\n"
            "Formats:\n");
     for (size_t i = 0; i < sizeof formats / sizeof *formats; i++)
-        printf("  %-10s %s\n", formats[i].name, formats[i].summary);
+        printf("  %-11s %s\n", formats[i].name, formats[i].summary);
 }
 
 int cmd_convert(int argc, char **argv)
@@ -90,7 +86,8 @@ int cmd_convert(int argc, char **argv)
         if (strcmp(to, formats[i].name) == 0)
             run = formats[i].run;
     if (!run)
-        return cli_usage("convert", "--to: unknown format '%s'", to);
+        return cli_usage("convert", "--to: unknown format '%s' (see --help)", to);
+    o.source = argv[optind];
 
     cp_profile p;
     if (cli_load(argv[optind], &p, true) != CLI_OK)

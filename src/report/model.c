@@ -286,7 +286,14 @@ static int build_frames(const cp_profile *p, bool per_thread, cp_merged *m, uint
         bool dup =
             r == 0 && m->n_frames > 0 && strcmp(m->frames[m->n_frames - 1].label, e[i].label) == 0;
         if (r == 0 && !dup)
-            m->frames[m->n_frames++] = (cp_mframe){e[i].label, e[i].name, e[i].detail, e[i].kind};
+            m->frames[m->n_frames++] = (cp_mframe){
+                e[i].label,
+                e[i].name,
+                e[i].detail,
+                e[i].kind,
+                e[i].owner < p->n_funcs ? e[i].owner : CPYPROF_NONE,
+                e[i].owner < p->n_funcs ? CPYPROF_NONE : (uint32_t)(e[i].owner - p->n_funcs),
+            };
         else {
             free(e[i].label);
             free(e[i].name);

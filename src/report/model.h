@@ -78,10 +78,12 @@ char *cp_thread_name(const cp_profile *p, size_t thread, char *buf, size_t n);
 /* ---- merged tree ----------------------------------------------------------- */
 
 typedef struct cp_mframe {
-    char *label;  /* unique; folded-safe: no ';' and no control characters */
-    char *name;   /* qualname, or "thread NAME" for a thread frame */
-    char *detail; /* "file:line", "file", or NULL */
-    int kind;     /* enum cpyprof_func_kind; thread frames are SPECIAL */
+    char *label;     /* unique; folded-safe: no ';' and no control characters */
+    char *name;      /* qualname, or "thread NAME" for a thread frame */
+    char *detail;    /* "file:line", "file", or NULL */
+    int kind;        /* enum cpyprof_func_kind; thread frames are SPECIAL */
+    uint32_t func;   /* a function with this label (index into p->funcs), or NONE */
+    uint32_t thread; /* for a thread frame: a thread with this label, else NONE */
 } cp_mframe;
 
 typedef struct cp_mnode {

@@ -1,0 +1,27 @@
+/*
+ * convert.h — the exporters behind `cpyprof convert --to FORMAT`.
+ *
+ * Each one writes a whole loaded profile to `out` and returns 0, or -1 with
+ * a one-line message in err. cmd_convert.c lists them by name.
+ */
+#ifndef CPYPROF_TOOLS_CONVERT_H
+#define CPYPROF_TOOLS_CONVERT_H
+
+#include "report/profile.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+
+typedef struct convert_options {
+    bool per_thread;    /* --threads: keep threads apart where the format merges them */
+    const char *source; /* the profile's path, for titles */
+} convert_options;
+
+typedef int (*exporter_fn)(FILE *out, const cp_profile *p, const convert_options *o, char *err,
+                           size_t errlen);
+
+/** speedscope JSON: one sampled profile per thread, weights in ns. */
+int export_speedscope(FILE *out, const cp_profile *p, const convert_options *o, char *err,
+                      size_t errlen);
+
+#endif
