@@ -112,8 +112,9 @@ static void summarize(const char *shown, const char *path, bool existed, const s
     if (!quiet) {
         bool truncated = cp_profile_warning(&p, warn, sizeof warn);
         fprintf(stderr,
-                "cpyprof: wrote %s (%zu functions, %zu threads, %llu records dropped)%s%s\n", shown,
-                p.n_funcs, p.n_threads, (unsigned long long)p.trailer.events_dropped,
+                "cpyprof: wrote %s (%zu function%s, %zu thread%s, %llu records dropped)%s%s\n",
+                shown, p.n_funcs, p.n_funcs == 1 ? "" : "s", p.n_threads,
+                p.n_threads == 1 ? "" : "s", (unsigned long long)p.trailer.events_dropped,
                 truncated ? "; warning: " : "", truncated ? warn : "");
     }
     cp_profile_free(&p);

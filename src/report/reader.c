@@ -832,7 +832,8 @@ bool cp_profile_warning(const cp_profile *p, char *buf, size_t n)
         buf[0] = '\0';
     if (!p->truncated)
         return false;
-    snprintf(buf, n, "profile is truncated (%s): kept %u chunks, %llu of %llu bytes", p->truncation,
-             p->chunks_kept, (unsigned long long)p->bytes_kept, (unsigned long long)p->file_size);
+    snprintf(buf, n, "profile is truncated (%s): kept %u chunk%s, %llu of %llu bytes",
+             p->truncation, p->chunks_kept, p->chunks_kept == 1 ? "" : "s",
+             (unsigned long long)p->bytes_kept, (unsigned long long)p->file_size);
     return true;
 }

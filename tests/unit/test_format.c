@@ -479,7 +479,7 @@ START_TEST(truncation_message)
     char err[256], warn[256];
     ck_assert_int_eq(cp_profile_load_mem(&p, f.data, f.len, "t", err, sizeof err), 0);
     ck_assert(cp_profile_warning(&p, warn, sizeof warn));
-    ck_assert_str_eq(warn, "profile is truncated (no trailer): kept 1 chunks, 47 of 47 bytes");
+    ck_assert_str_eq(warn, "profile is truncated (no trailer): kept 1 chunk, 47 of 47 bytes");
     cp_profile_free(&p);
     ck_assert_int_eq(cp_profile_load_mem(&p, f.data, f.len - 1, "t", err, sizeof err), 0);
     ck_assert(cp_profile_warning(&p, warn, sizeof warn));
