@@ -1,0 +1,256 @@
+"""Every way of turning the profiler on, and every way of starting Python."""
+import json
+import subprocess
+
+import pytest
+
+from conftest import (PYPKG, clean_env, describe, load_profile, preload_env, run, run_import,
+                      run_module, run_preload, run_record, write_prog)
+
+# marker() is called exactly 7 times; argv and exit code are observable.
+MARKED = """
+import json, sys
+
+def marker(i):
+    return i * 2
+
+def main():
+    return sum(marker(i) for i in range(7))
+
+print(json.dumps({"argv": sys.argv[1:], "sum": main()}))
+sys.exit(int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 0)
+"""
+
+
+def check_marked(p, prof, file, args, code=0):
+    assert p.returncode == code, describe(p)
+    assert json.loads(p.stdout) == {"argv": args, "sum": 42}, describe(p)
+    assert prof.calls("marker", str(file)) == 7, prof.summary()
+    assert prof.calls("main", str(file)) == 1, prof.summary()
+    assert not prof.truncated
+
+
+# ---- cpyprof record ------------------------------------------------------
+
+def test_record_passes_args_and_exit_code(py, tmp_path):
+    prog = write_prog(tmp_path, MARKED)
+    args = ["3", "--flag", "with space", "-o", "x", "--", "ünï"]
+    p, prof = run_record(py, [prog, *args], tmp_path)
+    check_marked(p, prof, prog, args, code=3)
+    assert p.stderr == b"", describe(p)
+
+
+def test_record_exit_zero_and_stdin(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import sys
+        def echo():
+            data = sys.stdin.read()
+            sys.stdout.write(data.upper())
+        echo()
+    """)
+    p, prof = run_record(py, [prog], tmp_path, input=b"hello\nworld\n")
+    assert p.returncode == 0 and p.stdout == b"HELLO\nWORLD\n", describe(p)
+    assert prof.func("echo", prog)["calls"] == 1
+
+
+def test_record_child_killed_by_signal(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import os, signal
+        def die():
+            os.kill(os.getpid(), signal.SIGTERM)
+        print("before", flush=True)
+        die()
+        print("not reached")
+    """)
+    p, prof = run_record(py, [prog], tmp_path)
+    assert p.returncode == -15, describe(p)
+    assert p.stdout == b"before\n"
+    assert not prof.truncated, prof.summary()
+    assert prof.func("die", prog)["calls"] == 1, prof.summary()
+
+
+# ---- raw LD_PRELOAD -------------------------------------------------------
+
+def test_preload_script(py, tmp_path):
+    prog = write_prog(tmp_path, MARKED)
+    p, prof = run_preload(py, [prog, "5", "a"], tmp_path)
+    check_marked(p, prof, prog, ["5", "a"], code=5)
+    assert p.stderr == b""
+
+
+def test_preload_default_output_name(py, tmp_path):
+    prog = write_prog(tmp_path, MARKED)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    env = preload_env("unused")
+    del env["CPYPROF_OUTPUT"]
+    p = run([py.exe, prog], env=env, cwd=work)
+    assert sorted(x.name for x in work.iterdir()) == ["cpyprof.out"], describe(p)
+    check_marked(p, load_profile(p, work / "cpyprof.out"), prog, [])
+
+
+def test_preload_dash_c(py, tmp_path):
+    p, prof = run_preload(py, ["-c", MARKED, "9"], tmp_path)
+    check_marked(p, prof, "<string>", ["9"], code=9)
+
+
+def test_preload_dash_m(py, tmp_path):
+    write_prog(tmp_path, MARKED, name="markmod.py")
+    p, prof = run_preload(py, ["-m", "markmod", "x", "y"], tmp_path, cwd=tmp_path)
+    check_marked(p, prof, tmp_path / "markmod.py", ["x", "y"])
+
+
+def test_preload_stdin_dash_redirect(py, tmp_path):
+    prog = write_prog(tmp_path, MARKED)
+    with open(prog, "rb") as f:
+        p, prof = run_preload(py, ["-", "4"], tmp_path, stdin=f)
+    check_marked(p, prof, "<stdin>", ["4"], code=4)
+
+
+def test_preload_stdin_piped(py, tmp_path):
+    prog = write_prog(tmp_path, MARKED)
+    p, prof = run_preload(py, [], tmp_path, input=prog.read_bytes())
+    check_marked(p, prof, "<stdin>", [])
+
+
+@pytest.mark.parametrize("flag", ["-I", "-S", "-E", "-B"])
+def test_preload_interpreter_flags(py, tmp_path, flag):
+    prog = write_prog(tmp_path, MARKED)
+    p, prof = run_preload(py, [flag, prog, "6"], tmp_path)
+    check_marked(p, prof, prog, ["6"], code=6)
+
+
+# ---- the Python package ---------------------------------------------------
+
+def test_import_start_stop(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import sys
+        import cpyprof
+
+        def marker(i):
+            return i * 2
+
+        def main(path):
+            assert not cpyprof.is_running()
+            cpyprof.start(path)
+            assert cpyprof.is_running()
+            s = sum(marker(i) for i in range(7))
+            ret = cpyprof.stop()
+            assert not cpyprof.is_running()
+            print(ret == path, s)
+            marker(100)  # not profiled
+
+        main(sys.argv[1])
+    """)
+    out = tmp_path / "api.cpyprof"
+    p, prof = run_import(py, [prog, out], out, tmp_path)
+    assert p.returncode == 0 and p.stdout == b"True 42\n", describe(p)
+    assert p.stderr == b""
+    assert prof.calls("marker", prog) == 7, prof.summary()
+    assert not prof.truncated
+    # started inside main: stacks are rooted at <module>, through main
+    for names, _ in prof.stacks():
+        if "marker" in names:
+            assert names[:2] == ["<module>", "main"], names
+
+
+def test_import_context_manager(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import sys
+        import cpyprof
+
+        def marker(i):
+            return i * 2
+
+        marker(0)
+        with cpyprof.profile(output=sys.argv[1]):
+            s = sum(marker(i) for i in range(7))
+        marker(1)
+        print(s, cpyprof.is_running())
+    """)
+    out = tmp_path / "ctx.cpyprof"
+    p, prof = run_import(py, [prog, out], out, tmp_path)
+    assert p.returncode == 0 and p.stdout == b"42 False\n", describe(p)
+    assert prof.calls("marker", prog) == 7, prof.summary()
+    assert not prof.truncated
+
+
+def test_import_decorator(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import sys
+        import cpyprof
+
+        def marker(i):
+            return i * 2
+
+        @cpyprof.profile(output=sys.argv[1], builtins=False)
+        def job():
+            return sum([marker(i) for i in range(7)])
+
+        marker(0)
+        print(job(), cpyprof.is_running())
+    """)
+    out = tmp_path / "deco.cpyprof"
+    p, prof = run_import(py, [prog, out], out, tmp_path)
+    assert p.returncode == 0 and p.stdout == b"42 False\n", describe(p)
+    assert prof.calls("marker", prog) == 7, prof.summary()
+    assert prof.calls("job", prog) == 1, prof.summary()
+    assert "sum" not in prof.names(), prof.summary()  # builtins=False
+
+
+def test_import_api_errors(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import sys
+        import cpyprof
+        out = sys.argv[1]
+
+        try:
+            cpyprof.start(out, mode="bogus")
+        except ValueError as e:
+            print("ValueError", "mode" in str(e).lower())
+        print(cpyprof.is_running())
+        try:
+            cpyprof.start("/nonexistent/dir/x.cpyprof")
+        except OSError:
+            print("OSError")
+        print(cpyprof.is_running())
+        cpyprof.start(out)
+        try:
+            cpyprof.start(out)
+        except RuntimeError:
+            print("RuntimeError")
+        print(cpyprof.stop() == out)
+        print(cpyprof.library_path().endswith(".so"))
+    """)
+    out = tmp_path / "err.cpyprof"
+    p, prof = run_import(py, [prog, out], out, tmp_path)
+    assert p.returncode == 0, describe(p)
+    assert p.stdout.decode().split("\n") == [
+        "ValueError True", "False", "OSError", "False", "RuntimeError", "True", "True", ""], \
+        describe(p)
+
+
+# ---- python -m cpyprof record ----------------------------------------------
+
+def test_python_m_cpyprof_script(py, tmp_path):
+    prog = write_prog(tmp_path, MARKED)
+    p, prof = run_module(py, [prog, "3", "z"], tmp_path)
+    check_marked(p, prof, prog, ["3", "z"], code=3)
+
+
+def test_python_m_cpyprof_module(py, tmp_path):
+    write_prog(tmp_path, MARKED, name="markmod2.py")
+    p, prof = run_module(py, ["-m", "markmod2", "q"], tmp_path, cwd=tmp_path)
+    check_marked(p, prof, tmp_path / "markmod2.py", ["q"])
+
+
+def test_python_m_cpyprof_code(py, tmp_path):
+    p, prof = run_module(py, ["-c", MARKED, "8"], tmp_path)
+    check_marked(p, prof, "<string>", ["8"], code=8)
+
+
+def test_python_m_cpyprof_no_builtins(py, tmp_path):
+    prog = write_prog(tmp_path, MARKED)
+    p, prof = run_module(py, ["--no-builtins", prog], tmp_path)
+    check_marked(p, prof, prog, [])
+    assert "sum" not in prof.names(), prof.summary()

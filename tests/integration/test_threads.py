@@ -1,0 +1,163 @@
+"""Threads: every thread has its own call tree, named, with exact counts."""
+from conftest import describe, root_ok, run_import, run_record, write_prog
+
+# worker-i calls leaf_i exactly (i + 1) * 100 times, so each thread's work is
+# told apart by function name even though the report aggregates functions.
+THREADS = """
+import threading
+
+def leaf_0(): return 0
+def leaf_1(): return 1
+def leaf_2(): return 2
+def leaf_3(): return 3
+LEAVES = [leaf_0, leaf_1, leaf_2, leaf_3]
+
+def work(i):
+    f = LEAVES[i]
+    s = 0
+    for _ in range((i + 1) * 100):
+        s += f()
+    return s
+
+def worker(i, out):
+    out[i] = work(i)
+
+def main():
+    out = [None] * 4
+    ts = [threading.Thread(target=worker, args=(i, out), name="worker-%d" % i) for i in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    print(out)
+
+main()
+"""
+
+
+def check_threads(prof, prog):
+    names = sorted((t["name"] for t in prof.threads), key=str)
+    assert names == ["MainThread", "worker-0", "worker-1", "worker-2", "worker-3"], prof.threads
+    # (idents are pthread_t values and may be reused by a later thread;
+    # kernel thread ids are not reused this quickly)
+    tids = [t["native_tid"] for t in prof.threads]
+    assert len(set(tids)) == 5, prof.threads
+    for i in range(4):
+        assert prof.calls("leaf_%d" % i, prog) == (i + 1) * 100, prof.summary()
+    assert prof.calls("work", prog) == 4, prof.summary()
+    assert prof.calls("worker", prog) == 4, prof.summary()
+    assert prof.calls("main", prog) == 1, prof.summary()
+    for frames, value in prof.folded:
+        assert value >= 0
+        assert root_ok(frames, prog), frames
+    for names, value in prof.stacks():
+        # worker code never shows up under main's stack (separate trees)
+        if "worker" in names:
+            assert "main" not in names, names
+
+
+def test_four_threads_record(py, tmp_path):
+    prog = write_prog(tmp_path, THREADS)
+    p, prof = run_record(py, [prog], tmp_path)
+    assert p.returncode == 0, describe(p)
+    assert p.stdout == b"[0, 200, 600, 1200]\n"
+    check_threads(prof, prog)
+
+
+# Threads started before cpyprof.start(): they wait on an event, profiling
+# starts, then they do their work.
+EARLY = """
+import sys, threading
+import cpyprof
+
+def leaf_0(): return 0
+def leaf_1(): return 1
+def leaf_2(): return 2
+def leaf_3(): return 3
+LEAVES = [leaf_0, leaf_1, leaf_2, leaf_3]
+
+def work(i):
+    f = LEAVES[i]
+    s = 0
+    for _ in range((i + 1) * 100):
+        s += f()
+    return s
+
+def worker(i, go, out):
+    go.wait()
+    out[i] = work(i)
+
+def main(path):
+    go = threading.Event()
+    out = [None] * 4
+    ts = [threading.Thread(target=worker, args=(i, go, out), name="worker-%d" % i, daemon=True)
+          for i in range(4)]
+    for t in ts:
+        t.start()
+    try:
+        cpyprof.start(path)
+    finally:
+        go.set()
+    for t in ts:
+        t.join()
+    cpyprof.stop()
+    print(out)
+
+main(sys.argv[1])
+"""
+
+
+def test_threads_started_before_start(py, tmp_path):
+    prog = write_prog(tmp_path, EARLY)
+    out = tmp_path / "early.cpyprof"
+    p, prof = run_import(py, [prog, out], out, tmp_path)
+    assert p.returncode == 0, describe(p)
+    assert p.stdout == b"[0, 200, 600, 1200]\n"
+    names = sorted((t["name"] for t in prof.threads), key=str)
+    assert names == ["MainThread", "worker-0", "worker-1", "worker-2", "worker-3"], prof.threads
+    for i in range(4):
+        assert prof.calls("leaf_%d" % i, prog) == (i + 1) * 100, prof.summary()
+    assert prof.calls("work", prog) == 4, prof.summary()
+    for frames, value in prof.folded:
+        assert value >= 0
+        assert root_ok(frames, prog), frames
+    # the workers' stacks were pre-filled: work runs under worker
+    for i in range(4):
+        stacks = [n for n, _ in prof.stacks() if "leaf_%d" % i in n]
+        assert stacks, prof.summary()
+        for n in stacks:
+            assert n[-3:] == ["worker", "work", "leaf_%d" % i], n
+    # and the main thread's tree is rooted at <module>: start() was called
+    # from main, so main is on the pre-filled stack
+    main_stacks = [n for n, _ in prof.stacks() if "main" in n]
+    assert main_stacks, prof.summary()
+    for n in main_stacks:
+        assert n[:2] == ["<module>", "main"], n
+
+
+def test_thread_started_after_start_import(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import sys, threading
+        import cpyprof
+
+        def leaf(): return 1
+
+        def worker():
+            for _ in range(250):
+                leaf()
+
+        def main(path):
+            cpyprof.start(path)
+            t = threading.Thread(target=worker, name="late-worker")
+            t.start()
+            t.join()
+            cpyprof.stop()
+
+        main(sys.argv[1])
+    """)
+    out = tmp_path / "late.cpyprof"
+    p, prof = run_import(py, [prog, out], out, tmp_path)
+    assert p.returncode == 0, describe(p)
+    assert sorted((t["name"] for t in prof.threads), key=str) == ["MainThread", "late-worker"], prof.threads
+    assert prof.calls("leaf", prog) == 250, prof.summary()
+    assert prof.calls("worker", prog) == 1, prof.summary()
