@@ -297,10 +297,12 @@ def load_profile(proc, out):
 # --------------------------------------------------------------------------
 
 def run_record(py, script_argv, tmp_path, *, opts=(), out=None, env=None, cwd=None,
-               input=None, stdin=None, expect_profile=True):
-    """`cpyprof record -o OUT [opts] -- PY script_argv...`."""
+               input=None, stdin=None, expect_profile=True, quiet=True):
+    """`cpyprof record -o OUT [--quiet] [opts] -- PY script_argv...`. With
+    --quiet the command adds nothing to the program's output."""
     out = Path(out or Path(tmp_path) / "record.cpyprof")
-    p = run([CLI, "record", "-o", out, *opts, "--", py.exe, *script_argv],
+    q = ["--quiet"] if quiet else []
+    p = run([CLI, "record", "-o", out, *q, *opts, "--", py.exe, *script_argv],
             env=env or clean_env(), cwd=cwd or tmp_path, input=input, stdin=stdin)
     return p, (load_profile(p, out) if expect_profile else None)
 

@@ -40,6 +40,20 @@ def test_record_passes_args_and_exit_code(py, tmp_path):
     assert p.stderr == b"", describe(p)
 
 
+def test_record_summary_goes_to_stderr_only(py, tmp_path):
+    """Without --quiet, `record` may add its own `cpyprof: ` lines after the
+    program's stderr; stdout and the exit code stay the program's."""
+    prog = write_prog(tmp_path, MARKED.replace("print(json", "print('err', file=sys.stderr)\nprint(json"))
+    ref = run([py.exe, prog, "3"], cwd=tmp_path)
+    assert ref.returncode == 3 and ref.stderr == b"err\n", describe(ref)
+    p, prof = run_record(py, [prog, "3"], tmp_path, quiet=False)
+    check_marked(p, prof, prog, ["3"], code=3)
+    assert p.stdout == ref.stdout
+    assert p.stderr.startswith(ref.stderr), describe(p)
+    extra = p.stderr[len(ref.stderr):].decode().splitlines()
+    assert all(l.startswith("cpyprof: ") for l in extra), describe(p)
+
+
 def test_record_exit_zero_and_stdin(py, tmp_path):
     prog = write_prog(tmp_path, """
         import sys

@@ -176,3 +176,31 @@ def test_qualified_names(py, tmp_path):
     assert prof.func("Foo.bar", prog)["line"] == line_of(prog, "def bar")
     assert ("main", "main.<locals>.<lambda>", "main.<locals>.inner", "Foo.bar") in \
         prof.stacks_under("main"), prof.summary()
+
+
+def test_report_sort_limit_and_flame(py, tmp_path):
+    prog = write_prog(tmp_path, FIB)
+    p, prof = run_record(py, [prog], tmp_path)
+    assert p.returncode == 0, describe(p)
+    from conftest import CLI, run
+    import json
+    r = run([CLI, "report", prof.path, "--sort", "calls", "--limit", "3", "--json"])
+    assert r.returncode == 0, describe(r)
+    fs = json.loads(r.stdout)["functions"]
+    assert len(fs) == 3, fs
+    assert fs[0]["name"] == "fib" and fs[0]["calls"] == 21891, fs
+    assert [f["calls"] for f in fs] == sorted((f["calls"] for f in fs), reverse=True), fs
+    r = run([CLI, "report", prof.path, "--sort", "total", "--json"])
+    fs = json.loads(r.stdout)["functions"]
+    assert [f["total_ns"] for f in fs] == sorted((f["total_ns"] for f in fs), reverse=True)
+    # text report: fib with its exact count on one line
+    r = run([CLI, "report", prof.path, "--sort", "calls", "--limit", "5"])
+    assert r.returncode == 0, describe(r)
+    lines = [l for l in r.stdout.decode().splitlines() if "fib (" in l]
+    assert len(lines) == 1 and "21891" in lines[0].replace(",", ""), describe(r)
+    svg = tmp_path / "fib.svg"
+    r = run([CLI, "flame", prof.path, "-o", svg])
+    assert r.returncode == 0, describe(r)
+    text = svg.read_text()
+    assert text.lstrip().startswith(("<?xml", "<svg")) and "</svg>" in text
+    assert "fib" in text
