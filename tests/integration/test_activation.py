@@ -268,3 +268,52 @@ def test_python_m_cpyprof_no_builtins(py, tmp_path):
     p, prof = run_module(py, ["--no-builtins", prog], tmp_path)
     check_marked(p, prof, prog, [])
     assert "sum" not in prof.names(), prof.summary()
+
+
+# ---- the extension module itself (cpyprof._cpyprof) -------------------------
+
+def test_extension_api(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import os, sys
+        from cpyprof import _cpyprof as c
+        out = sys.argv[1]
+
+        def marker(i):
+            return i * 2
+
+        def main():
+            print(isinstance(c.__version__, str), os.path.exists(c.library_path()), c.is_running())
+            for opts, exc in (({"mode": "bogus"}, ValueError), ({"ring_size": "huge"}, ValueError),
+                              ({"nosuchoption": "1"}, ValueError)):
+                try:
+                    c.start(out, opts)
+                    print("no error for", opts)
+                except exc as e:
+                    print(exc.__name__, bool(str(e)))
+            try:
+                c.start("/nonexistent/dir/x", {})
+            except OSError as e:
+                print("OSError", "/nonexistent/dir/x" in str(e))
+            print(c.is_running())
+            c.start(out, {"builtins": "0"})
+            try:
+                c.start(out, {})
+            except RuntimeError:
+                print("RuntimeError")
+            print(c.is_running(), sum([marker(i) for i in range(7)]))
+            print(c.stop() == out, c.is_running(), c.stop())
+
+        main()
+    """)
+    out = tmp_path / "ext.cpyprof"
+    p, prof = run_import(py, [prog, out], out, tmp_path)
+    assert p.returncode == 0 and p.stderr == b"", describe(p)
+    assert p.stdout.decode().splitlines() == [
+        "True True False", "ValueError True", "ValueError True", "ValueError True",
+        "OSError True", "False", "RuntimeError", "True 42", "True False None"], describe(p)
+    assert prof.calls("marker", prog) == 7, prof.summary()
+    assert "sum" not in prof.names(), prof.summary()
+    assert not prof.truncated
+    for names, _ in prof.stacks():
+        if "marker" in names:
+            assert names[:2] == ["<module>", "main"], names

@@ -1,4 +1,6 @@
 """Threads: every thread has its own call tree, named, with exact counts."""
+import pytest
+
 from conftest import describe, root_ok, run_import, run_record, write_prog
 
 # worker-i calls leaf_i exactly (i + 1) * 100 times, so each thread's work is
@@ -107,8 +109,14 @@ main(sys.argv[1])
 """
 
 
-def test_threads_started_before_start(py, tmp_path):
-    prog = write_prog(tmp_path, EARLY)
+@pytest.mark.parametrize("api", ["package", "extension"])
+def test_threads_started_before_start(py, tmp_path, api):
+    source = EARLY
+    if api == "extension":
+        source = (EARLY.replace("import cpyprof", "from cpyprof import _cpyprof")
+                  .replace("cpyprof.start(path)", "_cpyprof.start(path, {})")
+                  .replace("cpyprof.stop()", "_cpyprof.stop()"))
+    prog = write_prog(tmp_path, source)
     out = tmp_path / "early.cpyprof"
     p, prof = run_import(py, [prog, out], out, tmp_path)
     assert p.returncode == 0, describe(p)
