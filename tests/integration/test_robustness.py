@@ -1,0 +1,204 @@
+"""Programs that stress the edges: dying code objects, many functions, deep
+recursion, fork, thread churn, daemon threads still running at exit."""
+from conftest import describe, run_preload, run_record, write_prog
+
+
+def test_many_short_lived_code_objects(py, tmp_path):
+    """Functions created by exec, called once and dropped: every one is named
+    correctly even though its code object is gone by the time the profile is
+    written."""
+    prog = write_prog(tmp_path, """
+        import gc
+        def make_and_call(n):
+            total = 0
+            for i in range(n):
+                ns = {}
+                exec("def gen_%d(x):\\n    return x + %d\\n" % (i, i), ns)
+                total += ns["gen_%d" % i](1)
+                del ns
+            gc.collect()
+            return total
+        print(make_and_call(2000))
+    """)
+    p, prof = run_record(py, [prog], tmp_path)
+    assert p.returncode == 0 and p.stdout == b"%d\n" % sum(i + 1 for i in range(2000)), describe(p)
+    gens = [f for f in prof.functions if f["name"].startswith("gen_")]
+    assert len(gens) == 2000, prof.summary()
+    assert sorted(int(f["name"][4:]) for f in gens) == list(range(2000))
+    assert all(f["calls"] == 1 and f["file"] == "<string>" and f["line"] == 1 for f in gens)
+    assert prof.calls("exec") == 2000, prof.summary()
+
+
+def test_many_distinct_functions_and_unicode_names(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        src = "\\n".join("def f_%d():\\n    return %d" % (i, i) for i in range(3000))
+        exec(compile(src, "generated.py", "exec"))
+        def λ_ünïcode():
+            return sum(globals()["f_%d" % i]() for i in range(3000))
+        print(λ_ünïcode())
+    """)
+    p, prof = run_record(py, [prog], tmp_path)
+    assert p.returncode == 0 and p.stdout == b"%d\n" % sum(range(3000)), describe(p)
+    fs = [f for f in prof.functions if f["name"].startswith("f_") and f["file"] == "generated.py"]
+    assert len(fs) == 3000 and all(f["calls"] == 1 for f in fs), prof.summary()
+    assert {f["line"] for f in fs} == {1 + 2 * i for i in range(3000)}
+    assert prof.func("λ_ünïcode", prog)["calls"] == 1, prof.summary()
+    assert ("λ_ünïcode", "sum", "λ_ünïcode.<locals>.<genexpr>", "f_42") in \
+        prof.stacks_under("λ_ünïcode"), prof.summary()
+
+
+def test_deep_recursion_and_recursion_error(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import sys
+        def down(n):
+            return 0 if n == 0 else 1 + down(n - 1)
+        def forever(n):
+            return forever(n + 1)
+        def after():
+            return 1
+        def main():
+            print(down(900))
+            try:
+                forever(0)
+            except RecursionError:
+                print("RecursionError")
+            print(after())
+        main()
+    """)
+    p, prof = run_record(py, [prog], tmp_path, opts=["--no-builtins"])
+    assert p.returncode == 0 and p.stdout == b"900\nRecursionError\n1\n", describe(p)
+    assert prof.func("down", prog)["calls"] == 901, prof.summary()
+    assert prof.func("after", prog)["calls"] == 1
+    # after runs directly under main: the frames unwound by RecursionError
+    # are all closed
+    assert ("main", "after") in prof.stacks_under("main"), prof.summary()
+    for names, _ in prof.stacks():
+        if "after" in names:
+            assert names == ["<module>", "main", "after"], names
+    assert prof.func("down", prog)["total_ns"] <= prof.func("main", prog)["total_ns"]
+
+
+def test_max_depth_limits_without_breaking(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        def down(n):
+            return 0 if n == 0 else 1 + down(n - 1)
+        def after():
+            return 2
+        def main():
+            return down(100) + after()
+        print(main())
+    """)
+    p, prof = run_record(py, [prog], tmp_path, opts=["--max-depth", "16"])
+    assert p.returncode == 0 and p.stdout == b"102\n", describe(p)
+    assert not prof.truncated
+    # frames below the limit are exact; after() (depth 3) too
+    assert prof.func("main", prog)["calls"] == 1
+    assert prof.func("after", prog)["calls"] == 1, prof.summary()
+    for names, _ in prof.stacks():
+        assert len(names) <= 16, names
+        if "after" in names:
+            assert names == ["<module>", "main", "after"], names
+
+
+def test_fork_child_does_not_overwrite(py, tmp_path):
+    """A forked child that exits normally (atexit runs) must not rewrite or
+    spoil the parent's profile."""
+    prog = write_prog(tmp_path, """
+        import os, sys
+        def child_only():
+            return 1
+        def parent_before():
+            return 1
+        def parent_after():
+            return 2
+        def main():
+            parent_before()
+            pid = os.fork()
+            if pid == 0:
+                for _ in range(5):
+                    child_only()
+                sys.exit(0)
+            _, status = os.waitpid(pid, 0)
+            print("child", os.waitstatus_to_exitcode(status))
+            parent_after()
+        main()
+    """)
+    p, prof = run_preload(py, [prog], tmp_path)
+    assert p.returncode == 0 and p.stdout == b"child 0\n" and p.stderr == b"", describe(p)
+    assert not prof.truncated, prof.summary()
+    assert prof.func("parent_before", prog)["calls"] == 1, prof.summary()
+    assert prof.func("parent_after", prog)["calls"] == 1, prof.summary()
+    assert prof.funcs("child_only", prog) == [], prof.summary()
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["preload.cpyprof", "prog.py"]
+
+
+def test_multiprocessing_fork_pool(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import multiprocessing as mp
+        def square(x):
+            return x * x
+        def main():
+            ctx = mp.get_context("fork")
+            with ctx.Pool(2) as pool:
+                print(sum(pool.map(square, range(100))))
+        if __name__ == "__main__":
+            main()
+    """)
+    p, prof = run_preload(py, [prog], tmp_path)
+    assert p.returncode == 0 and p.stdout == b"328350\n" and p.stderr == b"", describe(p)
+    assert not prof.truncated
+    assert prof.func("main", prog)["calls"] == 1, prof.summary()
+    # square ran only in the workers
+    assert prof.funcs("square", prog) == [], prof.summary()
+
+
+def test_thread_churn(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import threading
+        def leaf():
+            return 1
+        def work():
+            for _ in range(10):
+                leaf()
+        def main():
+            for i in range(60):
+                t = threading.Thread(target=work, name="churn-%d" % i)
+                t.start()
+                t.join()
+        main()
+        print("done")
+    """)
+    p, prof = run_record(py, [prog], tmp_path)
+    assert p.returncode == 0 and p.stdout == b"done\n", describe(p)
+    assert prof.calls("leaf", prog) == 600, prof.summary()
+    assert prof.calls("work", prog) == 60
+    names = [t["name"] for t in prof.threads]
+    assert len(names) == 61, prof.threads
+    assert sorted(n for n in names if n != "MainThread") == sorted("churn-%d" % i for i in range(60))
+
+
+def test_daemon_thread_running_at_exit(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import threading, time
+        started = threading.Event()
+        def spin_leaf():
+            return 1
+        def spinner():
+            started.set()
+            while True:
+                spin_leaf()
+        def main_work():
+            return sum(range(10))
+        def main():
+            threading.Thread(target=spinner, name="spinner", daemon=True).start()
+            started.wait()
+            print(main_work())
+        main()
+    """)
+    p, prof = run_record(py, [prog], tmp_path)
+    assert p.returncode == 0 and p.stdout == b"45\n" and p.stderr == b"", describe(p)
+    assert not prof.truncated, prof.summary()
+    assert prof.func("main_work", prog)["calls"] == 1
+    assert prof.func("spinner", prog)["calls"] == 1, prof.summary()
+    assert prof.func("spin_leaf", prog)["calls"] >= 1
+    assert sorted(t["name"] for t in prof.threads) == ["MainThread", "spinner"], prof.threads
