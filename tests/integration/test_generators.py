@@ -156,3 +156,103 @@ def test_exception_through_generator_and_nested_handlers(py, tmp_path):
     assert prof.stacks_under("outer") == {
         ("outer",), ("outer", "inner"), ("outer", "inner", "g"), ("outer", "inner", "cleanup"),
     }, prof.summary()
+
+
+def test_exception_through_c_function(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        def bad(x):
+            if x == 2:
+                raise KeyError(x)
+            return x
+
+        def after():
+            return 0
+
+        def top():
+            n = 0
+            for _ in range(3):
+                try:
+                    sorted([3, 1, 2], key=bad)
+                except KeyError:
+                    n += 1
+                after()
+            return n
+
+        print(top())
+    """)
+    p, prof = run_record(py, [prog], tmp_path)
+    assert p.returncode == 0 and p.stdout == b"3\n", describe(p)
+    check_balanced(prof, prog)
+    assert prof.calls("sorted") == 3, prof.summary()
+    assert prof.func("bad", prog)["calls"] == 9, prof.summary()  # 3, 1, 2 then raise
+    assert prof.func("after", prog)["calls"] == 3
+    under = prof.stacks_under("top")
+    assert ("top", "sorted", "bad") in under and ("top", "after") in under, prof.summary()
+    for names in under:
+        assert names[:2] in (("top",), ("top", "sorted"), ("top", "after")), names
+        assert "after" not in names or names == ("top", "after"), names
+
+
+def test_yield_from_and_early_close(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        def inner():
+            for i in range(5):
+                yield i
+
+        def outer():
+            yield from inner()
+
+        def partial():
+            for v in inner():
+                if v == 1:
+                    break
+
+        def after():
+            return 1
+
+        def main():
+            s = sum(outer())
+            partial()
+            after()
+            return s
+
+        print(main())
+    """)
+    p, prof = run_record(py, [prog], tmp_path, opts=["--no-builtins"])
+    assert p.returncode == 0 and p.stdout == b"10\n", describe(p)
+    check_balanced(prof, prog)
+    assert prof.func("outer", prog)["calls"] == 6, prof.summary()
+    assert prof.func("after", prog)["calls"] == 1
+    # after runs right under main, whatever happened to the abandoned generator
+    for names, _ in prof.stacks():
+        if "after" in names:
+            assert names == ["<module>", "main", "after"], names
+        if "inner" in names:
+            i = names.index("inner")
+            assert names[i - 1] in ("outer", "partial"), names
+            assert names.count("inner") == 1, names
+
+
+def test_gather_tasks(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import asyncio
+
+        async def task(n):
+            for _ in range(4):
+                await asyncio.sleep(0)
+            return n
+
+        async def amain():
+            return sum(await asyncio.gather(task(1), task(2), task(3)))
+
+        print(asyncio.run(amain()))
+    """)
+    p, prof = run_record(py, [prog], tmp_path)
+    assert p.returncode == 0 and p.stdout == b"6\n", describe(p)
+    check_balanced(prof, prog)
+    # 3 tasks x (start + 4 resumes)
+    assert prof.func("task", prog)["calls"] == 15, prof.summary()
+    for names, _ in prof.stacks():
+        if "task" in names:
+            assert names.count("task") == 1 and "amain" not in names, names
+            assert names[0] == "<module>", names
