@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -58,7 +59,7 @@ class Config:
 
 
 def make_configs(args):
-    preload = {"LD_PRELOAD": args.lib}
+    preload = {"LD_PRELOAD": args.lib_run}
     return [
         Config("baseline", "baseline", "no profiler"),
         Config("emptyhook", "empty C hook (floor)",
@@ -77,7 +78,8 @@ def make_configs(args):
         Config("cpyprof-nobuiltins", "cpyprof no builtins", "CPYPROF_BUILTINS=0 (Python calls only)",
                env=dict(preload, CPYPROF_BUILTINS="0"), lib=True),
         Config("cpyprof-import", "cpyprof import mode", "cpyprof.start()/stop() in the process",
-               env={"PYTHONPATH": args.pythonpath}, needs="cpyprof"),
+               env={"PYTHONPATH": args.pythonpath_run, "LD_LIBRARY_PATH": args.libdir_run},
+               needs="cpyprof"),
     ]
 
 
@@ -95,8 +97,10 @@ def child_env(extra=None):
     env["PYTHONHASHSEED"] = "0"
     env.pop("PYTHONPROFILEIMPORTTIME", None)
     for key, value in (extra or {}).items():
-        if key == "PYTHONPATH" and env.get("PYTHONPATH"):
-            value = value + os.pathsep + env["PYTHONPATH"]
+        if not value:
+            continue
+        if key in ("PYTHONPATH", "LD_LIBRARY_PATH") and env.get(key):
+            value = value + os.pathsep + env[key]
         env[key] = value
     return env
 
@@ -204,9 +208,17 @@ def run_child(python, config, args, workdir, iterations=None, seconds=None, tag=
     result["stderr"] = stderr
     if config.name.startswith("cpyprof"):
         # An inactive profiler would look like a fast one: insist on a clean start and a file.
-        bad = [l for l in stderr.splitlines() if l.startswith("cpyprof:")]
+        msgs = [l for l in stderr.splitlines() if l.startswith("cpyprof:")]
+        bad = [l for l in msgs if "profiling disabled" in l or "cannot" in l]
         if bad:
             return {"error": bad[0], "stderr": stderr}
+        # Other messages (records dropped from full rings) do not invalidate the timing,
+        # but the profile is incomplete: keep them for the table.
+        for line in msgs:
+            m = re.search(r"(\d+) records? dropped", line)
+            if m:
+                result["dropped"] = int(m.group(1))
+        result["messages"] = msgs
         if not os.path.exists(out) or os.path.getsize(out) == 0:
             return {"error": f"no profile written at {out}", "stderr": stderr}
     result["out_bytes"] = os.path.getsize(out) if os.path.exists(out) else None
@@ -285,6 +297,40 @@ def main(argv=None):
     info = probe_python(python, args.pythonpath)
     log(f"python {info['version']} at {info['executable']}")
 
+    # Snapshot the library and the package: the lead may rebuild build/ while we run, and
+    # one run must not mix two versions.
+    workdir = tempfile.mkdtemp(prefix="cpyprof-bench-")
+    snap = os.path.join(workdir, "snapshot")
+    os.makedirs(snap)
+    args.lib_run, args.pythonpath_run, args.libdir_run = args.lib, args.pythonpath, ""
+    lib_id = "not found"
+    if os.path.exists(args.lib):
+        args.lib_run = os.path.join(snap, os.path.basename(args.lib))
+        shutil.copy2(args.lib, args.lib_run)
+        with open(args.lib_run, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()[:12]
+        mtime = datetime.datetime.fromtimestamp(os.path.getmtime(args.lib), datetime.timezone.utc)
+        lib_id = f"sha256 {digest}, built {mtime:%Y-%m-%d %H:%M:%S} UTC"
+        try:
+            head = subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%h %s"],
+                                  capture_output=True, text=True).stdout.strip()
+            if head:
+                lib_id += f"; repo HEAD {head}"
+        except OSError:
+            pass
+    if os.path.isdir(args.pythonpath):
+        args.pythonpath_run = os.path.join(snap, "python")
+        shutil.copytree(args.pythonpath, args.pythonpath_run,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        # The extension finds libcpyprof.so through its RUNPATH (the build dir); point the
+        # loader at the snapshot's copy first.
+        for root, _, files in os.walk(args.pythonpath_run):
+            if "libcpyprof.so" in files:
+                args.libdir_run = root
+                break
+        else:
+            args.libdir_run = snap
+
     configs = make_configs(args)
     if args.configs:
         wanted = [c.strip() for c in args.configs.split(",") if c.strip()]
@@ -314,17 +360,21 @@ def main(argv=None):
     by_name = {c.name: c for c in configs}
     baseline = by_name["baseline"]
 
-    workdir = tempfile.mkdtemp(prefix="cpyprof-bench-")
     try:
         # Calibrate: how many units fill target_s unprofiled on this machine.
         if args.iterations:
             iterations = args.iterations
         else:
-            run_child(python, baseline, args, workdir, seconds=0.2, tag="warm")  # warm caches
-            cal = run_child(python, baseline, args, workdir, seconds=target_s, tag="cal")
-            if "error" in cal:
-                sys.exit(f"bench_trace: calibration run failed: {cal['error']}")
-            iterations = max(20, int(round(cal["iterations"] * target_s / cal["workload_s"] / 20)) * 20)
+            # The fastest of three short runs: a busy moment on a 2-core machine must not
+            # inflate the size of every later run.
+            rate = 0.0
+            for k in range(3):
+                cal = run_child(python, baseline, args, workdir, seconds=max(0.2, target_s / 3),
+                                tag=f"cal{k}")
+                if "error" in cal:
+                    sys.exit(f"bench_trace: calibration run failed: {cal['error']}")
+                rate = max(rate, cal["iterations"] / cal["workload_s"])
+            iterations = max(20, int(round(rate * target_s / 20)) * 20)
         log(f"workload {args.workload}: {iterations} iterations (~{target_s:g} s unprofiled)")
 
         # Count the calls one run makes (cProfile's total_calls, builtins and generator
@@ -373,6 +423,7 @@ def main(argv=None):
                 "median_total_s": statistics.median(x["total_s"] for x in rs),
                 "median_finish_s": statistics.median(x["finish_s"] for x in rs),
                 "out_bytes": int(statistics.median(sizes)) if sizes else None,
+                "dropped_max": max((x.get("dropped", 0) for x in rs), default=0),
                 "runs": len(rs),
             }
 
@@ -381,7 +432,14 @@ def main(argv=None):
                 return summary[name]["median_s"] / summary[ref]["median_s"]
             return None
 
+        def min_ratio(name, ref):
+            if name in summary and ref in summary:
+                return summary[name]["min_s"] / summary[ref]["min_s"]
+            return None
+
         for name, s in summary.items():
+            s["min_x_floor"] = min_ratio(name, "emptyhook")
+            s["min_x_cprofile"] = min_ratio(name, "cprofile")
             s["x_baseline"] = ratio(name, "baseline")
             s["x_floor"] = ratio(name, "emptyhook")
             s["x_cprofile"] = ratio(name, "cprofile")
@@ -419,7 +477,7 @@ def main(argv=None):
     lines.append(f"- {iterations} iterations per run, ~{target_s:g} s unprofiled; {callstr}")
     lines.append(f"- {rounds} rounds, each configuration in a fresh process, rotating order; "
                  "times are the workload only (time.perf_counter() inside the process)")
-    lines.append(f"- library: {args.lib}")
+    lines.append(f"- library: {args.lib} ({lib_id})")
     lines.append("")
     lines.append("| configuration | median s | min s | × baseline | × empty hook | × cProfile "
                  "| ns/call over baseline | process s (median) | output |")
@@ -431,7 +489,9 @@ def main(argv=None):
             lines.append(f"| {c.label} | {fmt_s(s['median_s'])} | {fmt_s(s['min_s'])} | "
                          f"{fmt_ratio(s['x_baseline'])} | {fmt_ratio(s['x_floor'])} | "
                          f"{fmt_ratio(s['x_cprofile'])} | {nsc} | {fmt_s(s['median_total_s'])} | "
-                         f"{fmt_bytes(s['out_bytes'])} |")
+                         f"{fmt_bytes(s['out_bytes'])}"
+                         + (f" (up to {s['dropped_max']:,} records dropped)" if s["dropped_max"] else "")
+                         + " |")
         else:
             why = ("skipped: " + c.skip) if c.skip else ("failed: " + failures.get(c.name, "no runs"))
             lines.append(f"| {c.label} | {why.replace('|', '/')} | | | | | | | |")
@@ -474,10 +534,12 @@ def main(argv=None):
     for word, text in verdicts:
         lines.append(f"{word} {text}")
     # Informational: the other cpyprof variants against the same targets.
-    for name in ("cpyprof-ring", "cpyprof-nobuiltins", "cpyprof-import"):
+    # Informational: the same ratios on the fastest runs, and the other cpyprof variants.
+    for name in (PRIMARY, "cpyprof-ring", "cpyprof-nobuiltins", "cpyprof-import"):
         s = summary.get(name)
         if s and s["x_cprofile"] is not None and s["x_floor"] is not None:
-            lines.append(f"info {name}: {s['x_cprofile']:.3f}× cProfile, {s['x_floor']:.3f}× floor")
+            lines.append(f"info {name}: median {s['x_cprofile']:.3f}× cProfile, {s['x_floor']:.3f}× floor;"
+                         f" min/min {s['min_x_cprofile']:.3f}× cProfile, {s['min_x_floor']:.3f}× floor")
     lines.append("```")
     report = "\n".join(lines)
     print(report)
@@ -487,7 +549,7 @@ def main(argv=None):
             "schema": "cpyprof.bench_trace/1", "date": now, "python": info,
             "cpus": os.cpu_count(), "cpu_model": cpu_model(), "workload": args.workload,
             "iterations": iterations, "calls_per_run": calls, "rounds": rounds,
-            "lib": args.lib,
+            "lib": args.lib, "lib_id": lib_id,
             "configs": [{"name": c.name, "label": c.label, "meaning": c.meaning,
                          "env": c.env, "skipped": c.skip, "failed": failures.get(c.name)}
                         for c in configs],
