@@ -350,7 +350,7 @@ def main(argv=None):
             if c.needs == "cpyprof":
                 c.skip = f"`import cpyprof` from {args.pythonpath} failed: {errors.get('cpyprof')}"
             else:
-                c.skip = f"{c.needs} is not installed (pip install {c.needs})"
+                c.skip = f"{c.needs} is not installed in {python} ({python} -m pip install {c.needs})"
         elif c.lib and not os.path.exists(args.lib):
             c.skip = f"{args.lib} not found (cmake -S . -B build -G Ninja && cmake --build build)"
     for c in configs:
