@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Writes the hand-made edge-case profiles in tests/fuzz/crashers/ (edge-*).
+
+The files are checked in; rerun this script only to regenerate them after a
+change to the file format (docs/format.md). fuzz.regressions replays them.
+"""
+import os
+import struct
+import zlib
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crashers")
+NONE = 0xFFFFFFFF
+MAGIC = b"CPYPROF\0"
+HEADER = MAGIC + struct.pack("<II", 1, 0)
+META, STRINGS, FUNCS, THREAD, TREE, EVENTS, TRAILER = 1, 2, 3, 4, 5, 6, 0x7F
+
+
+def chunk(ctype, payload, crc=None, size=None):
+    crc = zlib.crc32(payload) if crc is None else crc
+    size = len(payload) if size is None else size
+    return struct.pack("<IIQ", ctype, crc, size) + payload
+
+
+def text(s):
+    b = s.encode() if isinstance(s, str) else s
+    return struct.pack("<I", len(b)) + b
+
+
+def meta(**kv):
+    return chunk(META, b"".join(text(k) + text(v) for k, v in kv.items()))
+
+
+def strings(first, items):
+    return chunk(STRINGS, struct.pack("<II", first, len(items)) + b"".join(text(s) for s in items))
+
+
+def funcs(recs):
+    return chunk(FUNCS, struct.pack("<I", len(recs)) + b"".join(struct.pack("<6I", *r) for r in recs))
+
+
+def thread(tid, name=NONE, flags=1):
+    return chunk(THREAD, struct.pack("<IIQQqqII", tid, name, 1234, 42, 0, 1000, flags, 0))
+
+
+def tree(tid, nodes):
+    return chunk(TREE, struct.pack("<II", tid, len(nodes)) + b"".join(struct.pack("<IIQQ", *n) for n in nodes))
+
+
+def events(tid, evs):
+    return chunk(EVENTS, struct.pack("<II", tid, len(evs)) + b"".join(struct.pack("<qIIQQ", *e) for e in evs))
+
+
+def trailer(threads=1):
+    return chunk(TRAILER, struct.pack("<QQQQqIIQQ", 0, 0, 0, threads, 1000, 0, 0, 0, 0))
+
+
+BASE_STRINGS = strings(0, ["main", "app.py", "helper", "MainThread"])
+BASE_FUNCS = funcs([(0, 0, 1, 1, 0, 0), (1, 2, 1, 5, 0, 0)])
+
+
+def valid(*body):
+    return HEADER + meta(mode="trace", argv="python3\0app.py") + BASE_STRINGS + BASE_FUNCS + thread(0, 3) + b"".join(body) + trailer()
+
+
+FILES = {
+    "edge-empty": b"",
+    "edge-magic-only": MAGIC,
+    "edge-header-only": HEADER,
+    "edge-bad-version": MAGIC + struct.pack("<II", 2, 0),
+    # a chunk announcing more than CPYPROF_MAX_CHUNK_SIZE (2^30)
+    "edge-huge-chunk-size": HEADER + chunk(META, b"", size=1 << 40),
+    # off + 16 + size wraps around 2^64
+    "edge-chunk-size-overflow": HEADER + chunk(META, b"\0" * 32, size=0xFFFFFFFFFFFFFFF0),
+    # exactly the limit, but the file is short: truncated
+    "edge-chunk-size-at-limit": HEADER + chunk(STRINGS, b"\0" * 8, size=1 << 30),
+    "edge-chunk-header-cut": HEADER + chunk(META, b"")[:10],
+    # node 0's parent is node 1, after itself
+    "edge-tree-parent-after-self": valid(tree(0, [(1, 0, 1, 10), (NONE, 1, 1, 5)])),
+    "edge-tree-parent-is-self": valid(tree(0, [(NONE, 0, 1, 10), (1, 1, 1, 5)])),
+    "edge-tree-count-too-big": valid(chunk(TREE, struct.pack("<II", 0, 0x7FFFFFFF) + b"\0" * 24)),
+    "edge-tree-unknown-func": valid(tree(0, [(NONE, 77, 1, 10)])),
+    "edge-tree-unknown-thread": valid(tree(9, [(NONE, 0, 1, 10)])),
+    "edge-tree-child-bigger-than-parent": valid(tree(0, [(NONE, 0, 1, 10), (0, 1, 1, 1 << 63), (0, 0, 1, 1 << 63)])),
+    "edge-tree-deep-chain": valid(tree(0, [(NONE if i == 0 else i - 1, i % 2, 1, 100000 - i) for i in range(2000)])),
+    "edge-tree-no-trailer": HEADER + BASE_STRINGS + tree(0, [(NONE, 0, 1, 10), (0, 5, 1, 3)]),
+    "edge-strings-not-dense": valid(strings(10, ["x"])),
+    "edge-strings-count-too-big": valid(chunk(STRINGS, struct.pack("<II", 4, 0xFFFFFFFF))),
+    "edge-string-len-too-big": valid(chunk(STRINGS, struct.pack("<III", 4, 1, 0xFFFFFFF0) + b"abc")),
+    "edge-funcs-duplicate-ids": valid(funcs([(0, 2, 1, 9, 1, 0), (0, 0, 1, 1, 2, 0)]), tree(0, [(NONE, 0, 1, 10)])),
+    "edge-funcs-bad-kind": valid(funcs([(5, 0, NONE, 0, 99, 0)]), tree(0, [(NONE, 5, 1, 10)])),
+    "edge-func-undefined-string": valid(funcs([(6, 99, 98, 0, 0, 0)])),
+    "edge-labels-special-chars": HEADER
+    + strings(0, ["a;b\nc\x00d", "\xff\xfe bad utf8".encode("latin-1"), "<svg>&\"'", "\x1b[31m"])
+    + funcs([(0, 0, 1, 3, 0, 0), (1, 2, 3, 0, 1, 0), (2, 1, NONE, 0, 2, 0)])
+    + thread(0, 2) + thread(1, 0)
+    + tree(0, [(NONE, 0, 1, 10), (0, 1, 1, 5), (1, 2, 1, 2)])
+    + tree(1, [(NONE, 2, 3, 30)])
+    + trailer(2),
+    "edge-same-label-two-funcs": valid(funcs([(2, 0, 1, 1, 0, 0)]), tree(0, [(NONE, 0, 1, 10), (NONE, 2, 1, 10), (1, 0, 2, 4)])),
+    "edge-threads-same-name": valid(thread(1, 3), thread(2, 3), tree(1, [(NONE, 0, 1, 1)]), tree(2, [(NONE, 0, 1, 1)])),
+    "edge-thread-id-none": valid(thread(NONE, NONE), tree(NONE, [(NONE, 0, 1, 1)])),
+    "edge-thread-short": valid(chunk(THREAD, b"\0" * 47)),
+    "edge-events": valid(events(0, [(5, 1, 42, 0, 0), (6, 3, 0, 0, 0), (7, 4, 0, 0, 0), (8, 3, 999, 0, 0), (9, 2, 0, 0, 0)])),
+    "edge-events-unknown-thread": valid(events(5, [(5, 1, 42, 0, 0)])),
+    "edge-meta-odd": valid(chunk(META, text("mode") + text("sample") + text("argv") + struct.pack("<I", 100))),
+    "edge-meta-empty-argv": valid(meta(argv="", mode="")),
+    "edge-trailer-short": HEADER + BASE_STRINGS + chunk(TRAILER, b"\0" * 63),
+    "edge-after-trailer": valid() + b"garbage after the trailer",
+    "edge-unknown-chunk": valid(chunk(0x42, b"future data")),
+    "edge-crc-mismatch": valid(chunk(TREE, struct.pack("<II", 0, 1) + struct.pack("<IIQQ", NONE, 0, 1, 1), crc=0)),
+    "edge-zero-everything": valid(tree(0, [(NONE, 0, 0, 0), (0, 1, 0, 0)])),
+    "edge-max-u64-times": valid(tree(0, [(NONE, 0, (1 << 64) - 1, (1 << 64) - 1), (0, 1, (1 << 64) - 1, (1 << 64) - 1),
+                                         (NONE, 0, (1 << 64) - 1, (1 << 64) - 1)])),
+}
+
+
+def main():
+    os.makedirs(HERE, exist_ok=True)
+    for name, data in FILES.items():
+        with open(os.path.join(HERE, name), "wb") as f:
+            f.write(data)
+    print(f"wrote {len(FILES)} files to {HERE}")
+
+
+if __name__ == "__main__":
+    main()
