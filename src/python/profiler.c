@@ -11,6 +11,7 @@
 #include "cpyprof/format.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -44,14 +45,36 @@ void cp_log(const char *fmt, ...)
 
 /* ---- SIGTERM -------------------------------------------------------------- */
 
+static void die_by_sigterm_now(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGTERM, &sa, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    raise(SIGTERM);
+}
+
 static void on_sigterm(int sig)
 {
-    /* Async-signal-safe: one write to a non-blocking pipe. */
-    int saved = errno;
-    char c = 'T';
-    ssize_t w = write(cp_g.wake_fds[1], &c, 1);
-    (void)w;
+    /* Async-signal-safe only: write, poll, sigaction, raise.
+     *
+     * Without us the program would die right here, so this thread must not
+     * go back to running Python code: it wakes the writer thread, which
+     * writes the profile without the GIL and then kills the process with
+     * SIGTERM at its default disposition, and meanwhile waits. If there is no
+     * writer, or it takes longer than 10 s, die without the profile. */
     (void)sig;
+    int saved = errno;
+    if (atomic_load(&cp_g.state) == CP_RUNNING && cp_g.writer_running && cp_g.wake_fds[1] >= 0) {
+        char c = 'T';
+        if (write(cp_g.wake_fds[1], &c, 1) == 1)
+            poll(NULL, 0, 10000);
+    }
+    die_by_sigterm_now();
     errno = saved;
 }
 
