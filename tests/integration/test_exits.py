@@ -1,6 +1,7 @@
 """However the program ends, the profile is written (or marked truncated)."""
 import signal
 import subprocess
+import time
 
 from conftest import (CLI, TIMEOUT, clean_env, describe, load_profile, preload_env, run,
                       run_plain, run_preload, write_prog)
@@ -99,13 +100,22 @@ def run_until_ready_then(py, argv, env, cwd, sig):
     try:
         line = proc.stdout.readline()
         assert line == b"ready\n", (line, proc.stderr.read() if proc.poll() is not None else b"")
+        t0 = time.monotonic()
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=TIMEOUT)
+        elapsed = time.monotonic() - t0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, line + out, err)
+    cp = subprocess.CompletedProcess(proc.args, proc.returncode, line + out, err)
+    cp.elapsed = elapsed
+    return cp
+
+
+# Dying by a signal takes milliseconds without the profiler; writing a small
+# profile first must not make it take seconds.
+SIGNAL_EXIT_LIMIT = 5.0
 
 
 def test_sigterm_after_ready(py, tmp_path):
@@ -125,6 +135,8 @@ def test_sigterm_after_ready(py, tmp_path):
     assert prof.func("tick", prog)["calls"] >= 1, prof.summary()
     rep = run([CLI, "report", out])
     assert rep.returncode == 0 and b"spin" in rep.stdout, describe(rep)
+    assert p.elapsed < SIGNAL_EXIT_LIMIT, \
+        "took %.2f s to die after SIGTERM (%.3f s without the profiler)" % (p.elapsed, ref.elapsed)
 
 
 def test_sigint_after_ready(py, tmp_path):
@@ -132,6 +144,7 @@ def test_sigint_after_ready(py, tmp_path):
     out = tmp_path / "int.cpyprof"
     p = run_until_ready_then(py, [py.exe, prog], preload_env(out), tmp_path, signal.SIGINT)
     assert p.returncode == -signal.SIGINT, describe(p)
+    assert p.elapsed < SIGNAL_EXIT_LIMIT, "took %.2f s to die after SIGINT" % p.elapsed
     assert p.stderr.startswith(b"Traceback") and p.stderr.endswith(b"KeyboardInterrupt\n"), \
         describe(p)
     prof = load_profile(p, out)
