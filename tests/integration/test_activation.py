@@ -323,3 +323,36 @@ def test_extension_api(py, tmp_path):
     for names, _ in prof.stacks():
         if "marker" in names:
             assert names[:2] == ["<module>", "main"], names
+
+
+def test_python_m_cpyprof_script_semantics(py, tmp_path):
+    """The script runs as __main__ with its own argv[0] and __file__; an
+    uncaught exception still writes the profile and exits 1."""
+    prog = write_prog(tmp_path, """
+        import sys
+        def inner():
+            raise ValueError("from the script")
+        def main():
+            print(__name__, sys.argv[0] == __file__, sys.argv[1:])
+            sys.stdout.flush()
+            inner()
+        if __name__ == "__main__":
+            main()
+    """)
+    ref = run([py.exe, prog, "a"], cwd=tmp_path)
+    p, prof = run_module(py, [prog, "a"], tmp_path)
+    assert p.returncode == 1 == ref.returncode, describe(p)
+    assert p.stdout == ref.stdout == b"__main__ True ['a']\n", describe(p)
+    assert p.stderr.splitlines()[-1] == b"ValueError: from the script", describe(p)
+    assert prof.func("inner", prog)["calls"] == 1, prof.summary()
+    assert prof.func("main", prog)["calls"] == 1, prof.summary()
+    assert not prof.truncated
+
+
+def test_python_m_cpyprof_help(py, tmp_path):
+    p = run([py.exe, "-m", "cpyprof", "record", "--help"], env=clean_env(PYTHONPATH=PYPKG),
+            cwd=tmp_path)
+    assert p.returncode == 0 and b"-o" in p.stdout, describe(p)
+    p = run([py.exe, "-m", "cpyprof", "record", "--bogus", "x.py"],
+            env=clean_env(PYTHONPATH=PYPKG), cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.strip(), describe(p)
