@@ -36,6 +36,9 @@ def without_cpyprof_lines(stderr):
     ("CPYPROF_RING_SIZE", "lots", "CPYPROF_RING_SIZE"),
     ("CPYPROF_MAX_DEPTH", "deep", "CPYPROF_MAX_DEPTH"),
     ("CPYPROF_OUTPUT", "/nonexistent/dir/x", "/nonexistent/dir/x"),
+    ("CPYPROF_OUTPUT", "/", "cannot write profile '/': "),
+    ("CPYPROF_TRANSPORT", "carrier-pigeon", "CPYPROF_TRANSPORT"),
+    ("CPYPROF_MODE", "", "CPYPROF_MODE"),
 ])
 def test_bad_setting_disables_cleanly(py, tmp_path, var, value, needle):
     prog = write_prog(tmp_path, PROG)
@@ -53,7 +56,7 @@ def test_bad_setting_disables_cleanly(py, tmp_path, var, value, needle):
     line = lines[0]
     assert needle in line, line
     if var == "CPYPROF_OUTPUT":
-        assert line.startswith("cpyprof: cannot write profile '/nonexistent/dir/x': "), line
+        assert line.startswith("cpyprof: cannot write profile '%s': " % value), line
     assert line.rstrip("\n").endswith("; profiling disabled"), line
     assert p.stdout == ref.stdout, describe(p)
     assert without_cpyprof_lines(p.stderr) == ref.stderr, describe(p)
