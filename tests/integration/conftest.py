@@ -276,13 +276,14 @@ class Profile:
     def summary(self):
         fs = sorted(self.functions, key=lambda f: (-f["calls"], f["name"]))
         lines = ["functions (%d):" % len(fs)]
-        for f in fs[:60]:
+        for f in fs[:25]:
             lines.append("  %-40s %-30s calls=%s total_ns=%s" % (
                 f["name"], "%s:%s" % (os.path.basename(str(f["file"])), f["line"]),
                 f["calls"], f["total_ns"]))
         lines.append("threads: %r" % self.threads)
-        lines.append("folded (first 40 lines):")
-        lines += ["  " + l for l in self.folded_text.splitlines()[:40]]
+        lines.append("folded (first 25 lines):")
+        lines += ["  " + (l if len(l) < 300 else l[:150] + " ... " + l[-140:])
+                  for l in self.folded_text.splitlines()[:25]]
         return "\n".join(lines)
 
 

@@ -169,3 +169,59 @@ def test_thread_started_after_start_import(py, tmp_path):
     assert sorted((t["name"] for t in prof.threads), key=str) == ["MainThread", "late-worker"], prof.threads
     assert prof.calls("leaf", prog) == 250, prof.summary()
     assert prof.calls("worker", prog) == 1, prof.summary()
+
+
+def test_thread_from_c_via_ctypes(py, tmp_path):
+    """A thread created in C (pthread_create through ctypes) that enters
+    Python through a ctypes callback (PyGILState_Ensure) is profiled too."""
+    prog = write_prog(tmp_path, """
+        import ctypes
+        libc = ctypes.CDLL(None)
+        CB = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)
+
+        def leaf():
+            return 1
+
+        def body(arg):
+            for _ in range(25):
+                leaf()
+            return None
+
+        def main():
+            cb = CB(body)
+            tid = ctypes.c_ulong()
+            assert libc.pthread_create(ctypes.byref(tid), None, cb, None) == 0
+            assert libc.pthread_join(tid, None) == 0
+            print("joined")
+
+        main()
+    """)
+    p, prof = run_record(py, [prog], tmp_path)
+    assert p.returncode == 0 and p.stdout == b"joined\n" and p.stderr == b"", describe(p)
+    assert prof.func("body", prog)["calls"] == 1, prof.summary()
+    assert prof.func("leaf", prog)["calls"] == 25, prof.summary()
+    assert len(prof.threads) == 2, prof.threads
+    for names, _ in prof.stacks():
+        if "leaf" in names:
+            assert names[-2:] == ["body", "leaf"] and "main" not in names, names
+
+
+def test_non_daemon_threads_finish_after_main(py, tmp_path):
+    """Work done by threads after the main module has finished (while the
+    interpreter waits for them at exit) is in the profile."""
+    prog = write_prog(tmp_path, """
+        import threading, time
+        def leaf():
+            return 1
+        def late():
+            time.sleep(0.2)
+            for _ in range(50):
+                leaf()
+        threading.Thread(target=late, name="late").start()
+        print("main module done", flush=True)
+    """)
+    p, prof = run_record(py, [prog], tmp_path)
+    assert p.returncode == 0 and p.stdout == b"main module done\n", describe(p)
+    assert not prof.truncated
+    assert prof.func("leaf", prog)["calls"] == 50, prof.summary()
+    assert prof.func("late", prog)["calls"] == 1, prof.summary()
