@@ -204,3 +204,15 @@ def test_report_sort_limit_and_flame(py, tmp_path):
     text = svg.read_text()
     assert text.lstrip().startswith(("<?xml", "<svg")) and "</svg>" in text
     assert "fib" in text
+
+
+def test_convert_to_file_equals_stdout(py, tmp_path):
+    prog = write_prog(tmp_path, TREE)
+    p, prof = run_record(py, [prog], tmp_path, opts=["--no-builtins"])
+    from conftest import CLI, run
+    out = tmp_path / "x.folded"
+    r = run([CLI, "convert", prof.path, "--to", "folded", "-o", out])
+    assert r.returncode == 0 and r.stdout == b"", describe(r)
+    assert out.read_text() == prof.folded_text
+    # folded values are self times: they add up to the sum of self_ns
+    assert sum(v for _, v in prof.folded) == sum(f["self_ns"] for f in prof.functions)

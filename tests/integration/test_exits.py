@@ -187,3 +187,32 @@ def test_os_exit_is_truncated(py, tmp_path):
     if js.returncode == 0:
         import json
         assert json.loads(js.stdout)["truncated"] is True, describe(js)
+
+
+def test_ctrl_c_on_record_process_group(py, tmp_path):
+    """Ctrl-C in a terminal sends SIGINT to the whole foreground group: the
+    `cpyprof record` command and the program. The program gets its
+    KeyboardInterrupt, the profile is written, and record dies by SIGINT like
+    the program did."""
+    import os
+    prog = write_prog(tmp_path, SPIN)
+    out = tmp_path / "ctrlc.cpyprof"
+    proc = subprocess.Popen([str(CLI), "record", "-q", "-o", str(out), "--", py.exe, str(prog)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(),
+                            cwd=tmp_path, start_new_session=True)
+    try:
+        line = proc.stdout.readline()
+        assert line == b"ready\n", (line, proc.poll())
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == -signal.SIGINT, (proc.returncode, err)
+    assert err.endswith(b"KeyboardInterrupt\n"), err
+    assert err.count(b"KeyboardInterrupt") == 1, err
+    prof = load_profile(subprocess.CompletedProcess(proc.args, proc.returncode, b"", err), out)
+    assert not prof.truncated, prof.summary()
+    assert prof.func("spin", prog)["calls"] == 1, prof.summary()
+    assert prof.func("before", prog)["calls"] == 1, prof.summary()
