@@ -1,5 +1,6 @@
 /* cmd_report.c — `cpyprof report`: the top-functions table, text or JSON. */
 #include "cli.h"
+#include "report/samples_table.h"
 #include "report/table.h"
 
 #include <getopt.h>
@@ -74,7 +75,8 @@ int cmd_report(int argc, char **argv)
         return CLI_FAIL;
     char err[1024];
     int r = json ? cp_report_json_write(stdout, &p, &o, err, sizeof err)
-                 : cp_table_write(stdout, &p, &o, err, sizeof err);
+                 : p.samples ? cp_samples_table_write(stdout, &p, &o, err, sizeof err)
+                             : cp_table_write(stdout, &p, &o, err, sizeof err);
     cp_profile_free(&p);
     if (r) {
         cli_error("%s", err);

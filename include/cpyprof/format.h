@@ -9,7 +9,7 @@
  * structs on big-endian hosts (the reader decodes field by field).
  *
  * Order of chunks written by the profiler:
- *   META, then any number of STRINGS / FUNCS / THREAD / TREE / EVENTS chunks
+ *   META, then any number of STRINGS / FUNCS / THREAD / TREE / EVENTS / SAMPLES chunks
  *   in any order (a chunk only refers to ids defined by earlier chunks, or by
  *   later ones before the TRAILER), and last a TRAILER. A file without a
  *   TRAILER is truncated: readers report it and keep what they have.
@@ -72,6 +72,12 @@ enum cpyprof_chunk_type {
      * then count x struct cpyprof_event_rec (32 bytes). */
     CPYPROF_CHUNK_EVENTS = 6,
 
+    /* A thread's sampled stacks (mode sample): u32 thread_id, u32 count,
+     * then count x struct cpyprof_sample_node_rec (32 bytes). Node i's
+     * parent is < i, or CPYPROF_NONE for a root. Functions may be defined by
+     * STRINGS/FUNCS chunks written right before the SAMPLES chunks. */
+    CPYPROF_CHUNK_SAMPLES = 8,
+
     /* Always last: struct cpyprof_trailer_rec (64 bytes). */
     CPYPROF_CHUNK_TRAILER = 0x7F,
 };
@@ -123,6 +129,22 @@ struct cpyprof_node_rec {
     uint32_t func;   /* function id */
     uint64_t calls;
     uint64_t total_ns;
+};
+
+/** A node of a sampled stack tree: function `func` at source line `line`,
+ *  reached by one path from a root (an outermost frame, or the
+ *  "[truncated]" marker above stacks deeper than 900 frames). samples counts
+ *  the samples whose innermost frame was this node (self samples; weighted
+ *  by timer overruns); gil_samples those of them taken while the thread held
+ *  the GIL. Inclusive counts are the sums over subtrees. kind is 0 for a
+ *  Python frame (native frames later). 32 bytes. */
+struct cpyprof_sample_node_rec {
+    uint32_t parent; /* node index, or CPYPROF_NONE */
+    uint32_t func;   /* function id */
+    uint32_t line;   /* line being executed, 0 if unknown */
+    uint32_t kind;   /* 0: Python frame */
+    uint64_t samples;
+    uint64_t gil_samples;
 };
 
 /** Event kinds carried in EVENTS chunks. */

@@ -12,6 +12,7 @@
  *    re-raise happen here, outside signal context.
  */
 #include "python/profiler.h"
+#include "python/sample.h"
 
 #include "cpyprof/format.h"
 
@@ -103,6 +104,8 @@ void cp_drain_all(void)
                     agg_call(th, r);
                 else if (r->kind == CPYPROF_EV_RETURN)
                     agg_return(th, r);
+                else if (cp_srec_is_sample(r->kind))
+                    cp_sample_feed(th, r);
                 else
                     other[no++] = *r;
             }
@@ -139,6 +142,7 @@ static void *writer_main(void *unused)
                     atomic_store(&term_pending, 1);
         }
         cp_drain_all();
+        cp_sample_tick();
         if (atomic_load(&term_pending) && atomic_load(&cp_g.state) == CP_RUNNING) {
             handle_term();
             break;

@@ -10,6 +10,7 @@
  * symtab.h); values read may be off by the call in flight.
  */
 #include "python/profiler.h"
+#include "python/sample.h"
 
 #include "core/version.h"
 #include "cpyprof/format.h"
@@ -96,6 +97,11 @@ int cp_write_meta(char *err, size_t errlen)
     cp_buf_meta(&b, "builtins", cp_g.cfg.builtins ? "1" : "0");
     cp_buf_meta(&b, "transport", cp_g.cfg.transport == CP_TRANSPORT_RING ? "ring" : "inline");
     cp_buf_meta(&b, "activation", cp_g.activation == CP_ACT_PRELOAD ? "preload" : "import");
+    if (cp_g.cfg.mode == CP_MODE_SAMPLE) {
+        snprintf(v, sizeof v, "%u", cp_g.cfg.rate_hz);
+        cp_buf_meta(&b, "sample_rate", v);
+        cp_buf_meta(&b, "sample_clock", cp_g.cfg.clock == CP_CLOCK_WALL ? "wall" : "cpu");
+    }
     snprintf(v, sizeof v, "%u", cp_g.cfg.max_depth);
     cp_buf_meta(&b, "max_depth", v);
     int rc = put_chunk(CPYPROF_CHUNK_META, &b, err, errlen);
@@ -162,7 +168,7 @@ static int write_thread(const cp_thread *th, uint64_t now, char *err, size_t err
     return rc;
 }
 
-static int write_symbols(char *err, size_t errlen)
+static int write_symbols(uint32_t *ns_out, uint32_t *nf_out, char *err, size_t errlen)
 {
     cp_buf b;
     cp_buf_init(&b);
@@ -182,6 +188,8 @@ static int write_symbols(char *err, size_t errlen)
         first += n;
     }
     uint32_t nf = cp_symtab_nfuncs(&cp_g.syms);
+    *ns_out = ns;
+    *nf_out = nf;
     if (rc == 0) {
         cp_buf_reset(&b);
         cp_buf_u32(&b, nf);
@@ -230,8 +238,11 @@ int cp_dump_profile(int end_reason, int end_signal, bool have_gil, char *err, si
             rc = write_thread(t, now, err, errlen);
     }
     free(order);
+    uint32_t ns = 0, nf = 0;
     if (rc == 0)
-        rc = write_symbols(err, errlen);
+        rc = write_symbols(&ns, &nf, err, errlen);
+    if (rc == 0 && cp_g.cfg.mode == CP_MODE_SAMPLE) /* after the names they use */
+        rc = cp_sample_dump(ns, nf, err, errlen);
 
     cp_buf b;
     cp_buf_init(&b);

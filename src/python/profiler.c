@@ -7,6 +7,7 @@
  * neither write to the parent's file nor pay for the hook).
  */
 #include "python/profiler.h"
+#include "python/sample.h"
 
 #include "cpyprof/format.h"
 
@@ -116,6 +117,7 @@ static void atfork_child(void)
     if (atomic_load(&cp_g.state) == CP_OFF)
         return;
     cp_g.inert = 1;
+    cp_sample_atfork_child();
     cp_g.writer_running = false;
     if (cp_g.writer.fd >= 0)
         close(cp_g.writer.fd);
@@ -225,10 +227,6 @@ int cp_profiler_start(const cp_config *cfg, int activation, char *err, size_t er
     }
     if (cp311_check_runtime(err, errlen) != 0)
         return -1;
-    if (cfg->mode == CP_MODE_SAMPLE) {
-        snprintf(err, errlen, "mode 'sample' is not available in this build yet; use mode 'trace'");
-        return -1;
-    }
     cp_g.cfg = *cfg;
     cp_g.activation = activation;
     if (cp_g.co_extra_index < 0) {
@@ -261,8 +259,12 @@ int cp_profiler_start(const cp_config *cfg, int activation, char *err, size_t er
     register_process_hooks();
     cp_g.inert = 0;
     atomic_store(&cp_g.state, CP_RUNNING);
-    if (cp_threads_attach_all(err, errlen) != 0) {
+    bool sampling = cfg->mode == CP_MODE_SAMPLE;
+    if ((sampling && cp_sample_start(err, errlen) != 0) ||
+        cp_threads_attach_all(err, errlen) != 0) {
         cp_g.inert = 1;
+        if (sampling)
+            cp_sample_stop();
         cp_threads_detach_all();
         atomic_store(&cp_g.state, CP_OFF);
         char e2[64];
@@ -289,6 +291,8 @@ int cp_profiler_stop(int end_reason, char *err, size_t errlen)
     /* The GIL is held: no hook is running now, and after this none will. */
     cp_threads_detach_all();
     cp_g.inert = 1;
+    if (cp_g.cfg.mode == CP_MODE_SAMPLE)
+        cp_sample_stop(); /* no handler runs after this */
     remove_term_handler();
     cp_writer_thread_stop();
     int term = cp_take_pending_term();

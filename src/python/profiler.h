@@ -58,6 +58,8 @@ typedef struct cp_thread {
         uint64_t t0;
     } * agg;
     uint32_t agg_depth;
+    /* sampling mode (sample.h), NULL otherwise */
+    struct cp_sample_thread *sample;
 } cp_thread;
 
 enum cp_run_state { CP_OFF = 0, CP_RUNNING = 1, CP_STOPPING = 2 };

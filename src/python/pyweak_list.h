@@ -48,4 +48,8 @@
 #pragma weak _Py_BuildValue_SizeT
 #pragma weak _Py_Dealloc
 #pragma weak _Py_NoneStruct
+#pragma weak Py_AddPendingCall
+#pragma weak PyUnicode_Type
+#pragma weak PyCode_Type
+#pragma weak PyCode_Addr2Line
 #endif

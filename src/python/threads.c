@@ -12,6 +12,7 @@
  * not seen in 3.11 (documented).
  */
 #include "python/profiler.h"
+#include "python/sample.h"
 
 #include "cpyprof/format.h"
 
@@ -21,6 +22,7 @@
 static void thread_dealloc(PyObject *self)
 {
     cp_thread *th = (cp_thread *)self;
+    cp_sample_thread_free(th);
     cp_tree_destroy(&th->tree);
     cp_ring_destroy(&th->ring);
     free(th->stack);
@@ -149,6 +151,15 @@ static PyObject *thread_bootstrap(PyObject *self, PyObject *args)
         PyEval_SetProfile(NULL, NULL);
         Py_RETURN_NONE;
     }
+    if (cp_g.cfg.mode == CP_MODE_SAMPLE) {
+        /* Sampling: a timer on this thread, and no hook (the trampoline
+         * removes itself; sampling must cost nothing between samples). */
+        if (cp_sample_thread_attach(th, ts, true, err, sizeof err) != 0 && !cp_g.cfg.quiet)
+            cp_log("%s", err);
+        PyEval_SetProfile(NULL, NULL);
+        Py_DECREF(th);
+        Py_RETURN_NONE;
+    }
     cp_trace_prefill(th, cp311_tstate_frame(ts));
     /* Replaces sys.setprofile's trampoline (which called us) by the C hook;
      * threading._profile_hook still references this builtin, so it stays
@@ -202,6 +213,13 @@ int cp_threads_attach_all(char *err, size_t errlen)
             cp_thread *th = cp_thread_new(ts, flags, err, errlen);
             if (!th)
                 return -1;
+            if (cp_g.cfg.mode == CP_MODE_SAMPLE) { /* a timer, no hook */
+                int src = cp_sample_thread_attach(th, ts, false, err, errlen);
+                Py_DECREF(th);
+                if (src != 0)
+                    return -1;
+                continue;
+            }
             cp_trace_prefill(th, cp311_tstate_frame(ts));
             int rc = _PyEval_SetProfile(ts, cp_trace_current_hook(), (PyObject *)th);
             Py_DECREF(th);

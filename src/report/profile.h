@@ -80,6 +80,10 @@ typedef struct cp_profile {
     cp_event *events; /* in file order */
     size_t n_events;
 
+    /* Trees came from SAMPLES chunks (sampling mode): node calls are 0 and
+     * total_ns holds inclusive sample counts, not ns. */
+    bool samples;
+
     bool has_trailer;
     struct cpyprof_trailer_rec trailer; /* zero when there is no trailer */
 

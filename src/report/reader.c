@@ -104,6 +104,8 @@ const char *cp_chunk_type_name(uint32_t type)
         return "TREE";
     case CPYPROF_CHUNK_EVENTS:
         return "EVENTS";
+    case CPYPROF_CHUNK_SAMPLES:
+        return "SAMPLES";
     case CPYPROF_CHUNK_TRAILER:
         return "TRAILER";
     default:
@@ -299,6 +301,45 @@ static int read_thread(loader *L, const uint8_t *d, uint64_t n)
     return 0;
 }
 
+/* SAMPLES (sampling mode): loaded as a tree whose calls are 0 and whose
+ * total_ns holds inclusive sample counts (self samples summed over the
+ * subtree), so the model's self/total are sample counts. */
+static int read_samples(loader *L, const uint8_t *d, uint64_t n)
+{
+    if (n < 8)
+        return corrupt(L, "payload too short");
+    uint32_t thread = rd_u32(d), count = rd_u32(d + 4);
+    if ((uint64_t)count * sizeof(struct cpyprof_sample_node_rec) != n - 8)
+        return corrupt(L, "size does not match the node count");
+    if (thread == CPYPROF_NONE)
+        return corrupt(L, "thread id is NONE");
+    if (!grow((void **)&L->nodes, &L->nodes_cap, L->n_nodes + count, sizeof *L->nodes) ||
+        !grow((void **)&L->trees, &L->trees_cap, L->n_trees + 1, sizeof *L->trees))
+        return oom(L);
+    cp_node *nodes = &L->nodes[L->n_nodes];
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *r = d + 8 + (uint64_t)i * sizeof(struct cpyprof_sample_node_rec);
+        cp_node *nd = &nodes[i];
+        nd->parent = rd_u32(r);
+        nd->func = rd_u32(r + 4);
+        nd->calls = 0;
+        nd->total_ns = rd_u64(r + 16); /* self samples, summed below */
+        if (nd->parent != CPYPROF_NONE && nd->parent >= i)
+            return corrupt(L, "a node's parent does not come before it");
+        if (nd->func == CPYPROF_NONE)
+            return corrupt(L, "a node has no function");
+        if (nd->total_ns > (1ull << 48))
+            return corrupt(L, "a node has an absurd sample count");
+    }
+    for (uint32_t i = count; i-- > 0;) /* parents come first: children done */
+        if (nodes[i].parent != CPYPROF_NONE)
+            nodes[nodes[i].parent].total_ns += nodes[i].total_ns;
+    L->trees[L->n_trees++] = (pending_tree){thread, L->n_nodes, count};
+    L->n_nodes += count;
+    L->p->samples = true;
+    return 0;
+}
+
 static int read_tree(loader *L, const uint8_t *d, uint64_t n)
 {
     if (n < 8)
@@ -454,6 +495,9 @@ static int walk_chunks(loader *L, const uint8_t *d, size_t size)
             break;
         case CPYPROF_CHUNK_EVENTS:
             r = read_events(L, payload, len);
+            break;
+        case CPYPROF_CHUNK_SAMPLES:
+            r = read_samples(L, payload, len);
             break;
         case CPYPROF_CHUNK_TRAILER:
             r = read_trailer(L, payload, len);

@@ -1,0 +1,74 @@
+/*
+ * sample.h — sampling mode (CPYPROF_MODE=sample): per-thread timers, the
+ * signal handler that records Python stacks into each thread's ring, the
+ * writer-side aggregation and the SAMPLES chunks. docs/architecture.md,
+ * "Sampling", explains the design and every hazard.
+ */
+#ifndef CPYPROF_PYTHON_SAMPLE_H
+#define CPYPROF_PYTHON_SAMPLE_H
+
+#include "python/profiler.h"
+#include "python/sample_agg.h"
+
+#include <signal.h>
+#include <stdbool.h>
+#include <time.h>
+
+/** Per-thread sampling state (cp_thread.sample). */
+typedef struct cp_sample_thread {
+    int slot;    /* index in the handler's slot table, -1 when none */
+    cp_sagg agg; /* writer side */
+} cp_sample_thread;
+
+/* sample_timer.c: start/stop and per-thread timers (GIL held unless noted) */
+/** Picks the signal, installs the handlers, registers the code objects on
+ *  every stack. Before any thread is attached. */
+int cp_sample_start(char *err, size_t errlen);
+/** Deletes every timer and waits until no handler is running; restores the
+ *  signal dispositions. After this no handler touches any cp_thread. */
+void cp_sample_stop(void);
+/** Makes th's sampling state and timer. `on_self`: called on the thread
+ *  itself (then the timer is also deleted when the thread exits). */
+int cp_sample_thread_attach(cp_thread *th, PyThreadState *ts, bool on_self, char *err,
+                            size_t errlen);
+void cp_sample_thread_free(cp_thread *th);
+/** Fork child: the handler must do nothing (async-signal-safe). */
+void cp_sample_atfork_child(void);
+/** Writer thread, every iteration: asks the main thread (pending call) to
+ *  register code objects the handler saw unregistered. */
+void cp_sample_tick(void);
+/** Registers (co_extra ids) the code objects on every thread's stack. GIL. */
+void cp_sample_register_stacks(void);
+
+/* sample_signal.c */
+int cp_sample_signal_install(char *err, size_t errlen); /* picks and installs */
+void cp_sample_signal_remove(void);
+int cp_sample_signo(void);
+/** Set by the handler when it copied a name (unregistered code). */
+extern _Atomic int cp_sample_want_register;
+/** 1 while sampling runs: handlers do nothing when 0. */
+extern _Atomic int cp_sample_live;
+
+/* sample_slots (sample_timer.c): what the handler knows of each thread */
+#define CP_SAMPLE_SLOTS 4096
+typedef struct cp_sample_slot {
+    _Atomic(cp_thread *) th;
+    PyThreadState *tstate;
+    _Atomic uint32_t gen; /* bumped at every reuse: stale signals are ignored */
+    _Atomic int active;   /* handlers running on this slot */
+    timer_t timer;
+    _Atomic int has_timer;
+} cp_sample_slot;
+extern cp_sample_slot cp_sample_slots[CP_SAMPLE_SLOTS];
+
+/* sample_agg glue (sample_timer.c): writer side */
+void cp_sample_feed(cp_thread *th, const cp_record *r);
+
+/** The writer-made function table (sample_timer.c), for the dump. */
+const cp_sfuncs *cp_sample_private_funcs(void);
+
+/* sample_dump.c: SAMPLES chunks (+ STRINGS/FUNCS for writer-made
+ * functions whose ids start at nstrings/nfuncs, the counts already written). */
+int cp_sample_dump(uint32_t nstrings, uint32_t nfuncs, char *err, size_t errlen);
+
+#endif

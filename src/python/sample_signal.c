@@ -1,0 +1,320 @@
+/*
+ * sample_signal.c — the sampling signal handler and its fault guard.
+ *
+ * Signal choice: a real-time signal, SIGRTMAX downwards, the first whose
+ * disposition is SIG_DFL (unused by the program). Real-time signals are
+ * queued per timer and carry the timer's sigval, so the program's SIGALRM,
+ * SIGPROF and itimers stay untouched. SA_RESTART, so a sampled thread
+ * blocked in a system call resumes it instead of failing with EINTR
+ * (calls that never restart, like select/poll/sleep, are retried by CPython
+ * itself since PEP 475).
+ *
+ * Hazards, all handled here:
+ *  - async-signal safety: the handler only reads memory, calls the clock,
+ *    pthread_getspecific (a lock-free array read in glibc),
+ *    PyCode_Addr2Line (pure reads, see sample_py311.h), and writes into the
+ *    thread's own ring; no malloc, no lock, no other Python API;
+ *  - the right thread: the timer targets one kernel thread (SIGEV_THREAD_ID)
+ *    and its sigval names a slot; the handler walks the stack of its OWN
+ *    thread state (gilstate TSS key), and only if it is the slot's, never the
+ *    GIL holder's;
+ *  - stop: the handler announces itself in slot->active before reading
+ *    cp_sample_live (both sequentially consistent); stop clears live, then
+ *    waits until every active count is 0, so no handler touches a cp_thread
+ *    after cp_sample_stop returns (Dekker-style handshake);
+ *  - stale signals (queued before a timer was deleted or a slot reused) carry
+ *    an old slot generation and are ignored;
+ *  - a bad pointer during the walk: sigsetjmp before the walk; the SIGSEGV/
+ *    SIGBUS handler, installed for the whole run, siglongjmps back if this
+ *    thread is mid-walk (thread-local flag) and otherwise chains to the
+ *    program's previous handler or the default action;
+ *  - a partial sample: records are written into free ring slots and the head
+ *    is published once at the end; a ring without room for the whole sample
+ *    drops it (counted in the ring's drop count, per record);
+ *  - errno is saved and restored.
+ */
+#include "python/sample.h"
+
+#include "python/sample_py311.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <string.h>
+#include <unistd.h>
+
+_Atomic int cp_sample_want_register;
+_Atomic int cp_sample_live;
+
+static int sample_sig = -1;
+static struct sigaction old_sample, old_segv, old_bus;
+static bool fault_installed;
+
+/* Non-NULL while this thread walks its stack. initial-exec: a dynamic TLS
+ * access could call __tls_get_addr, which may allocate (not signal-safe). */
+static __thread sigjmp_buf *walk_jmp __attribute__((tls_model("initial-exec")));
+
+int cp_sample_signo(void)
+{
+    return sample_sig;
+}
+
+/* ---- ring writing without partial samples ----------------------------------- */
+
+typedef struct sring {
+    cp_ring *r;
+    uint64_t head, room, n;
+} sring;
+
+static inline bool sr_put(sring *s, const cp_record *rec)
+{
+    if (s->n >= s->room)
+        return false;
+    s->r->slots[(s->head + s->n) & s->r->mask] = *rec;
+    s->n++;
+    return true;
+}
+
+/* ---- the walk --------------------------------------------------------------- */
+
+/* Copies a code object's names as a CODE entry plus TEXT records. */
+static bool put_code(sring *s, PyCodeObject *co, int line)
+{
+    Py_ssize_t nl = 1, fl = 1;
+    const char *name = cp311s_str_utf8(co->co_qualname, &nl);
+    const char *file = cp311s_str_utf8(co->co_filename, &fl);
+    if (!name) {
+        name = "?";
+        nl = 1;
+    }
+    if (!file) {
+        file = "?";
+        fl = 1;
+    }
+    if (nl > CP_SAMPLE_NAME_MAX)
+        nl = CP_SAMPLE_NAME_MAX;
+    if (fl > CP_SAMPLE_FILE_MAX)
+        fl = CP_SAMPLE_FILE_MAX;
+    cp_record r = {.kind = CP_SREC_CODE,
+                   .a = (uint32_t)co->co_firstlineno,
+                   .b = (uint32_t)line | ((uint64_t)nl << 32) | ((uint64_t)fl << 48),
+                   .c = (uint64_t)(uintptr_t)co};
+    if (!sr_put(s, &r))
+        return false;
+    /* name then file as one byte stream, 28 bytes per record */
+    char chunk[CP_SREC_TEXT_BYTES];
+    uint32_t total = (uint32_t)(nl + fl), done = 0;
+    while (done < total) {
+        uint32_t k = 0;
+        for (; k < CP_SREC_TEXT_BYTES && done + k < total; k++) {
+            uint32_t i = done + k;
+            chunk[k] = i < (uint32_t)nl ? name[i] : file[i - (uint32_t)nl];
+        }
+        cp_srec_text_pack(&r, chunk, k);
+        if (!sr_put(s, &r))
+            return false;
+        done += k;
+    }
+    atomic_store_explicit(&cp_sample_want_register, 1, memory_order_relaxed);
+    return true;
+}
+
+/* Walks this thread's frames into the ring. Returns false when the ring had
+ * no room (the sample is dropped). */
+static bool walk(sring *s, PyThreadState *ts, uint32_t *nframes, bool *truncated)
+{
+    uint32_t n = 0;
+    cp_iframe *f = cp311_tstate_frame(ts);
+    Py_ssize_t xi = cp_g.co_extra_index;
+    uint32_t gen = cp_g.generation;
+    for (; f; f = cp311_iframe_previous(f)) {
+        if (!cp311_iframe_complete(f))
+            continue;
+        if (n == CP_SAMPLE_MAX_FRAMES) {
+            *truncated = true;
+            break;
+        }
+        PyCodeObject *co = cp311_iframe_code(f);
+        if (!co || Py_TYPE(co) != &PyCode_Type) {
+            *truncated = true; /* garbage: keep what we have */
+            break;
+        }
+        int line = PyCode_Addr2Line(co, cp311s_frame_addr(f));
+        uintptr_t x = (uintptr_t)cp311_code_extra(co, xi);
+        if ((uint32_t)(x >> 32) == gen && x != 0) {
+            cp_record r = {.kind = CP_SREC_FRAME, .a = (uint32_t)x, .b = (uint32_t)line};
+            if (!sr_put(s, &r))
+                return false;
+        } else if (!put_code(s, co, line)) {
+            return false;
+        }
+        n++;
+    }
+    *nframes = n;
+    return true;
+}
+
+static void take_sample(cp_thread *th, PyThreadState *ts, uint64_t weight)
+{
+    if (cp311s_own_tstate() != ts)
+        return; /* not this slot's thread state (ended, or reused) */
+    cp_ring *r = &th->ring;
+    if (r->busy) { /* interrupted a push on this ring: drop */
+        atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
+        return;
+    }
+    r->busy = 1;
+    atomic_signal_fence(memory_order_seq_cst);
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    sring s = {r, head, (r->mask + 1) - (head - tail), 0};
+    cp_record hdr = {.ticks = cp_clock_ticks(&cp_g.clock), .kind = CP_SREC_SAMPLE, .c = weight};
+    bool ok = sr_put(&s, &hdr), truncated = false;
+    uint32_t nframes = 0;
+    if (ok) {
+        sigjmp_buf jb;
+        if (sigsetjmp(jb, 0) == 0) {
+            walk_jmp = &jb;
+            atomic_signal_fence(memory_order_seq_cst);
+            ok = walk(&s, ts, &nframes, &truncated);
+        } else {
+            ok = false; /* faulted mid-walk: drop this sample */
+        }
+        walk_jmp = NULL;
+        atomic_signal_fence(memory_order_seq_cst);
+    }
+    if (ok) {
+        hdr.a = nframes;
+        hdr.b =
+            (cp311s_holds_gil(ts) ? CP_SAMPLE_F_GIL : 0) | (truncated ? CP_SAMPLE_F_TRUNCATED : 0);
+        if (!cp_g.cfg.idle && cp_g.cfg.clock == CP_CLOCK_WALL && !(hdr.b & CP_SAMPLE_F_GIL)) {
+            s.n = 0; /* idle=0: drop samples of threads not holding the GIL */
+        } else {
+            r->slots[head & r->mask] = hdr;
+            /* Release: the whole sample is visible before the new head. */
+            atomic_store_explicit(&r->head, head + s.n, memory_order_release);
+            uint64_t p = atomic_load_explicit(&r->pushed, memory_order_relaxed);
+            atomic_store_explicit(&r->pushed, p + s.n, memory_order_relaxed);
+        }
+    } else {
+        atomic_fetch_add_explicit(&r->dropped, s.n ? s.n : 1, memory_order_relaxed);
+    }
+    atomic_signal_fence(memory_order_seq_cst);
+    r->busy = 0;
+}
+
+static void on_sample(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)uc;
+    int saved = errno;
+    if (si && si->si_code == SI_TIMER) {
+        uint32_t v = (uint32_t)si->si_value.sival_int;
+        cp_sample_slot *sl = &cp_sample_slots[v % CP_SAMPLE_SLOTS];
+        atomic_fetch_add(&sl->active, 1); /* seq_cst: pairs with cp_sample_stop */
+        if (atomic_load(&cp_sample_live) && atomic_load(&sl->gen) == v / CP_SAMPLE_SLOTS) {
+            cp_thread *th = atomic_load(&sl->th);
+            if (th)
+                take_sample(th, sl->tstate,
+                            1 + (uint64_t)(si->si_overrun > 0 ? si->si_overrun : 0));
+        }
+        atomic_fetch_sub(&sl->active, 1);
+    }
+    errno = saved;
+}
+
+/* ---- fault guard ------------------------------------------------------------ */
+
+static void on_fault(int sig, siginfo_t *si, void *uc)
+{
+    sigjmp_buf *jb = walk_jmp;
+    if (jb) {
+        walk_jmp = NULL;
+        siglongjmp(*jb, 1);
+    }
+    /* Not ours: behave as if we were never installed. */
+    const struct sigaction *old = sig == SIGSEGV ? &old_segv : &old_bus;
+    if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction) {
+        old->sa_sigaction(sig, si, uc);
+        return;
+    }
+    if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
+        old->sa_handler(sig);
+        return;
+    }
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(sig, &dfl, NULL);
+    if (si && si->si_code <= 0) /* sent by kill(): no fault to re-execute */
+        raise(sig);
+    /* a real fault re-executes on return and now gets the default action */
+}
+
+/* ---- install / remove ------------------------------------------------------- */
+
+int cp_sample_signal_install(char *err, size_t errlen)
+{
+    int sig = -1;
+    for (int s = SIGRTMAX; s >= SIGRTMIN; s--) {
+        struct sigaction cur;
+        if (sigaction(s, NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) &&
+            cur.sa_handler == SIG_DFL) {
+            sig = s;
+            break;
+        }
+    }
+    if (sig < 0) {
+        snprintf(err, errlen,
+                 "sampling needs a free real-time signal and the program uses all "
+                 "of SIGRTMIN..SIGRTMAX");
+        return -1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sample;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(sig, &sa, &old_sample) != 0) {
+        snprintf(err, errlen, "cannot install the sampling signal handler: %s", strerror(errno));
+        return -1;
+    }
+    sample_sig = sig;
+    struct sigaction fa;
+    memset(&fa, 0, sizeof fa);
+    fa.sa_sigaction = on_fault;
+    fa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+    sigemptyset(&fa.sa_mask);
+    if (sigaction(SIGSEGV, &fa, &old_segv) == 0 && sigaction(SIGBUS, &fa, &old_bus) == 0)
+        fault_installed = true;
+    atomic_store(&cp_sample_live, 1);
+    return 0;
+}
+
+static void restore_if_ours(int sig, const struct sigaction *old, void *ours)
+{
+    struct sigaction cur;
+    if (sigaction(sig, NULL, &cur) == 0 && (void *)cur.sa_sigaction == ours)
+        sigaction(sig, old, NULL);
+}
+
+void cp_sample_signal_remove(void)
+{
+    if (sample_sig < 0)
+        return;
+    /* SIG_IGN first: discards any sample signal still queued, which the
+     * default action (terminate) would otherwise turn into a kill. */
+    struct sigaction ign;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    struct sigaction cur;
+    if (sigaction(sample_sig, NULL, &cur) == 0 && cur.sa_sigaction == on_sample) {
+        sigaction(sample_sig, &ign, NULL);
+        sigaction(sample_sig, &old_sample, NULL);
+    }
+    if (fault_installed) {
+        restore_if_ours(SIGSEGV, &old_segv, (void *)on_fault);
+        restore_if_ours(SIGBUS, &old_bus, (void *)on_fault);
+        fault_installed = false;
+    }
+    sample_sig = -1;
+}

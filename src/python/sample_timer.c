@@ -1,0 +1,225 @@
+/*
+ * sample_timer.c — sampling's run control: one POSIX timer per thread
+ * (timer_create with SIGEV_THREAD_ID, so the signal lands on that thread),
+ * the slot table the handler finds threads through, start/stop, and the
+ * registration of code objects with the GIL.
+ *
+ * Clocks: cpu = the thread's CPU-time clock (pthread_getcpuclockid of the
+ * thread; ticks only while it runs, limited by the kernel tick), wall =
+ * CLOCK_MONOTONIC (also interrupts sleeping threads: SA_RESTART on our side,
+ * PEP 475 retries in CPython).
+ *
+ * Timer lifetime: deleted at stop; for threads attached on themselves
+ * (started after profiling began) also at thread exit, by a pthread key
+ * destructor, so thread churn does not pile up timers. Threads that existed
+ * at start keep theirs until stop (the kernel stops delivering to a thread
+ * that exited).
+ *
+ * Slots: the timer's sigval is slot index + generation * CP_SAMPLE_SLOTS.
+ * Slots are claimed with the GIL held and released by the thread-exit
+ * destructor or at stop; the generation is bumped on release, so a signal
+ * queued before is ignored. The table is static: never freed, so a late
+ * handler never reads freed memory.
+ */
+#include "python/sample.h"
+
+#include "python/sample_py311.h"
+
+#include "cpyprof/format.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+cp_sample_slot cp_sample_slots[CP_SAMPLE_SLOTS];
+static cp_sfuncs sfuncs; /* writer-only */
+static uint32_t truncated_fid = CPYPROF_NONE;
+static pthread_key_t exit_key;
+static bool exit_key_made;
+static int64_t last_register_ns;
+
+static void release_slot(int i)
+{
+    cp_sample_slot *sl = &cp_sample_slots[i];
+    atomic_store(&sl->th, NULL); /* handlers from here on do nothing */
+    atomic_fetch_add(&sl->gen, 1);
+    /* Read the id before releasing: once has_timer is 0 the slot may be
+     * claimed again (GIL side) and sl->timer overwritten. */
+    timer_t t = sl->timer;
+    if (atomic_exchange(&sl->has_timer, 0))
+        timer_delete(t);
+}
+
+/* pthread key destructor: the thread is exiting (its Python state is gone). */
+static void on_thread_exit(void *v)
+{
+    int i = (int)(intptr_t)v - 1;
+    if (i >= 0 && i < CP_SAMPLE_SLOTS)
+        release_slot(i);
+}
+
+static int claim_slot(void)
+{
+    for (int i = 0; i < CP_SAMPLE_SLOTS; i++) {
+        cp_sample_slot *sl = &cp_sample_slots[i];
+        if (atomic_load(&sl->th) == NULL && !atomic_load(&sl->has_timer))
+            return i;
+    }
+    return -1;
+}
+
+int cp_sample_thread_attach(cp_thread *th, PyThreadState *ts, bool on_self, char *err,
+                            size_t errlen)
+{
+    cp_sample_thread *st = calloc(1, sizeof *st);
+    if (!st || cp_sagg_init(&st->agg, &sfuncs, truncated_fid) != 0) {
+        free(st);
+        snprintf(err, errlen, "out of memory for the sampling state");
+        return -1;
+    }
+    st->slot = -1;
+    th->sample = st;
+    int i = claim_slot();
+    if (i < 0) {
+        if (!cp_g.cfg.quiet)
+            cp_log("more than %d threads: thread %u is not sampled", CP_SAMPLE_SLOTS, th->id);
+        return 0;
+    }
+    cp_sample_slot *sl = &cp_sample_slots[i];
+    clockid_t clk = CLOCK_MONOTONIC;
+    if (cp_g.cfg.clock == CP_CLOCK_CPU) {
+        int rc = pthread_getcpuclockid((pthread_t)cp311_tstate_ident(ts), &clk);
+        if (rc != 0) {
+            snprintf(err, errlen, "cannot get the CPU clock of thread %u: %s", th->id,
+                     strerror(rc));
+            return -1;
+        }
+    }
+    sl->tstate = ts;
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = cp_sample_signo();
+    uint32_t gen = atomic_load(&sl->gen) % (0x7FFFFFFFu / CP_SAMPLE_SLOTS);
+    atomic_store(&sl->gen, gen);
+    sev.sigev_value.sival_int = (int)(gen * CP_SAMPLE_SLOTS + (uint32_t)i);
+    sev._sigev_un._tid = (pid_t)th->native_tid;
+    if (timer_create(clk, &sev, &sl->timer) != 0) {
+        snprintf(err, errlen, "cannot create the sampling timer of thread %u: %s", th->id,
+                 strerror(errno));
+        return -1;
+    }
+    atomic_store(&sl->has_timer, 1);
+    atomic_store(&sl->th, th);
+    st->slot = i;
+    if (on_self && exit_key_made)
+        pthread_setspecific(exit_key, (void *)(intptr_t)(i + 1));
+    /* First expiry spread over one period so threads are not in lockstep. */
+    long period = 1000000000L / (long)cp_g.cfg.rate_hz;
+    long first = period / 2 + (long)((th->id * 7919u) % (unsigned long)(period / 2 + 1));
+    struct itimerspec its = {.it_interval = {period / 1000000000L, period % 1000000000L},
+                             .it_value = {first / 1000000000L, first % 1000000000L}};
+    if (timer_settime(sl->timer, 0, &its, NULL) != 0) {
+        snprintf(err, errlen, "cannot start the sampling timer: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void cp_sample_thread_free(cp_thread *th)
+{
+    cp_sample_thread *st = th->sample;
+    if (!st)
+        return;
+    cp_sagg_destroy(&st->agg);
+    free(st);
+    th->sample = NULL;
+}
+
+/* ---- code registration (GIL held) ------------------------------------------ */
+
+void cp_sample_register_stacks(void)
+{
+    PyThreadState *me = PyThreadState_Get();
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(me);
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts; ts = PyThreadState_Next(ts))
+        for (cp_iframe *f = cp311_tstate_frame(ts); f; f = cp311_iframe_previous(f))
+            if (cp311_iframe_complete(f))
+                (void)cp_code_id(cp311_iframe_code(f));
+}
+
+static int pending_register(void *unused)
+{
+    (void)unused;
+    if (atomic_load(&cp_g.state) == CP_RUNNING && !cp_g.inert && cp_g.cfg.mode == CP_MODE_SAMPLE &&
+        atomic_load(&cp_sample_live))
+        cp_sample_register_stacks();
+    return 0;
+}
+
+void cp_sample_tick(void)
+{
+    if (cp_g.cfg.mode != CP_MODE_SAMPLE || !atomic_load(&cp_sample_want_register))
+        return;
+    int64_t now = cp_monotonic_ns();
+    if (now - last_register_ns < 50000000) /* at most 20 per second */
+        return;
+    last_register_ns = now;
+    atomic_store(&cp_sample_want_register, 0);
+    /* Runs on the main thread with the GIL at its next eval-breaker check.
+     * Py_AddPendingCall may be called from any thread without the GIL. */
+    if (Py_AddPendingCall(pending_register, NULL) != 0)
+        atomic_store(&cp_sample_want_register, 1);
+}
+
+/* ---- writer glue ------------------------------------------------------------ */
+
+void cp_sample_feed(cp_thread *th, const cp_record *r)
+{
+    if (th->sample)
+        cp_sagg_feed(&th->sample->agg, r);
+}
+
+/* ---- start / stop ----------------------------------------------------------- */
+
+int cp_sample_start(char *err, size_t errlen)
+{
+    if (!exit_key_made && pthread_key_create(&exit_key, on_thread_exit) == 0)
+        exit_key_made = true;
+    cp_sfuncs_destroy(&sfuncs);
+    cp_sfuncs_init(&sfuncs);
+    uint32_t name = cp_names_string("[truncated]");
+    truncated_fid = cp_symtab_func(&cp_g.syms, name, CPYPROF_NONE, 0, CPYPROF_FUNC_SPECIAL);
+    if (truncated_fid == UINT32_MAX)
+        truncated_fid = CPYPROF_NONE;
+    atomic_store(&cp_sample_want_register, 0);
+    last_register_ns = 0;
+    cp_sample_register_stacks();
+    return cp_sample_signal_install(err, errlen);
+}
+
+void cp_sample_stop(void)
+{
+    atomic_store(&cp_sample_live, 0); /* seq_cst: pairs with the handler's entry */
+    for (int i = 0; i < CP_SAMPLE_SLOTS; i++)
+        if (atomic_load(&cp_sample_slots[i].th) || atomic_load(&cp_sample_slots[i].has_timer))
+            release_slot(i);
+    /* Wait for handlers already past the live check (other threads). */
+    for (int i = 0; i < CP_SAMPLE_SLOTS; i++)
+        while (atomic_load(&cp_sample_slots[i].active))
+            sched_yield();
+    cp_sample_signal_remove();
+}
+
+void cp_sample_atfork_child(void)
+{
+    atomic_store(&cp_sample_live, 0);
+}
+
+/* Private functions made by the writer: for sample_dump.c. */
+const cp_sfuncs *cp_sample_private_funcs(void)
+{
+    return &sfuncs;
+}

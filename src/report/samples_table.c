@@ -1,0 +1,81 @@
+/* samples_table.c — see samples_table.h. */
+#include "report/samples_table.h"
+
+#include "report/text.h"
+
+#include <errno.h>
+#include <string.h>
+
+static char *clean(char *s)
+{
+    for (char *c = s; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7F)
+            *c = ' ';
+    return s;
+}
+
+static double pct(uint64_t x, uint64_t total)
+{
+    return total ? 100.0 * (double)x / (double)total : 0;
+}
+
+int cp_samples_table_write(FILE *out, const cp_profile *p, const cp_table_options *o, char *err,
+                           size_t errlen)
+{
+    char buf[4096];
+    size_t len;
+    const char *argv = cp_profile_meta_len(p, "argv", &len);
+    const char *clock = cp_profile_meta(p, "sample_clock");
+    const char *rate = cp_profile_meta(p, "sample_rate");
+    if (o->source)
+        fprintf(out, "profile:  %s\n", o->source);
+    fprintf(out, "command:  %s\n", argv ? clean(cp_argv_join(argv, len, buf, sizeof buf)) : "?");
+    fprintf(out, "duration: %s",
+            p->has_trailer
+                ? cp_fmt_ns((uint64_t)(p->trailer.duration_ns > 0 ? p->trailer.duration_ns : 0),
+                            buf, sizeof buf)
+                : "unknown");
+    fprintf(out, "   threads: %zu   mode: sample (%s clock, %s Hz)\n", p->n_threads,
+            clock ? clock : "?", rate ? rate : "?");
+    if (p->has_trailer)
+        fprintf(out, "dropped:  %llu records\n", (unsigned long long)p->trailer.events_dropped);
+    if (cp_profile_warning(p, buf, sizeof buf))
+        fprintf(out, "warning: %s\n", buf);
+    size_t n_tables = o->per_thread ? p->n_threads : 1;
+    for (size_t t = 0; t < n_tables; t++) {
+        cp_flat f;
+        if (cp_flat_build(p, o->per_thread ? (long)t : -1, &f, err, errlen))
+            return -1;
+        cp_sort_key key =
+            o->sort == CP_SORT_TOTAL || o->sort == CP_SORT_NAME ? o->sort : CP_SORT_SELF;
+        cp_flat_sort(&f, p, key);
+        uint64_t total = 0; /* every sample has exactly one innermost frame */
+        for (size_t i = 0; i < f.n; i++)
+            total += f.rows[i].self_ns;
+        fputc('\n', out);
+        if (o->per_thread) {
+            char name[256];
+            fprintf(out, "thread %u: %s (native tid %llu)\n", p->threads[t].rec.id,
+                    clean(cp_thread_name(p, t, name, sizeof name)),
+                    (unsigned long long)p->threads[t].rec.native_tid);
+        }
+        size_t shown = o->limit && o->limit < f.n ? o->limit : f.n;
+        fprintf(out, "samples: %llu   functions: %zu (showing %zu, sorted by %s)\n",
+                (unsigned long long)total, f.n, shown, cp_sort_key_name(key));
+        fprintf(out, "%7s %7s %10s %10s  %s\n", "self%", "total%", "self", "total", "function");
+        char label[1024];
+        for (size_t i = 0; i < shown; i++) {
+            const cp_func_stats *s = &f.rows[i];
+            cp_func_label(p, s->func, label, sizeof label);
+            fprintf(out, "%6.2f%% %6.2f%% %10llu %10llu  %s\n", pct(s->self_ns, total),
+                    pct(s->total_ns, total), (unsigned long long)s->self_ns,
+                    (unsigned long long)s->total_ns, clean(label));
+        }
+        cp_flat_free(&f);
+    }
+    if (fflush(out) != 0 || ferror(out)) {
+        snprintf(err, errlen, "cannot write the report: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
