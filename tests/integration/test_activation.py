@@ -133,10 +133,14 @@ def test_preload_stdin_piped(py, tmp_path):
     check_marked(p, prof, "<stdin>", [])
 
 
-@pytest.mark.parametrize("flag", ["-I", "-S", "-E", "-B"])
-def test_preload_interpreter_flags(py, tmp_path, flag):
+@pytest.mark.parametrize("flags", ["-I", "-S", "-E", "-B", "-u", "-O", "-X dev", "-X importtime",
+                                   "-W error", "-X faulthandler"])
+def test_preload_interpreter_flags(py, tmp_path, flags):
     prog = write_prog(tmp_path, MARKED)
-    p, prof = run_preload(py, [flag, prog, "6"], tmp_path)
+    ref = run([py.exe, *flags.split(), prog, "6"], cwd=tmp_path)
+    p, prof = run_preload(py, [*flags.split(), prog, "6"], tmp_path)
+    if flags != "-X importtime":  # import times differ from run to run
+        assert p.stderr == ref.stderr, describe(p) + describe(ref)
     check_marked(p, prof, prog, ["6"], code=6)
 
 
@@ -356,3 +360,66 @@ def test_python_m_cpyprof_help(py, tmp_path):
     p = run([py.exe, "-m", "cpyprof", "record", "--bogus", "x.py"],
             env=clean_env(PYTHONPATH=PYPKG), cwd=tmp_path)
     assert p.returncode == 2 and p.stderr.strip(), describe(p)
+
+
+def test_import_two_sessions_in_one_process(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import sys
+        import cpyprof
+        def f():
+            return len("abc")
+        cpyprof.start(sys.argv[1])
+        for _ in range(3):
+            f()
+        cpyprof.stop()
+        f()
+        cpyprof.start(sys.argv[2], builtins=False)
+        for _ in range(5):
+            f()
+        cpyprof.stop()
+        print("ok")
+    """)
+    a, b = tmp_path / "a.cpyprof", tmp_path / "b.cpyprof"
+    p, prof_b = run_import(py, [prog, a, b], b, tmp_path)
+    assert p.returncode == 0 and p.stdout == b"ok\n" and p.stderr == b"", describe(p)
+    prof_a = load_profile(p, a)
+    assert prof_a.func("f", prog)["calls"] == 3, prof_a.summary()
+    assert prof_b.func("f", prog)["calls"] == 5, prof_b.summary()
+    assert prof_a.calls("len") == 3, prof_a.summary()
+    assert "len" not in prof_b.names(), prof_b.summary()
+
+
+def test_import_start_from_a_worker_thread(py, tmp_path):
+    """start() called from a worker thread covers the main thread as well."""
+    prog = write_prog(tmp_path, """
+        import sys, threading
+        import cpyprof
+        def main_leaf():
+            return 1
+        def worker_leaf():
+            return 2
+        started = threading.Event()
+        main_done = threading.Event()
+        def worker(path):
+            cpyprof.start(path)
+            started.set()
+            for _ in range(7):
+                worker_leaf()
+            main_done.wait()
+            cpyprof.stop()
+        t = threading.Thread(target=worker, args=(sys.argv[1],), name="starter")
+        t.start()
+        started.wait()
+        for _ in range(9):
+            main_leaf()
+        main_done.set()
+        t.join()
+        print("ok")
+    """)
+    out = tmp_path / "w.cpyprof"
+    p, prof = run_import(py, [prog, out], out, tmp_path)
+    assert p.returncode == 0 and p.stdout == b"ok\n" and p.stderr == b"", describe(p)
+    assert prof.func("worker_leaf", prog)["calls"] == 7, prof.summary()
+    assert prof.func("main_leaf", prog)["calls"] == 9, prof.summary()
+    assert sorted((t["name"] for t in prof.threads), key=str) == ["MainThread", "starter"], \
+        prof.threads
