@@ -423,3 +423,16 @@ def test_import_start_from_a_worker_thread(py, tmp_path):
     assert prof.func("main_leaf", prog)["calls"] == 9, prof.summary()
     assert sorted((t["name"] for t in prof.threads), key=str) == ["MainThread", "starter"], \
         prof.threads
+
+
+@pytest.mark.parametrize("allocator", ["malloc", "debug", "pymalloc_debug"])
+def test_preload_with_pythonmalloc(py, tmp_path, allocator):
+    """PYTHONMALLOC (also set by -X dev) changes the allocators during
+    pre-initialisation, after the library's constructor has run."""
+    prog = write_prog(tmp_path, MARKED)
+    ref = run([py.exe, prog, "6"], cwd=tmp_path, env=clean_env(PYTHONMALLOC=allocator))
+    assert ref.returncode == 6, describe(ref)
+    p, prof = run_preload(py, [prog, "6"], tmp_path, env_extra={"PYTHONMALLOC": allocator})
+    assert (p.stdout, p.stderr, p.returncode) == (ref.stdout, ref.stderr, ref.returncode), \
+        describe(p) + describe(ref)
+    check_marked(p, prof, prog, ["6"], code=6)
