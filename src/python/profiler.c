@@ -72,8 +72,15 @@ static void on_sigterm(int sig)
     int saved = errno;
     if (atomic_load(&cp_g.state) == CP_RUNNING && cp_g.writer_running && cp_g.wake_fds[1] >= 0) {
         char c = 'T';
-        if (write(cp_g.wake_fds[1], &c, 1) == 1)
+        if (write(cp_g.wake_fds[1], &c, 1) == 1) {
+            /* SIGTERM is blocked while its handler runs; unblock it so the
+             * writer's re-raise (at SIG_DFL) ends the process at once. */
+            sigset_t set;
+            sigemptyset(&set);
+            sigaddset(&set, SIGTERM);
+            pthread_sigmask(SIG_UNBLOCK, &set, NULL);
             poll(NULL, 0, 10000);
+        }
     }
     die_by_sigterm_now();
     errno = saved;
