@@ -37,6 +37,7 @@ def without_cpyprof_lines(stderr):
     ("CPYPROF_MAX_DEPTH", "deep", "CPYPROF_MAX_DEPTH"),
     ("CPYPROF_OUTPUT", "/nonexistent/dir/x", "/nonexistent/dir/x"),
     ("CPYPROF_OUTPUT", "/", "cannot write profile '/': "),
+    ("CPYPROF_OUTPUT", "/dev/full", "cannot write profile '/dev/full': "),
     ("CPYPROF_TRANSPORT", "carrier-pigeon", "CPYPROF_TRANSPORT"),
     ("CPYPROF_MODE", "", "CPYPROF_MODE"),
 ])
@@ -63,6 +64,7 @@ def test_bad_setting_disables_cleanly(py, tmp_path, var, value, needle):
     assert p.returncode == ref.returncode, describe(p)
     assert not out.exists()
     assert list(cwd.iterdir()) == [], "files created: %r" % list(cwd.iterdir())
+    assert "profiling disabled" not in p.stdout.decode("utf-8", "replace")
 
 
 def test_record_bad_option(py, tmp_path):

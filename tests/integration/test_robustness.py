@@ -1,6 +1,6 @@
 """Programs that stress the edges: dying code objects, many functions, deep
 recursion, fork, thread churn, daemon threads still running at exit."""
-from conftest import describe, run_preload, run_record, write_prog
+from conftest import describe, run, run_preload, run_record, write_prog
 
 
 def test_many_short_lived_code_objects(py, tmp_path):
@@ -202,3 +202,59 @@ def test_daemon_thread_running_at_exit(py, tmp_path):
     assert prof.func("spinner", prog)["calls"] == 1, prof.summary()
     assert prof.func("spin_leaf", prog)["calls"] >= 1
     assert sorted(t["name"] for t in prof.threads) == ["MainThread", "spinner"], prof.threads
+
+
+def test_subinterpreter_does_not_break(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import _xxsubinterpreters as interpreters
+        def main_fn():
+            return 1
+        def main():
+            iid = interpreters.create()
+            interpreters.run_string(iid, "def sub_fn():\\n    return 2\\nfor _ in range(3): sub_fn()\\nprint('sub ok')")
+            interpreters.destroy(iid)
+            for _ in range(4):
+                main_fn()
+            print("main ok")
+        main()
+    """)
+    p, prof = run_preload(py, [prog], tmp_path)
+    assert (p.returncode, p.stdout, p.stderr) == (0, b"sub ok\nmain ok\n", b""), describe(p)
+    assert not prof.truncated
+    assert prof.func("main_fn", prog)["calls"] == 4, prof.summary()
+    assert prof.func("main", prog)["calls"] == 1, prof.summary()
+
+
+def test_program_own_tracer_sees_the_same(py, tmp_path):
+    """A program with its own sys.settrace (coverage tools, debuggers) gets
+    the same events with and without the profiler."""
+    prog = write_prog(tmp_path, """
+        import sys
+        seen = []
+        def tracer(frame, event, arg):
+            if event == "call" and frame.f_code.co_filename == __file__:
+                seen.append(frame.f_code.co_name)
+            return None
+        def g():
+            return 1
+        def f():
+            return g() + g()
+        sys.settrace(tracer)
+        for _ in range(3):
+            f()
+        sys.settrace(None)
+        print(sorted(seen))
+    """)
+    ref = run([py.exe, prog], cwd=tmp_path)
+    p, prof = run_preload(py, [prog], tmp_path)
+    assert (p.returncode, p.stdout, p.stderr) == (ref.returncode, ref.stdout, ref.stderr), \
+        describe(p) + describe(ref)
+    assert ref.stdout == b"['f', 'f', 'f', 'g', 'g', 'g', 'g', 'g', 'g']\n"
+    assert prof.func("f", prog)["calls"] == 3 and prof.func("g", prog)["calls"] == 6, prof.summary()
+
+
+def test_trivial_program(py, tmp_path):
+    p, prof = run_preload(py, ["-c", "pass"], tmp_path)
+    assert (p.returncode, p.stdout, p.stderr) == (0, b"", b""), describe(p)
+    assert not prof.truncated
+    assert prof.func("<module>", "<string>")["calls"] == 1, prof.summary()
