@@ -22,6 +22,7 @@
 #include "report/folded.h"
 #include "report/model.h"
 #include "report/profile.h"
+#include "report/samples_table.h"
 #include "report/svg.h"
 #include "report/table.h"
 
@@ -259,6 +260,7 @@ static void consume(const cp_profile *p, unsigned sel)
         o.limit = pt ? 3 : 0;
         cp_table_write(out, p, &o, err, sizeof err);
         cp_report_json_write(out, p, &o, err, sizeof err);
+        cp_samples_table_write(out, p, &o, err, sizeof err); /* any profile, not only p->samples */
     }
 
     convert_options co = {.per_thread = false, .source = "fuzz"};

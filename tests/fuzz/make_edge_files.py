@@ -12,7 +12,7 @@ HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crashers")
 NONE = 0xFFFFFFFF
 MAGIC = b"CPYPROF\0"
 HEADER = MAGIC + struct.pack("<II", 1, 0)
-META, STRINGS, FUNCS, THREAD, TREE, EVENTS, TRAILER = 1, 2, 3, 4, 5, 6, 0x7F
+META, STRINGS, FUNCS, THREAD, TREE, EVENTS, SAMPLES, TRAILER = 1, 2, 3, 4, 5, 6, 8, 0x7F
 
 
 def chunk(ctype, payload, crc=None, size=None):
@@ -48,6 +48,10 @@ def tree(tid, nodes):
 
 def events(tid, evs):
     return chunk(EVENTS, struct.pack("<II", tid, len(evs)) + b"".join(struct.pack("<qIIQQ", *e) for e in evs))
+
+
+def samples(tid, nodes):
+    return chunk(SAMPLES, struct.pack("<II", tid, len(nodes)) + b"".join(struct.pack("<IIIIQQ", *n) for n in nodes))
 
 
 def trailer(threads=1):
@@ -108,6 +112,10 @@ FILES = {
     "edge-after-trailer": valid() + b"garbage after the trailer",
     "edge-unknown-chunk": valid(chunk(0x42, b"future data")),
     "edge-crc-mismatch": valid(chunk(TREE, struct.pack("<II", 0, 1) + struct.pack("<IIQQ", NONE, 0, 1, 1), crc=0)),
+    "edge-samples": valid(samples(0, [(NONE, 0, 3, 0, 5, 2), (0, 1, 7, 0, 9, 9), (NONE, 1, 0, 0, 0, 0)])),
+    "edge-samples-parent-after-self": valid(samples(0, [(1, 0, 3, 0, 5, 2), (NONE, 1, 7, 0, 9, 9)])),
+    "edge-samples-absurd-count": valid(samples(0, [(NONE, 0, 3, 0, (1 << 64) - 1, 0), (0, 1, 3, 0, (1 << 64) - 1, 0)])),
+    "edge-samples-and-tree": valid(tree(0, [(NONE, 0, 1, 10)]), samples(0, [(NONE, 0, 3, 0, 4, 1), (0, 1, 3, 0, 6, 0)])),
     "edge-zero-everything": valid(tree(0, [(NONE, 0, 0, 0), (0, 1, 0, 0)])),
     "edge-max-u64-times": valid(tree(0, [(NONE, 0, (1 << 64) - 1, (1 << 64) - 1), (0, 1, (1 << 64) - 1, (1 << 64) - 1),
                                          (NONE, 0, (1 << 64) - 1, (1 << 64) - 1)])),
