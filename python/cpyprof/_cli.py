@@ -355,18 +355,20 @@ def _record(argv):
 # --------------------------------------------------------------------------
 
 def find_executable():
-    """The `cpyprof` command that belongs to this package: next to this
-    interpreter (a venv's or prefix's bin/, where `pip install` puts it),
-    in the build tree (build/cpyprof when the package is imported from
-    build/python), then on PATH. Returns a path or None."""
+    """The `cpyprof` command that belongs to this package: in the build tree
+    when the package is imported from build/python (build/cpyprof), next to
+    this interpreter (a venv's or prefix's bin/, where `pip install` puts
+    it), then on PATH. Returns a path or None."""
     here = os.path.dirname(os.path.abspath(__file__))
     candidates = []
+    build_dir = os.path.join(here, os.pardir, os.pardir)
+    if os.path.isfile(os.path.join(build_dir, "CMakeCache.txt")):
+        candidates.append(os.path.join(build_dir, "cpyprof"))
     scripts = sysconfig.get_path("scripts")
     if scripts:
         candidates.append(os.path.join(scripts, "cpyprof"))
     if sys.executable:
         candidates.append(os.path.join(os.path.dirname(sys.executable), "cpyprof"))
-    candidates.append(os.path.join(here, os.pardir, os.pardir, "cpyprof"))  # build tree
     for c in candidates:
         if os.path.isfile(c) and os.access(c, os.X_OK):
             return os.path.abspath(c)
