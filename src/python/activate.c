@@ -43,6 +43,13 @@ static int audit_hook(const char *event, PyObject *args, void *userdata)
     char err[1024];
     if (cp_profiler_start(&preload_cfg, CP_ACT_PRELOAD, err, sizeof err) != 0)
         cp_log("%s; profiling disabled", err);
+    /* Our hook's list entry was allocated before initialisation, with the
+     * allocator of that moment; at exit CPython frees every entry with the
+     * allocator of *that* moment. Under PYTHONMALLOC=debug or -X dev those
+     * differ and the interpreter aborts ("bad ID"). The hook has done its
+     * job: take it out of the list and never free it (24 bytes). This also
+     * makes every later audit event free of our hook. */
+    cp311_unlink_audit_hook(audit_hook);
     PyErr_Clear();
     PyErr_Restore(et, ev, tb);
     return 0;

@@ -31,3 +31,19 @@ int cp311_check_runtime(char *err, size_t errlen)
     };
     return cp_python_supported(&f, err, errlen);
 }
+
+int cp311_unlink_audit_hook(Py_AuditHookFunction fn)
+{
+    /* The list is only changed with the GIL held (PySys_AddAuditHook
+     * appends). The entry stays allocated and keeps its `next`, so an
+     * iteration in progress (we are called from inside one) goes on. */
+    _Py_AuditHookEntry **link = &_PyRuntime.audit_hook_head;
+    while (*link) {
+        if ((*link)->hookCFunction == fn) {
+            *link = (*link)->next;
+            return 1;
+        }
+        link = &(*link)->next;
+    }
+    return 0;
+}

@@ -73,6 +73,10 @@ static inline int cp311_iframe_line(cp_iframe *f)
     return PyCode_Addr2Line(f->f_code, addr);
 }
 
+/** Removes the audit hook `fn` from the runtime's list without freeing
+ *  it (see activate.c for why). GIL held. Returns 1 if it was found. */
+int cp311_unlink_audit_hook(Py_AuditHookFunction fn);
+
 /** Checks that the running interpreter has the layout these headers
  *  describe: CPython 3.11, not a debug build, and a _PyRuntime of the size
  *  we were compiled against. Returns 0, or -1 with a one-line reason. */
