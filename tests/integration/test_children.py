@@ -118,4 +118,3 @@ def test_record_non_python_program(tmp_path):
     p = run([CLI, "record", "-q", "-o", tmp_path / "none.cpyprof", "--", "/bin/sh", "-c",
              "echo hi; exit 4"], cwd=tmp_path)
     assert p.returncode == 4 and p.stdout == b"hi\n", describe(p)
-    assert not (tmp_path / "none.cpyprof").exists() or (tmp_path / "none.cpyprof").stat().st_size >= 0

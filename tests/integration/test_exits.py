@@ -216,3 +216,19 @@ def test_ctrl_c_on_record_process_group(py, tmp_path):
     assert not prof.truncated, prof.summary()
     assert prof.func("spin", prog)["calls"] == 1, prof.summary()
     assert prof.func("before", prog)["calls"] == 1, prof.summary()
+
+
+def test_sigterm_to_record_alone_is_forwarded(py, tmp_path):
+    """A job runner sends SIGTERM to `cpyprof record` only (docs/usage.md):
+    it is passed on to the program, which writes its profile and dies by
+    SIGTERM; record dies by SIGTERM too."""
+    prog = write_prog(tmp_path, SPIN)
+    out = tmp_path / "fwd.cpyprof"
+    p = run_until_ready_then(py, [CLI, "record", "-q", "-o", out, "--", py.exe, prog],
+                             clean_env(), tmp_path, signal.SIGTERM)
+    assert p.returncode == -signal.SIGTERM, describe(p)
+    assert p.stdout == b"ready\n" and p.stderr == b"", describe(p)
+    prof = load_profile(p, out)
+    assert not prof.truncated, prof.summary()
+    assert prof.func("spin", prog)["calls"] == 1, prof.summary()
+    assert p.elapsed < SIGNAL_EXIT_LIMIT, "took %.2f s" % p.elapsed
