@@ -89,8 +89,9 @@ def start(output=DEFAULT_OUTPUT, *, mode="trace", builtins=True, max_depth=None,
     called (normal end, sys.exit, an uncaught exception, Ctrl-C, SIGTERM).
 
     Options (None means the default; see docs/usage.md):
-      mode       "trace": every call, exact counts (default). "sample" is on
-                 the roadmap and is refused by this version.
+      mode       "trace": every call, exact counts (default); "sample":
+                 timer-driven stack samples (statistical, no call counts,
+                 full speed between samples).
       builtins   also profile C functions such as len or list.append
                  (default True).
       max_depth  the deepest stack tracked, 16..100000 frames (default 2048).
@@ -98,8 +99,13 @@ def start(output=DEFAULT_OUTPUT, *, mode="trace", builtins=True, max_depth=None,
                  "64K" or "4M" (default "1M").
       transport  "inline" (default) or "ring".
       quiet      no messages on stderr except errors (default False).
-      rate, clock, idle, native
-                 sampling settings, kept for mode="sample".
+      rate       sampling: samples per second per thread, 1..10000
+                 (default 100).
+      clock      sampling: "cpu" (default) or "wall" time.
+      idle       sampling, wall clock: keep samples of threads that do not
+                 hold the GIL (default True).
+      native     native (C) frames in samples: accepted, not implemented
+                 yet.
 
     Profiling started inside a function begins with the frames active at
     that moment, so the call tree is still rooted at <module>.

@@ -43,7 +43,7 @@ _RECORD_OPTIONS = [
     (("-o", "--output"), "output", True, None,
      "the profile to write (default cpyprof.out)"),
     (("--mode",), "mode", True, None,
-     "trace: every call, exact counts (default); sample: on the roadmap"),
+     "trace: every call, exact counts (default); sample: timer-driven stack samples"),
     (("--no-builtins",), "builtins", False, False,
      "do not profile C functions (len, list.append, ...)"),
     (("--builtins",), "builtins", False, True, argparse.SUPPRESS),
@@ -65,7 +65,7 @@ _RECORD_OPTIONS = [
     (("--no-idle",), "idle", False, False,
      "sampling, wall clock: drop samples of idle threads"),
     (("--native",), "native", False, True,
-     "sampling: native (C) frames in samples too"),
+     "sampling: native (C) frames in samples too (not implemented yet)"),
 ]
 
 _METAVARS = {"output": "FILE", "mode": "MODE", "max_depth": "N", "ring_size": "SIZE",
