@@ -224,6 +224,20 @@ class Profile:
         assert self.folded_proc.returncode == 0, "convert --to folded failed" + describe(self.folded_proc)
         self.folded_text = self.folded_proc.stdout.decode()
         self.folded = parse_folded(self.folded_text)
+        self.check_invariants()
+
+    def check_invariants(self):
+        """What holds for every profile, whatever the program."""
+        j = self.json
+        assert j.get("schema") == "cpyprof.report/1", j.get("schema")
+        assert isinstance(j.get("truncated"), bool) and isinstance(j.get("dropped"), int), \
+            {k: j.get(k) for k in ("truncated", "dropped")}
+        for f in j["functions"]:
+            assert f["calls"] >= 0 and 0 <= f["self_ns"] <= f["total_ns"], f
+        for frames, value in self.folded:
+            assert value >= 0 and all(frames), (frames, value)
+        ids = [t["id"] for t in j["threads"]]
+        assert len(ids) == len(set(ids)), j["threads"]
 
     # -- functions --
     @property
