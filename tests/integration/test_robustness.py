@@ -258,3 +258,90 @@ def test_trivial_program(py, tmp_path):
     assert (p.returncode, p.stdout, p.stderr) == (0, b"", b""), describe(p)
     assert not prof.truncated
     assert prof.func("<module>", "<string>")["calls"] == 1, prof.summary()
+
+
+def test_recursion_beyond_default_max_depth(py, tmp_path):
+    """Deeper than the default depth limit (2048): calls beyond it are not
+    tracked, but the stack is back in step once they return."""
+    prog = write_prog(tmp_path, """
+        import sys
+        sys.setrecursionlimit(10000)
+        def down(n):
+            return 0 if n == 0 else 1 + down(n - 1)
+        def after():
+            return 1
+        def main():
+            a = down(3000)
+            b = after()
+            c = down(10)
+            return a + b + c
+        print(main())
+    """)
+    p, prof = run_record(py, [prog], tmp_path, opts=["--no-builtins"])
+    assert p.returncode == 0 and p.stdout == b"3011\n" and p.stderr == b"", describe(p)
+    assert not prof.truncated
+    assert prof.func("after", prog)["calls"] == 1, prof.summary()
+    assert prof.func("main", prog)["calls"] == 1, prof.summary()
+    calls = prof.func("down", prog)["calls"]
+    assert 11 + 2000 <= calls <= 3001 + 11, calls
+    for names, _ in prof.stacks():
+        assert len(names) <= 2048, len(names)
+        if "after" in names:
+            assert names == ["<module>", "main", "after"], names[:6]
+        if "main" in names:
+            assert names[:2] == ["<module>", "main"], names[:6]
+
+
+def test_python_signal_handlers(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import os, signal
+        hits = []
+        def handler(sig, frame):
+            hits.append(sig)
+        def main():
+            signal.signal(signal.SIGUSR1, handler)
+            for _ in range(3):
+                os.kill(os.getpid(), signal.SIGUSR1)
+            print(len(hits))
+        main()
+    """)
+    p, prof = run_record(py, [prog], tmp_path)
+    assert p.returncode == 0 and p.stdout == b"3\n" and p.stderr == b"", describe(p)
+    assert prof.func("handler", prog)["calls"] == 3, prof.summary()
+    for names, _ in prof.stacks():
+        if "handler" in names:
+            assert names[:2] == ["<module>", "main"], names
+
+
+def test_generator_send_and_throw(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        def acc():
+            total = 0
+            while True:
+                try:
+                    x = yield total
+                except ValueError:
+                    x = 100
+                total += x
+
+        def after():
+            return 0
+
+        def main():
+            g = acc()
+            next(g)
+            g.send(1)
+            g.send(2)
+            r = g.throw(ValueError)
+            g.close()
+            after()
+            return r
+
+        print(main())
+    """)
+    p, prof = run_record(py, [prog], tmp_path, opts=["--no-builtins"])
+    assert p.returncode == 0 and p.stdout == b"103\n", describe(p)
+    # next, send, send, throw, close: five resumptions
+    assert prof.func("acc", prog)["calls"] == 5, prof.summary()
+    assert prof.stacks_under("main") <= {("main",), ("main", "acc"), ("main", "after")}, prof.summary()
+    assert ("main", "after") in prof.stacks_under("main")
