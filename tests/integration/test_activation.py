@@ -436,3 +436,49 @@ def test_preload_with_pythonmalloc(py, tmp_path, allocator):
     assert (p.stdout, p.stderr, p.returncode) == (ref.stdout, ref.stderr, ref.returncode), \
         describe(p) + describe(ref)
     check_marked(p, prof, prog, ["6"], code=6)
+
+
+def test_import_context_manager_with_exception_and_defaults(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import sys
+        import cpyprof
+
+        def marker():
+            return 1
+
+        def boom():
+            marker()
+            raise KeyError("inside")
+
+        print(cpyprof.stop())
+        try:
+            with cpyprof.profile(output=sys.argv[1]):
+                boom()
+        except KeyError as e:
+            print("propagated", e, cpyprof.is_running())
+
+        @cpyprof.profile(output=sys.argv[2])
+        def decorated():
+            marker()
+            raise ValueError("deco")
+        try:
+            decorated()
+        except ValueError as e:
+            print("propagated", e, cpyprof.is_running())
+
+        cpyprof.start()
+        marker()
+        print(cpyprof.stop())
+    """)
+    a, b = tmp_path / "ctx.cpyprof", tmp_path / "deco.cpyprof"
+    work = tmp_path / "cwd"
+    work.mkdir()
+    p, prof_a = run_import(py, [prog, a, b], a, tmp_path, cwd=work)
+    assert p.returncode == 0 and p.stderr == b"", describe(p)
+    assert p.stdout.decode().splitlines() == [
+        "None", "propagated 'inside' False", "propagated deco False", "cpyprof.out"], describe(p)
+    assert prof_a.func("boom", prog)["calls"] == 1 and prof_a.func("marker", prog)["calls"] == 1
+    prof_b = load_profile(p, b)
+    assert prof_b.func("decorated", prog)["calls"] == 1, prof_b.summary()
+    prof_c = load_profile(p, work / "cpyprof.out")
+    assert prof_c.func("marker", prog)["calls"] == 1, prof_c.summary()
