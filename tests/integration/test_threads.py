@@ -1,7 +1,7 @@
 """Threads: every thread has its own call tree, named, with exact counts."""
 import pytest
 
-from conftest import describe, root_ok, run_import, run_record, write_prog
+from conftest import describe, root_ok, run, run_import, run_record, write_prog
 
 # worker-i calls leaf_i exactly (i + 1) * 100 times, so each thread's work is
 # told apart by function name even though the report aggregates functions.
@@ -225,3 +225,72 @@ def test_non_daemon_threads_finish_after_main(py, tmp_path):
     assert not prof.truncated
     assert prof.func("leaf", prog)["calls"] == 50, prof.summary()
     assert prof.func("late", prog)["calls"] == 1, prof.summary()
+
+
+def test_threads_keep_running_after_stop(py, tmp_path):
+    """Threads that were profiled keep running after stop(): their later calls
+    are not in the profile and nothing breaks."""
+    prog = write_prog(tmp_path, """
+        import sys, threading
+        import cpyprof
+
+        def leaf():
+            return 1
+
+        def worker(phase1, phase2, done1, out):
+            phase1.wait()
+            for _ in range(10):
+                leaf()
+            done1.set()
+            phase2.wait()
+            for _ in range(1000):
+                leaf()
+            out.append("worker done")
+
+        def main(path):
+            phase1, phase2, done1 = threading.Event(), threading.Event(), threading.Event()
+            out = []
+            t = threading.Thread(target=worker, args=(phase1, phase2, done1, out), name="w")
+            t.start()
+            cpyprof.start(path)
+            phase1.set()
+            done1.wait()
+            cpyprof.stop()
+            phase2.set()
+            t.join()
+            for _ in range(5):
+                leaf()
+            print(out)
+
+        main(sys.argv[1])
+    """)
+    out = tmp_path / "after.cpyprof"
+    p, prof = run_import(py, [prog, out], out, tmp_path)
+    assert p.returncode == 0 and p.stdout == b"['worker done']\n" and p.stderr == b"", describe(p)
+    assert prof.calls("leaf", prog) == 10, prof.summary()
+
+
+def test_thread_dying_by_exception(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import threading
+        def leaf():
+            return 1
+        def bad():
+            leaf()
+            raise RuntimeError("in thread")
+        def main():
+            t = threading.Thread(target=bad, name="bad-thread")
+            t.start()
+            t.join()
+            leaf()
+            print("main continues")
+        main()
+    """)
+    ref = run([py.exe, prog], cwd=tmp_path)
+    p, prof = run_record(py, [prog], tmp_path)
+    assert (p.returncode, p.stdout, p.stderr) == (ref.returncode, ref.stdout, ref.stderr), \
+        describe(p) + describe(ref)
+    assert b"RuntimeError: in thread" in p.stderr
+    assert prof.calls("leaf", prog) == 2 and prof.calls("bad", prog) == 1, prof.summary()
+    for frames, _ in prof.folded:
+        assert root_ok(frames, prog), frames
