@@ -279,6 +279,7 @@ int cp_profiler_start(const cp_config *cfg, int activation, char *err, size_t er
         release_run_state();
         return -1;
     }
+    cp_cthreads_start();
     if (cp_writer_thread_start(err, errlen) != 0) {
         /* Not fatal: aggregated trees need no writer; rings just fill up. */
         cp_log("%s (continuing without it)", err);
@@ -295,6 +296,7 @@ int cp_profiler_stop(int end_reason, char *err, size_t errlen)
         return 1;
     }
     atomic_store(&cp_g.state, CP_STOPPING);
+    cp_cthreads_stop();
     /* The GIL is held: no hook is running now, and after this none will. */
     cp_threads_detach_all();
     cp_g.inert = 1;

@@ -129,6 +129,10 @@ void cp_threads_detach_all(void);
 void cp_threads_refresh_names(void);
 void cp_threads_free_all(void);
 
+/* cthreads.c: threads entering Python from C (PyGILState_Ensure) */
+void cp_cthreads_start(void);
+void cp_cthreads_stop(void);
+
 /* drain.c: the writer thread */
 int cp_writer_thread_start(char *err, size_t errlen);
 void cp_writer_thread_stop(void);

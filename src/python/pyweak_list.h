@@ -52,4 +52,6 @@
 #pragma weak PyUnicode_Type
 #pragma weak PyCode_Type
 #pragma weak PyCode_Addr2Line
+#pragma weak PyGILState_Ensure
+#pragma weak _PyThreadState_UncheckedGet
 #endif

@@ -1,0 +1,43 @@
+/*
+ * got.h — redirecting calls that other loaded objects make to a function, by
+ * rewriting their GOT slots for it.
+ *
+ * Why: in Debian's python3.11 libpython is linked into the executable, whose
+ * own definitions win over anything LD_PRELOAD offers, so interposing a
+ * symbol does not work. But a loaded object (an extension module such as
+ * _ctypes, or a shared libpython) calls an external function through a slot
+ * in its GOT, and that slot can be rewritten. Relocations are read from each
+ * object's dynamic section (DT_JMPREL / DT_RELA), so stripped objects work.
+ *
+ * Hazards: slots in a RELRO segment are read-only after start-up; they are
+ * made writable for the single store and read-only again. Slot stores are
+ * aligned 8-byte stores, so a thread calling through the slot at that moment
+ * sees the old or the new target, never a torn one. Scanning holds the
+ * loader's lock (inside dl_iterate_phdr), so no object is being loaded or
+ * unloaded meanwhile.
+ */
+#ifndef CPYPROF_NATIVE_GOT_H
+#define CPYPROF_NATIVE_GOT_H
+
+#include <stddef.h>
+
+/** One function to redirect. */
+typedef struct cp_got_hook {
+    const char *symbol;  /* e.g. "PyGILState_Ensure" */
+    void *replacement;   /* our wrapper */
+} cp_got_hook;
+
+/** Redirects `hooks` in every loaded object not seen before (all but the
+ *  object containing `self_addr`, i.e. libcpyprof.so). Returns the number of
+ *  slots rewritten in this call, or -1 (out of memory for the undo list). */
+int cp_got_install(const cp_got_hook *hooks, size_t nhooks, const void *self_addr);
+
+/** True if objects were loaded since the last cp_got_install (cheap: stops
+ *  the object walk at the first entry). */
+int cp_got_objects_changed(void);
+
+/** Puts back every slot still pointing at one of our replacements, and
+ *  forgets the objects seen. */
+void cp_got_restore_all(void);
+
+#endif
