@@ -44,6 +44,7 @@ _Static_assert(sizeof cp_config_keys / sizeof cp_config_keys[0] == KEY_COUNT + 1
  * cp_config_from_env rather than reported as unknown. */
 static const char *const reserved_env[] = {
     "CPYPROF_PID",
+    "CPYPROF_SKIP_INSTALL_TEST", /* read by the test suite, not the library */
     "CPYPROF_LIBRARY",
     "CPYPROF_BUILD_DIR",
     "CPYPROF_ACTIVE",
