@@ -316,7 +316,8 @@ static int read_samples(loader *L, const uint8_t *d, uint64_t n)
     if (!grow((void **)&L->nodes, &L->nodes_cap, L->n_nodes + count, sizeof *L->nodes) ||
         !grow((void **)&L->trees, &L->trees_cap, L->n_trees + 1, sizeof *L->trees))
         return oom(L);
-    cp_node *nodes = &L->nodes[L->n_nodes];
+    /* count 0: L->nodes may still be NULL, and NULL + 0 is undefined */
+    cp_node *nodes = count ? &L->nodes[L->n_nodes] : NULL;
     for (uint32_t i = 0; i < count; i++) {
         const uint8_t *r = d + 8 + (uint64_t)i * sizeof(struct cpyprof_sample_node_rec);
         cp_node *nd = &nodes[i];
