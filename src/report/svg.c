@@ -213,8 +213,15 @@ static void put_label(FILE *out, const char *name, size_t len, double pw)
  */
 static void put_fixed2(FILE *out, double v)
 {
+    /* Clamp first: llround of a value beyond the long long range returns
+     * LLONG_MIN, and negating that overflows (found by fuzz_reader on a
+     * damaged profile whose child outweighs the root). */
     if (!(v == v) || isinf(v))
         v = 0;
+    if (v > 1e15)
+        v = 1e15;
+    else if (v < -1e15)
+        v = -1e15;
     long long h = llround(v * 100.0);
     if (h < 0) {
         fputc('-', out);
@@ -226,8 +233,15 @@ static void put_fixed2(FILE *out, double v)
 /* Like put_fixed2, but "12" for 12.00 and "12.5" for 12.50: shorter files. */
 static void put_coord(FILE *out, double v)
 {
+    /* Clamp first: llround of a value beyond the long long range returns
+     * LLONG_MIN, and negating that overflows (found by fuzz_reader on a
+     * damaged profile whose child outweighs the root). */
     if (!(v == v) || isinf(v))
         v = 0;
+    if (v > 1e15)
+        v = 1e15;
+    else if (v < -1e15)
+        v = -1e15;
     long long h = llround(v * 100.0);
     if (h < 0) {
         fputc('-', out);
