@@ -345,3 +345,26 @@ def test_generator_send_and_throw(py, tmp_path):
     assert prof.func("acc", prog)["calls"] == 5, prof.summary()
     assert prof.stacks_under("main") <= {("main",), ("main", "acc"), ("main", "after")}, prof.summary()
     assert ("main", "after") in prof.stacks_under("main")
+
+
+def test_ninety_thousand_call_paths(py, tmp_path):
+    """300 x 300 distinct caller/callee paths: every node is kept exactly."""
+    prog = write_prog(tmp_path, """
+        N = 300
+        ns = {}
+        src = "\\n".join("def inner_%d():\\n    return %d" % (i, i) for i in range(N))
+        src += "\\n" + "\\n".join(
+            "def outer_%d():\\n    s = 0\\n    for f in INNERS:\\n        s += f()\\n    return s" % i
+            for i in range(N))
+        exec(compile(src, "gen.py", "exec"), ns)
+        ns["INNERS"] = [ns["inner_%d" % i] for i in range(N)]
+        print(sum(ns["outer_%d" % i]() for i in range(N)))
+    """)
+    p, prof = run_record(py, [prog], tmp_path, opts=["--no-builtins"])
+    assert p.returncode == 0 and p.stdout == b"13455000\n", describe(p)
+    inner = [f for f in prof.functions if f["name"].startswith("inner_") and f["file"] == "gen.py"]
+    outer = [f for f in prof.functions if f["name"].startswith("outer_") and f["file"] == "gen.py"]
+    assert len(inner) == 300 and {f["calls"] for f in inner} == {300}, prof.summary()
+    assert len(outer) == 300 and {f["calls"] for f in outer} == {1}, prof.summary()
+    paths = {tuple(n[-2:]) for n, _ in prof.stacks() if n[-1].startswith("inner_")}
+    assert len(paths) == 90000
