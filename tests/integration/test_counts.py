@@ -216,3 +216,28 @@ def test_convert_to_file_equals_stdout(py, tmp_path):
     assert out.read_text() == prof.folded_text
     # folded values are self times: they add up to the sum of self_ns
     assert sum(v for _, v in prof.folded) == sum(f["self_ns"] for f in prof.functions)
+
+
+def test_times_are_in_nanoseconds(py, tmp_path):
+    """A function that sleeps 200 ms has a total of at least 200 ms (sleep
+    never returns early) and not absurdly more: a wide check of the clock
+    calibration, not a benchmark."""
+    prog = write_prog(tmp_path, """
+        import threading, time
+        def sleeper():
+            time.sleep(0.2)
+        def in_thread():
+            time.sleep(0.2)
+        t = threading.Thread(target=in_thread)
+        t.start()
+        sleeper()
+        t.join()
+    """)
+    p, prof = run_record(py, [prog], tmp_path)
+    assert p.returncode == 0, describe(p)
+    for name in ("sleeper", "in_thread"):
+        total = prof.func(name, prog)["total_ns"]
+        assert 200_000_000 <= total <= 2_200_000_000, (name, total)
+    sleep = sum(f["total_ns"] for f in prof.funcs("sleep"))
+    assert 400_000_000 <= sleep <= 4_400_000_000, sleep
+    assert prof.func("sleeper", prog)["self_ns"] < 100_000_000, prof.summary()
