@@ -31,8 +31,8 @@ typedef struct cpyprof_option {
  *  later) into `output`. Returns 0; or -1 with `err` set and *err_kind set to
  *  1 for a bad setting, 2 for an unwritable output, 3 for anything else
  *  (already running, unsupported interpreter). */
-CPYPROF_API int cpyprof_start(const char *output, const cpyprof_option *options,
-                              size_t noptions, int *err_kind, char *err, size_t errlen);
+CPYPROF_API int cpyprof_start(const char *output, const cpyprof_option *options, size_t noptions,
+                              int *err_kind, char *err, size_t errlen);
 
 /** Stops profiling and writes the profile. Returns 0, 1 if not running, or
  *  -1 with `err` set (the file could not be written completely). */

@@ -20,8 +20,7 @@ int cp_python_supported(const cp_python_facts *f, char *err, size_t errlen)
     version_token(f->version ? f->version : "", ver, sizeof ver);
     /* "3.11." prefix: 3.110 would not exist, but be exact anyway. */
     if (strncmp(ver, "3.11.", 5) != 0 && strcmp(ver, "3.11") != 0) {
-        snprintf(err, errlen,
-                 "unsupported Python %s: this cpyprof supports CPython 3.11 only",
+        snprintf(err, errlen, "unsupported Python %s: this cpyprof supports CPython 3.11 only",
                  ver[0] ? ver : "(unknown version)");
         return -1;
     }

@@ -11,9 +11,9 @@
 
 /** What was observed about the interpreter. */
 typedef struct cp_python_facts {
-    const char *version; /* Py_GetVersion(), e.g. "3.11.2 (main, ...) [GCC 12]" */
-    bool debug_build;    /* Py_DEBUG / Py_REF_DEBUG symbols present */
-    long runtime_size;   /* st_size of _PyRuntime, or -1 if unknown */
+    const char *version;        /* Py_GetVersion(), e.g. "3.11.2 (main, ...) [GCC 12]" */
+    bool debug_build;           /* Py_DEBUG / Py_REF_DEBUG symbols present */
+    long runtime_size;          /* st_size of _PyRuntime, or -1 if unknown */
     long expected_runtime_size; /* sizeof(_PyRuntimeState) we were built with */
 } cp_python_facts;
 

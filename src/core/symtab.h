@@ -44,8 +44,7 @@ void cp_symtab_destroy(cp_symtab *s);
 uint32_t cp_symtab_string(cp_symtab *s, const char *text, size_t len);
 
 /** Adds a function. Returns its id, or UINT32_MAX when out of memory. */
-uint32_t cp_symtab_func(cp_symtab *s, uint32_t name, uint32_t file, uint32_t line,
-                        uint32_t kind);
+uint32_t cp_symtab_func(cp_symtab *s, uint32_t name, uint32_t file, uint32_t line, uint32_t kind);
 
 static inline uint32_t cp_symtab_nstrings(const cp_symtab *s)
 {

@@ -44,7 +44,7 @@ typedef struct cp_tree_node {
 
 typedef struct cp_tree {
     cp_tree_node *chunks[CP_TREE_MAX_CHUNKS];
-    _Atomic uint32_t count; /* published nodes */
+    _Atomic uint32_t count;  /* published nodes */
     cp_tree_node *root_hint; /* most recently entered root, or NULL */
     /* owner-private hash: slot -> node index + 1 (0 = empty) */
     uint32_t *slots;

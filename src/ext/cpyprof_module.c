@@ -40,8 +40,8 @@ static PyObject *mod_start(PyObject *self, PyObject *args)
     }
     char err[1024];
     int kind = 0;
-    if (cpyprof_start(PyBytes_AS_STRING(output_bytes), opts, (size_t)i, &kind, err,
-                      sizeof err) != 0) {
+    if (cpyprof_start(PyBytes_AS_STRING(output_bytes), opts, (size_t)i, &kind, err, sizeof err) !=
+        0) {
         PyErr_SetString(kind == 1   ? PyExc_ValueError
                         : kind == 2 ? PyExc_OSError
                                     : PyExc_RuntimeError,

@@ -92,8 +92,8 @@ static uintptr_t dyn_addr(uintptr_t base, ElfW(Addr) v)
     return (uintptr_t)v < base ? base + (uintptr_t)v : (uintptr_t)v;
 }
 
-static void patch_relocs(struct dl_phdr_info *info, struct scan_ctx *ctx, const ElfW(Rela) *rel,
-                         size_t nrel, const ElfW(Sym) *symtab, const char *strtab,
+static void patch_relocs(struct dl_phdr_info *info, struct scan_ctx *ctx, const ElfW(Rela) * rel,
+                         size_t nrel, const ElfW(Sym) * symtab, const char *strtab,
                          uintptr_t relro_lo, uintptr_t relro_hi)
 {
     for (size_t i = 0; i < nrel; i++) {
@@ -157,13 +157,26 @@ static int scan_object(struct dl_phdr_info *info, size_t size, void *arg)
     size_t pltrelsz = 0, relasz = 0;
     for (const ElfW(Dyn) *d = dyn; d->d_tag != DT_NULL; d++) {
         switch (d->d_tag) {
-        case DT_SYMTAB: symtab = (const ElfW(Sym) *)dyn_addr(info->dlpi_addr, d->d_un.d_ptr); break;
-        case DT_STRTAB: strtab = (const char *)dyn_addr(info->dlpi_addr, d->d_un.d_ptr); break;
-        case DT_JMPREL: jmprel = (const ElfW(Rela) *)dyn_addr(info->dlpi_addr, d->d_un.d_ptr); break;
-        case DT_PLTRELSZ: pltrelsz = d->d_un.d_val; break;
-        case DT_RELA: rela = (const ElfW(Rela) *)dyn_addr(info->dlpi_addr, d->d_un.d_ptr); break;
-        case DT_RELASZ: relasz = d->d_un.d_val; break;
-        default: break;
+        case DT_SYMTAB:
+            symtab = (const ElfW(Sym) *)dyn_addr(info->dlpi_addr, d->d_un.d_ptr);
+            break;
+        case DT_STRTAB:
+            strtab = (const char *)dyn_addr(info->dlpi_addr, d->d_un.d_ptr);
+            break;
+        case DT_JMPREL:
+            jmprel = (const ElfW(Rela) *)dyn_addr(info->dlpi_addr, d->d_un.d_ptr);
+            break;
+        case DT_PLTRELSZ:
+            pltrelsz = d->d_un.d_val;
+            break;
+        case DT_RELA:
+            rela = (const ElfW(Rela) *)dyn_addr(info->dlpi_addr, d->d_un.d_ptr);
+            break;
+        case DT_RELASZ:
+            relasz = d->d_un.d_val;
+            break;
+        default:
+            break;
         }
     }
     if (!symtab || !strtab)

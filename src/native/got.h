@@ -23,8 +23,8 @@
 
 /** One function to redirect. */
 typedef struct cp_got_hook {
-    const char *symbol;  /* e.g. "PyGILState_Ensure" */
-    void *replacement;   /* our wrapper */
+    const char *symbol; /* e.g. "PyGILState_Ensure" */
+    void *replacement;  /* our wrapper */
 } cp_got_hook;
 
 /** Redirects `hooks` in every loaded object not seen before (all but the

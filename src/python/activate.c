@@ -58,8 +58,7 @@ static int audit_hook(const char *event, PyObject *args, void *userdata)
 __attribute__((constructor)) static void cp_preload_init(void)
 {
     /* Weak symbols: all NULL outside a Python process. */
-    if (!&Py_IsInitialized || !&PySys_AddAuditHook || !&Py_GetVersion ||
-        !&PyEval_SetProfile)
+    if (!&Py_IsInitialized || !&PySys_AddAuditHook || !&Py_GetVersion || !&PyEval_SetProfile)
         return;
     if (Py_IsInitialized())
         return;

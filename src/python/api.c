@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
-int cpyprof_start(const char *output, const cpyprof_option *options, size_t noptions,
-                  int *err_kind, char *err, size_t errlen)
+int cpyprof_start(const char *output, const cpyprof_option *options, size_t noptions, int *err_kind,
+                  char *err, size_t errlen)
 {
     cp_config cfg;
     cp_config_defaults(&cfg);
@@ -39,9 +39,15 @@ int cpyprof_stop(char *err, size_t errlen)
     return cp_profiler_stop(CPYPROF_END_STOP, err, errlen);
 }
 
-int cpyprof_is_running(void) { return atomic_load(&cp_g.state) == CP_RUNNING; }
+int cpyprof_is_running(void)
+{
+    return atomic_load(&cp_g.state) == CP_RUNNING;
+}
 
-const char *cpyprof_output(void) { return cp_g.cfg.output; }
+const char *cpyprof_output(void)
+{
+    return cp_g.cfg.output;
+}
 
 const char *cpyprof_library_path(void)
 {
@@ -52,4 +58,7 @@ const char *cpyprof_library_path(void)
     return path;
 }
 
-const char *cpyprof_version(void) { return cp_version(); }
+const char *cpyprof_version(void)
+{
+    return cp_version();
+}

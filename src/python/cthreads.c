@@ -55,8 +55,7 @@ static void attach_c_thread(PyThreadState *ts)
 static PyGILState_STATE wrap_gilstate_ensure(void)
 {
     PyGILState_STATE st = PyGILState_Ensure(); /* our own slot is never redirected */
-    if (atomic_load(&cp_g.state) == CP_RUNNING && !cp_g.inert &&
-        cp_g.cfg.mode == CP_MODE_TRACE) {
+    if (atomic_load(&cp_g.state) == CP_RUNNING && !cp_g.inert && cp_g.cfg.mode == CP_MODE_TRACE) {
         PyThreadState *ts = _PyThreadState_UncheckedGet();
         if (ts && ts->c_profilefunc == NULL)
             attach_c_thread(ts);

@@ -60,8 +60,8 @@ uint32_t cp_names_code(PyCodeObject *co)
     const char *file = utf8_or(co->co_filename, "?", &fl);
     uint32_t ns = cp_symtab_string(&cp_g.syms, name, (size_t)nl);
     uint32_t fs = cp_symtab_string(&cp_g.syms, file, (size_t)fl);
-    uint32_t id = cp_symtab_func(&cp_g.syms, ns, fs, (uint32_t)co->co_firstlineno,
-                                 CPYPROF_FUNC_PYTHON);
+    uint32_t id =
+        cp_symtab_func(&cp_g.syms, ns, fs, (uint32_t)co->co_firstlineno, CPYPROF_FUNC_PYTHON);
     if (id != UINT32_MAX && cp_g.co_extra_index >= 0) {
         uintptr_t x = ((uintptr_t)cp_g.generation << 32) | id;
         if (_PyCode_SetExtra((PyObject *)co, cp_g.co_extra_index, (void *)x) < 0)
@@ -113,8 +113,8 @@ static uint32_t name_cfunc(PyCFunctionObject *fn)
         const char *dot = strrchr(tp, '.');
         static char modbuf[256];
         if (dot) {
-            size_t n = (size_t)(dot - tp) < sizeof modbuf - 1 ? (size_t)(dot - tp)
-                                                               : sizeof modbuf - 1;
+            size_t n =
+                (size_t)(dot - tp) < sizeof modbuf - 1 ? (size_t)(dot - tp) : sizeof modbuf - 1;
             memcpy(modbuf, tp, n);
             modbuf[n] = '\0';
             module = modbuf;
@@ -168,7 +168,8 @@ static int cfuncs_grow(void)
 uint32_t cp_names_cfunc(PyObject *cfunc)
 {
     const PyMethodDef *ml = ((PyCFunctionObject *)cfunc)->m_ml;
-    if ((cfuncs.used + 1) * 2 > cfuncs.mask + 1 && cfuncs_grow() != 0 && cfuncs.used + 2 > cfuncs.mask)
+    if ((cfuncs.used + 1) * 2 > cfuncs.mask + 1 && cfuncs_grow() != 0 &&
+        cfuncs.used + 2 > cfuncs.mask)
         return name_cfunc((PyCFunctionObject *)cfunc); /* no memory: unshared id */
     uint32_t s = ptr_hash(ml) & cfuncs.mask;
     while (cfuncs.keys[s]) {

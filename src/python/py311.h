@@ -34,13 +34,25 @@ typedef struct cp311_code_extra_s {
 } cp311_code_extra_t;
 
 /** The interpreter frame of a frame object handed to a profile function. */
-static inline cp_iframe *cp311_frame_iframe(PyFrameObject *f) { return f->f_frame; }
+static inline cp_iframe *cp311_frame_iframe(PyFrameObject *f)
+{
+    return f->f_frame;
+}
 
-static inline PyCodeObject *cp311_iframe_code(const cp_iframe *f) { return f->f_code; }
+static inline PyCodeObject *cp311_iframe_code(const cp_iframe *f)
+{
+    return f->f_code;
+}
 
-static inline cp_iframe *cp311_iframe_previous(const cp_iframe *f) { return f->previous; }
+static inline cp_iframe *cp311_iframe_previous(const cp_iframe *f)
+{
+    return f->previous;
+}
 
-static inline bool cp311_iframe_complete(cp_iframe *f) { return !_PyFrame_IsIncomplete(f); }
+static inline bool cp311_iframe_complete(cp_iframe *f)
+{
+    return !_PyFrame_IsIncomplete(f);
+}
 
 /** The innermost frame a thread is executing (NULL when none). Only valid
  *  with the GIL held or from the thread itself. */
@@ -49,7 +61,10 @@ static inline cp_iframe *cp311_tstate_frame(PyThreadState *ts)
     return ts->cframe ? ts->cframe->current_frame : NULL;
 }
 
-static inline unsigned long cp311_tstate_ident(PyThreadState *ts) { return ts->thread_id; }
+static inline unsigned long cp311_tstate_ident(PyThreadState *ts)
+{
+    return ts->thread_id;
+}
 static inline unsigned long cp311_tstate_native_id(PyThreadState *ts)
 {
     return ts->native_thread_id;

@@ -244,7 +244,10 @@ Py_tracefunc cp_trace_current_hook(void)
     return cp_g.cfg.transport == CP_TRANSPORT_RING ? cp_trace_hook_ring : cp_trace_hook;
 }
 
-int cp_trace_is_ours(Py_tracefunc f) { return f == cp_trace_hook || f == cp_trace_hook_ring; }
+int cp_trace_is_ours(Py_tracefunc f)
+{
+    return f == cp_trace_hook || f == cp_trace_hook_ring;
+}
 
 void cp_trace_prefill(cp_thread *th, cp_iframe *innermost)
 {
