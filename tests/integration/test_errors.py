@@ -40,6 +40,8 @@ def without_cpyprof_lines(stderr):
     ("CPYPROF_OUTPUT", "/dev/full", "cannot write profile '/dev/full': "),
     ("CPYPROF_TRANSPORT", "carrier-pigeon", "CPYPROF_TRANSPORT"),
     ("CPYPROF_MODE", "", "CPYPROF_MODE"),
+    ("CPYPROF_MAX_DEPTH", "5", "CPYPROF_MAX_DEPTH"),
+    ("CPYPROF_RING_SIZE", "1K", "CPYPROF_RING_SIZE"),
 ])
 def test_bad_setting_disables_cleanly(py, tmp_path, var, value, needle):
     prog = write_prog(tmp_path, PROG)
@@ -76,6 +78,25 @@ def test_record_bad_option(py, tmp_path):
     assert b"bogus" in p.stderr, describe(p)
     assert p.stdout == b"", describe(p)
     assert not marker.exists(), "the program ran despite the bad option"
+
+
+@pytest.mark.parametrize("opts", [["--bogus"], ["--max-depth", "5"], ["--max-depth", "x"],
+                                  ["--ring-size", "1K"], ["--mode", "bogus"], ["-o"]])
+def test_record_bad_options_do_not_run_the_program(py, tmp_path, opts):
+    marker = tmp_path / "ran"
+    prog = write_prog(tmp_path, "open(%r, 'w').close()\n" % str(marker))
+    argv = [CLI, "record", *opts] + ([] if opts == ["-o"] else ["--", py.exe, prog])
+    p = run(argv, cwd=tmp_path)
+    assert p.returncode == 2, describe(p)
+    assert p.stderr.startswith(b"cpyprof"), describe(p)
+    assert p.stdout == b""
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("opts", [["--sort", "bogus"], ["--limit", "x"], ["--bogus"]])
+def test_report_bad_options(good_profile, opts):
+    p = run([CLI, "report", good_profile, *opts])
+    assert p.returncode == 2 and p.stderr.strip() and p.stdout == b"", describe(p)
 
 
 def test_cli_help_and_version():
