@@ -482,3 +482,32 @@ def test_import_context_manager_with_exception_and_defaults(py, tmp_path):
     assert prof_b.func("decorated", prog)["calls"] == 1, prof_b.summary()
     prof_c = load_profile(p, work / "cpyprof.out")
     assert prof_c.func("marker", prog)["calls"] == 1, prof_c.summary()
+
+
+def test_python_m_cpyprof_stdin(py, tmp_path):
+    p, prof = run_module(py, ["-", "2"], tmp_path, input=MARKED.encode())
+    check_marked(p, prof, "<stdin>", ["2"], code=2)
+
+
+def test_python_m_cpyprof_package_main(py, tmp_path):
+    pkg = tmp_path / "mypkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    write_prog(pkg, MARKED, name="__main__.py")
+    p, prof = run_module(py, ["-m", "mypkg", "z"], tmp_path, cwd=tmp_path)
+    check_marked(p, prof, pkg / "__main__.py", ["z"])
+
+
+def test_preload_package_main_and_zipapp(py, tmp_path):
+    import zipfile
+    pkg = tmp_path / "mypkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    write_prog(pkg, MARKED, name="__main__.py")
+    p, prof = run_preload(py, ["-m", "mypkg", "z"], tmp_path, cwd=tmp_path)
+    check_marked(p, prof, pkg / "__main__.py", ["z"])
+    app = tmp_path / "app.pyz"
+    with zipfile.ZipFile(app, "w") as z:
+        z.writestr("__main__.py", MARKED)
+    p, prof = run_preload(py, [app, "q"], tmp_path, out=tmp_path / "zip.cpyprof")
+    check_marked(p, prof, app / "__main__.py", ["q"])
