@@ -39,6 +39,26 @@ PROGRAMS = {
             sys.exit(7)
         main()
     """, b""),
+    "sleepy": ("""
+        import os, select, subprocess, sys, threading, time
+        def main():
+            for _ in range(3):
+                time.sleep(0.03)
+                select.select([], [], [], 0.03)
+                threading.Event().wait(0.03)
+            r, w = os.pipe()
+            def writer():
+                time.sleep(0.05)
+                os.write(w, b"late data")
+                os.close(w)
+            t = threading.Thread(target=writer)
+            t.start()
+            data = os.read(r, 100)
+            t.join()
+            out = subprocess.run(["/bin/sh", "-c", "sleep 0.05; echo child"], capture_output=True)
+            print(data, out.stdout, out.returncode)
+        main()
+    """, b""),
     "exit_message": ("""
         import sys
         def main():
@@ -47,18 +67,21 @@ PROGRAMS = {
     """, b""),
 }
 
-EXPECTED_CODE = {"prints": 0, "stdin": 0, "uncaught": 1, "exit7": 7, "exit_message": 1}
+EXPECTED_CODE = {"prints": 0, "stdin": 0, "sleepy": 0, "uncaught": 1, "exit7": 7, "exit_message": 1}
 
 
-@pytest.mark.parametrize("how", ["preload", "record"])
+@pytest.mark.parametrize("how", ["preload", "record", "preload-ring", "preload-sample"])
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 def test_output_identical(py, tmp_path, name, how):
     source, stdin = PROGRAMS[name]
     prog = write_prog(tmp_path, source)
     ref = run_plain(py, [prog], tmp_path, input=stdin)
     assert ref.returncode == EXPECTED_CODE[name], describe(ref)
-    if how == "preload":
-        p, prof = run_preload(py, [prog], tmp_path, input=stdin)
+    if how.startswith("preload"):
+        extra = {"preload-ring": {"CPYPROF_TRANSPORT": "ring"},
+                 "preload-sample": {"CPYPROF_MODE": "sample", "CPYPROF_RATE": "1000",
+                                    "CPYPROF_CLOCK": "wall"}}.get(how, {})
+        p, prof = run_preload(py, [prog], tmp_path, input=stdin, env_extra=extra)
     else:
         p, prof = run_record(py, [prog], tmp_path, input=stdin)
     assert p.stdout == ref.stdout, describe(p) + describe(ref)
@@ -66,6 +89,8 @@ def test_output_identical(py, tmp_path, name, how):
     assert p.returncode == ref.returncode, describe(p) + describe(ref)
     # and the profile is complete
     assert not prof.truncated, prof.summary()
+    if how == "preload-sample":
+        return  # samples carry no call counts
     assert prof.func("<module>", prog)["calls"] == 1, prof.summary()
     if name == "uncaught":
         assert b"Traceback (most recent call last)" in p.stderr
