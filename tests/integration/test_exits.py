@@ -232,3 +232,37 @@ def test_sigterm_to_record_alone_is_forwarded(py, tmp_path):
     assert not prof.truncated, prof.summary()
     assert prof.func("spin", prog)["calls"] == 1, prof.summary()
     assert p.elapsed < SIGNAL_EXIT_LIMIT, "took %.2f s" % p.elapsed
+
+
+def test_sigterm_with_busy_threads(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import threading, time
+        def leaf():
+            return 1
+        def busy():
+            while True:
+                leaf()
+        def napper():
+            while True:
+                time.sleep(0.001)
+        def main():
+            for i in range(2):
+                threading.Thread(target=busy, name="busy-%d" % i, daemon=True).start()
+                threading.Thread(target=napper, name="nap-%d" % i, daemon=True).start()
+            time.sleep(0.1)
+            print("ready", flush=True)
+            while True:
+                time.sleep(0.01)
+        main()
+    """)
+    out = tmp_path / "busy.cpyprof"
+    p = run_until_ready_then(py, [py.exe, prog], preload_env(out), tmp_path, signal.SIGTERM)
+    assert p.returncode == -signal.SIGTERM, describe(p)
+    assert (p.stdout, p.stderr) == (b"ready\n", b""), describe(p)
+    prof = load_profile(p, out)
+    assert not prof.truncated, prof.summary()
+    assert sorted(t["name"] for t in prof.threads) == \
+        ["MainThread", "busy-0", "busy-1", "nap-0", "nap-1"], prof.threads
+    assert prof.func("busy", prog)["calls"] == 2 and prof.func("napper", prog)["calls"] == 2
+    assert prof.func("leaf", prog)["calls"] > 0
+    assert p.elapsed < SIGNAL_EXIT_LIMIT, "took %.2f s" % p.elapsed
