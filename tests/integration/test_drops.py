@@ -59,3 +59,31 @@ def test_ring_transport_big_ring_exact(py, tmp_path):
     assert prof.dropped == 0, prof.summary()
     assert prof.func("leaf", prog)["calls"] == 20000, prof.summary()
     assert prof.func("main", prog)["calls"] == 1, prof.summary()
+
+
+def test_drops_with_threads(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import threading
+        def leaf(i):
+            return i
+        def work():
+            for i in range(100000):
+                leaf(i)
+        ts = [threading.Thread(target=work, name="t%d" % i) for i in range(4)]
+        for t in ts:
+            t.start()
+        work()
+        for t in ts:
+            t.join()
+        print("ok")
+    """)
+    p, prof = run_preload(py, [prog], tmp_path,
+                          env_extra={"CPYPROF_TRANSPORT": "ring", "CPYPROF_RING_SIZE": "4K",
+                                     "CPYPROF_QUIET": "1"})
+    assert (p.returncode, p.stdout, p.stderr) == (0, b"ok\n", b""), describe(p)
+    assert not prof.truncated
+    assert prof.dropped > 0
+    assert sorted(t["name"] for t in prof.threads) == ["MainThread", "t0", "t1", "t2", "t3"]
+    # what was kept never exceeds what happened
+    assert prof.calls("leaf", prog) <= 500000
+    assert prof.calls("work", prog) <= 5
