@@ -256,3 +256,34 @@ def test_gather_tasks(py, tmp_path):
         if "task" in names:
             assert names.count("task") == 1 and "amain" not in names, names
             assert names[0] == "<module>", names
+
+
+def test_generator_resumed_in_another_thread(py, tmp_path):
+    prog = write_prog(tmp_path, """
+        import threading
+        def gen():
+            for i in range(6):
+                yield i
+        def take(g, n, out):
+            for _ in range(n):
+                out.append(next(g))
+        def main():
+            g = gen()
+            out = []
+            take(g, 3, out)
+            t = threading.Thread(target=take, args=(g, 3, out), name="other")
+            t.start()
+            t.join()
+            take(g, 0, out)
+            print(out, list(g))
+        main()
+    """)
+    p, prof = run_record(py, [prog], tmp_path, opts=["--no-builtins"])
+    assert p.returncode == 0 and p.stdout == b"[0, 1, 2, 3, 4, 5] []\n", describe(p)
+    check_balanced(prof, prog)
+    # 3 resumptions in main, 3 in the thread, the final one from list(g)
+    assert prof.func("gen", prog)["calls"] == 7, prof.summary()
+    for names, _ in prof.stacks():
+        if "gen" in names:
+            assert names[names.index("gen") - 1] in ("take", "main"), names
+            assert names.count("gen") == 1, names
