@@ -23,7 +23,8 @@ static const struct {
     const char *summary;
 } formats[] = {
     {"folded", export_folded,
-     "collapsed stacks 'frame;frame value' (self ns) for flamegraph.pl, inferno, speedscope"},
+     "collapsed stacks 'frame;frame value' (self ns, or self samples of a\n"
+     "              sampled profile) for flamegraph.pl, inferno, speedscope"},
     {"speedscope", export_speedscope,
      "speedscope JSON (https://www.speedscope.app), one profile per thread"},
 };

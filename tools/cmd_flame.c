@@ -3,7 +3,7 @@
  *
  * The merged tree of the profile (report/model.h) is flattened into the
  * pre-order node array cp_svg_write() takes: node 0 is the root "all",
- * values are inclusive times in ns.
+ * values are inclusive times in ns (sample counts for a sampled profile).
  */
 #include "cli.h"
 #include "report/model.h"
@@ -17,7 +17,8 @@ static void help(void)
 {
     printf("Usage: cpyprof flame FILE -o OUT.svg [OPTIONS]\n"
            "Draw the profile's call trees, all threads merged, as a flamegraph that opens\n"
-           "in any browser (click to zoom, Ctrl-F to search).\n\n"
+           "in any browser (click to zoom, Ctrl-F to search). Widths are total time, or\n"
+           "sample counts for a sampled profile.\n\n"
            "  -o, --output OUT   the SVG file; '-' is standard output\n"
            "      --title TEXT   the title (default: the profiled command)\n"
            "      --width PX     the image width (default 1200)\n"
@@ -69,6 +70,14 @@ static int draw(const cp_profile *p, const flame_args *a, FILE *out, char *err, 
     else
         snprintf(title, sizeof title, "cpyprof");
     const char *mode = cp_profile_meta(p, "mode");
+    char mode_text[128];
+    if (p->samples) {
+        const char *clock = cp_profile_meta(p, "sample_clock");
+        const char *rate = cp_profile_meta(p, "sample_rate");
+        snprintf(mode_text, sizeof mode_text, "sample (%.20s clock, %.20s Hz)", clock ? clock : "?",
+                 rate ? rate : "?");
+        mode = mode_text;
+    }
     int len = snprintf(subtitle, sizeof subtitle, "%s, %zu thread%s, ", mode ? mode : "trace",
                        p->n_threads, p->n_threads == 1 ? "" : "s");
     if (p->has_trailer)
@@ -78,7 +87,7 @@ static int draw(const cp_profile *p, const flame_args *a, FILE *out, char *err, 
         snprintf(subtitle + len, sizeof subtitle - (size_t)len, "truncated profile");
     cp_svg_options opt = {.title = title,
                           .subtitle = subtitle,
-                          .unit = "ns",
+                          .unit = p->samples ? "samples" : "ns",
                           .width = a->width,
                           .inverted = a->inverted};
     r = cp_svg_write(out, nodes, m.n, &opt, err, errlen);

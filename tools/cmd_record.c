@@ -28,11 +28,56 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* CONFIG_HZ from a config file's text, or 0. */
+static unsigned hz_from(FILE *f)
+{
+    char line[256];
+    unsigned hz = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "CONFIG_HZ=", 10) == 0)
+            hz = (unsigned)strtoul(line + 10, NULL, 10);
+    return hz;
+}
+
+/* The kernel's timer tick (CONFIG_HZ), which caps CPU-clock timers: from
+ * /boot/config-RELEASE, else /proc/config.gz (through gzip, if both exist);
+ * 0 when neither says. */
+static unsigned kernel_hz(void)
+{
+    struct utsname u;
+    char path[400];
+    unsigned hz = 0;
+    if (uname(&u) == 0) {
+        snprintf(path, sizeof path, "/boot/config-%s", u.release);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            hz = hz_from(f);
+            fclose(f);
+        }
+    }
+    if (hz == 0 && access("/proc/config.gz", R_OK) == 0) {
+        fflush(stdout);
+        FILE *f = popen("gzip -dc /proc/config.gz 2>/dev/null", "r");
+        if (f) {
+            hz = hz_from(f);
+            pclose(f);
+        }
+    }
+    return hz;
+}
+
 static void help(void)
 {
+    char tick[96];
+    unsigned hz = kernel_hz();
+    if (hz)
+        snprintf(tick, sizeof tick, "%u Hz here (CONFIG_HZ)", hz);
+    else
+        snprintf(tick, sizeof tick, "typically 250 Hz");
     printf("Usage: cpyprof record [OPTIONS] [--] PROGRAM [ARGS...]\n"
            "Run PROGRAM (a Python 3.11 program, e.g. 'python3 app.py') under the profiler\n"
            "and write a profile.\n\n"
@@ -42,14 +87,21 @@ static void help(void)
            "      --no-builtins     do not profile C functions (len, list.append, ...)\n"
            "      --max-depth N     deepest stack tracked, 16..100000 (default 2048)\n"
            "      --ring-size SIZE  per-thread buffer, 4K..1G, suffix K/M/G (default 1M)\n"
-           "      --rate HZ         samples per second per thread, 1..10000 (default 100)\n"
-           "      --clock CLOCK     sample on cpu (default) or wall time\n"
+           "      --rate HZ         samples per second per thread, 1..10000 (default 100);\n"
+           "                        with --clock cpu the real rate is at most the kernel\n"
+           "                        tick, %s: a higher rate gives fewer\n"
+           "                        samples, each weighted by the periods it stands for;\n"
+           "                        with --clock wall up to 10000 (about 13 us of CPU per\n"
+           "                        sample)\n"
+           "      --clock CLOCK     cpu (default): every 1/HZ s of each thread's CPU time;\n"
+           "                        wall: every 1/HZ s of real time, waiting threads too\n"
            "      --idle, --no-idle keep or drop samples of idle threads (wall clock)\n"
            "      --native          native (C) frames in samples too\n"
            "  -q, --quiet           no messages except errors\n"
            "  -h, --help            this help\n\n"
            "The exit status is the program's. CPYPROF_LIBRARY overrides the path of the\n"
-           "preloaded libcpyprof.so; other CPYPROF_* variables set further options.\n");
+           "preloaded libcpyprof.so; other CPYPROF_* variables set further options.\n",
+           tick);
 }
 
 /* One validated setting, exported as CPYPROF_<KEY>=value. */

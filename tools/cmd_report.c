@@ -9,24 +9,33 @@
 static void help(void)
 {
     printf("Usage: cpyprof report FILE [OPTIONS]\n"
-           "Print the functions of a profile with their calls, self and total time.\n\n"
+           "Print the functions of a profile with their calls, self and total time\n"
+           "(sample counts and percentages for a sampled profile).\n\n"
            "  -s, --sort KEY   calls, self (default), total, self-per-call, total-per-call, name\n"
            "  -n, --limit N    show the first N functions (default 30; 0 = all)\n"
            "      --json       JSON (schema cpyprof.report/1, see docs/format.md); all\n"
            "                   functions unless --limit is given\n"
            "      --threads    one table per thread instead of all threads merged\n"
+           "      --lines      sampled profiles: also a table per source line (function and\n"
+           "                   the line number it was executing), with self%% and total%%\n"
            "  -h, --help       this help\n\n"
            "Self time excludes callees; total time includes them, counting a recursive\n"
-           "function once per outermost call.\n");
+           "function once per outermost call. For a sampled profile (record --mode sample)\n"
+           "the table shows self%% and total%% of all samples and the sample counts;\n"
+           "sort keys other than total and name sort by self samples.\n");
 }
 
 int cmd_report(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_THREADS };
+    enum { OPT_JSON = 256, OPT_THREADS, OPT_LINES };
     static const struct option opts[] = {
-        {"sort", required_argument, NULL, 's'}, {"limit", required_argument, NULL, 'n'},
-        {"json", no_argument, NULL, OPT_JSON},  {"threads", no_argument, NULL, OPT_THREADS},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"sort", required_argument, NULL, 's'},
+        {"limit", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"threads", no_argument, NULL, OPT_THREADS},
+        {"lines", no_argument, NULL, OPT_LINES},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     cp_table_options o = {.sort = CP_SORT_SELF, .limit = 30};
     bool json = false, limit_given = false;
@@ -54,6 +63,9 @@ int cmd_report(int argc, char **argv)
         case OPT_THREADS:
             o.per_thread = true;
             break;
+        case OPT_LINES:
+            o.lines = true;
+            break;
         case 'h':
             help();
             return CLI_OK;
@@ -73,10 +85,17 @@ int cmd_report(int argc, char **argv)
     cp_profile p;
     if (cli_load(path, &p, json) != CLI_OK)
         return CLI_FAIL;
+    if (o.lines && !p.samples) {
+        cli_error("%s: --lines needs a sampled profile (record --mode sample): a traced "
+                  "profile has no line numbers",
+                  path);
+        cp_profile_free(&p);
+        return CLI_FAIL;
+    }
     char err[1024];
-    int r = json ? cp_report_json_write(stdout, &p, &o, err, sizeof err)
-                 : p.samples ? cp_samples_table_write(stdout, &p, &o, err, sizeof err)
-                             : cp_table_write(stdout, &p, &o, err, sizeof err);
+    int r = json        ? cp_report_json_write(stdout, &p, &o, err, sizeof err)
+            : p.samples ? cp_samples_table_write(stdout, &p, &o, err, sizeof err)
+                        : cp_table_write(stdout, &p, &o, err, sizeof err);
     cp_profile_free(&p);
     if (r) {
         cli_error("%s", err);

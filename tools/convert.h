@@ -20,7 +20,8 @@ typedef struct convert_options {
 typedef int (*exporter_fn)(FILE *out, const cp_profile *p, const convert_options *o, char *err,
                            size_t errlen);
 
-/** speedscope JSON: one sampled profile per thread, weights in ns. */
+/** speedscope JSON: one sampled profile per thread, weights in ns (trace)
+ *  or sample counts, unit "none" (sampled profiles). */
 int export_speedscope(FILE *out, const cp_profile *p, const convert_options *o, char *err,
                       size_t errlen);
 

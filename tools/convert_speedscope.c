@@ -5,7 +5,8 @@
  * tree node with self time becomes one "sample" whose stack is the path of
  * frames from the thread's root and whose weight is that self time. That is
  * the same information as folded stacks, so speedscope's "left heavy" and
- * "sandwich" views show exact trace totals.
+ * "sandwich" views show exact trace totals. For a sampled profile the
+ * weights are sample counts (unit "none").
  *
  * Hazard: a stack is stored for every node, so very deep trees cost depth x
  * nodes entries; a cap turns a runaway into a message instead of swapping.
@@ -130,8 +131,10 @@ int export_speedscope(FILE *out, const cp_profile *p, const convert_options *o, 
     char command[1024], exporter[64];
     const char *title = cli_profile_command(p, command, sizeof command);
     snprintf(exporter, sizeof exporter, "cpyprof %s", cp_version());
-    cp_ss_options opt = {
-        .name = title ? title : o->source, .exporter = exporter, .unit = CP_SS_UNIT_NANOSECONDS};
+    cp_ss_options opt = {.name = title ? title : o->source,
+                         .exporter = exporter,
+                         /* sampled: weights are sample counts, speedscope's unit "none" */
+                         .unit = p->samples ? CP_SS_UNIT_NONE : CP_SS_UNIT_NANOSECONDS};
     r = cp_speedscope_write(out, b.frames, m.n_frames, b.threads, b.n_threads, &opt, err, errlen);
     goto done;
 oom:

@@ -43,6 +43,7 @@ PACKAGES=(
     libelf-dev        # GOT patching
     check             # C unit test framework (ctest)
     python3-pytest    # integration tests
+    python3-jsonschema # speedscope JSON checked against its schema (tests)
     python3-venv      # the pip-install test
     python3.11-dbg    # the "debug builds are refused" test
     libxml2-utils     # xmllint: checking the SVG flamegraphs

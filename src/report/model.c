@@ -155,6 +155,117 @@ void cp_flat_free(cp_flat *f)
     memset(f, 0, sizeof *f);
 }
 
+/* ---- line table ------------------------------------------------------------ */
+
+static uint64_t line_key(const cp_node *nd)
+{
+    return (uint64_t)nd->func << 32 | nd->line;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct lines_ctx {
+    cp_line_stats *rows; /* indexed by key index */
+    uint32_t *on_path;   /* per key: how many of its nodes are on the path */
+    uint32_t *key_of;    /* per node of the current thread */
+    uint64_t *child_sum; /* per node of the current thread */
+} lines_ctx;
+
+static int lines_visit(void *vctx, const cp_thread *t, const uint32_t *path, size_t depth,
+                       bool leave)
+{
+    lines_ctx *c = vctx;
+    uint32_t i = path[depth - 1];
+    uint32_t k = c->key_of[i];
+    const cp_node *nd = &t->nodes[i];
+    if (leave) {
+        c->on_path[k]--;
+        return 0;
+    }
+    cp_line_stats *s = &c->rows[k];
+    if (c->on_path[k]++ == 0)
+        s->total += nd->total_ns;
+    if (nd->total_ns > c->child_sum[i])
+        s->self += nd->total_ns - c->child_sum[i];
+    return 0;
+}
+
+int cp_lines_build(const cp_profile *p, long thread, cp_lines *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    size_t total_nodes = 0;
+    for (size_t t = 0; t < p->n_threads; t++)
+        if (thread < 0 || (size_t)thread == t)
+            total_nodes += p->threads[t].n_nodes;
+    uint64_t *keys = malloc((total_nodes ? total_nodes : 1) * sizeof *keys);
+    if (!keys)
+        return set_oom(err, errlen);
+    size_t nk = 0;
+    for (size_t t = 0; t < p->n_threads; t++)
+        if (thread < 0 || (size_t)thread == t)
+            for (size_t i = 0; i < p->threads[t].n_nodes; i++)
+                keys[nk++] = line_key(&p->threads[t].nodes[i]);
+    qsort(keys, nk, sizeof *keys, cmp_u64);
+    size_t nu = 0;
+    for (size_t i = 0; i < nk; i++)
+        if (nu == 0 || keys[nu - 1] != keys[i])
+            keys[nu++] = keys[i];
+
+    lines_ctx c = {0};
+    c.rows = calloc(nu ? nu : 1, sizeof *c.rows);
+    c.on_path = calloc(nu ? nu : 1, sizeof *c.on_path);
+    int r = c.rows && c.on_path ? 0 : -1;
+    for (size_t k = 0; k < nu && r == 0; k++) {
+        c.rows[k].func = (uint32_t)(keys[k] >> 32);
+        c.rows[k].line = (uint32_t)keys[k];
+    }
+    for (size_t t = 0; t < p->n_threads && r == 0; t++) {
+        if (thread >= 0 && (size_t)thread != t)
+            continue;
+        const cp_thread *th = &p->threads[t];
+        if (th->n_nodes == 0)
+            continue;
+        c.child_sum = calloc(th->n_nodes, sizeof *c.child_sum);
+        c.key_of = malloc(th->n_nodes * sizeof *c.key_of);
+        if (!c.child_sum || !c.key_of) {
+            free(c.child_sum);
+            free(c.key_of);
+            r = -1;
+            break;
+        }
+        for (size_t i = 0; i < th->n_nodes; i++) {
+            uint32_t par = th->nodes[i].parent;
+            if (par != CPYPROF_NONE)
+                c.child_sum[par] += th->nodes[i].total_ns;
+            uint64_t key = line_key(&th->nodes[i]);
+            const uint64_t *hit = bsearch(&key, keys, nu, sizeof *keys, cmp_u64);
+            c.key_of[i] = (uint32_t)(hit - keys);
+        }
+        r = cp_tree_walk(th, lines_visit, &c);
+        free(c.child_sum);
+        free(c.key_of);
+    }
+    free(keys);
+    free(c.on_path);
+    if (r) {
+        free(c.rows);
+        return set_oom(err, errlen);
+    }
+    out->rows = c.rows;
+    out->n = nu;
+    return 0;
+}
+
+void cp_lines_free(cp_lines *l)
+{
+    free(l->rows);
+    memset(l, 0, sizeof *l);
+}
+
 /* ---- labels --------------------------------------------------------------- */
 
 const char *cp_func_name(const cp_profile *p, uint32_t func)

@@ -45,6 +45,30 @@ int cp_flat_build(const cp_profile *p, long thread, cp_flat *out, char *err, siz
 
 void cp_flat_free(cp_flat *f);
 
+/* ---- line table (sampled profiles) --------------------------------------- */
+
+/** One (function, line) pair of a sampled profile. `self` counts the samples
+ *  whose innermost frame executed that line; `total` those with the line
+ *  anywhere on the stack, counted once per sample (outermost occurrence). */
+typedef struct cp_line_stats {
+    uint32_t func; /* index into p->funcs */
+    uint32_t line; /* source line; 0 when unknown (trace profiles) */
+    uint64_t self;
+    uint64_t total;
+} cp_line_stats;
+
+typedef struct cp_lines {
+    cp_line_stats *rows; /* ordered by function index, then line */
+    size_t n;
+} cp_lines;
+
+/** Builds the line table of thread index `thread`, or of all threads when
+ *  `thread` is -1, from the nodes' `line` fields. Returns 0 or -1 with err
+ *  set. */
+int cp_lines_build(const cp_profile *p, long thread, cp_lines *out, char *err, size_t errlen);
+
+void cp_lines_free(cp_lines *l);
+
 /* ---- tree walk ---------------------------------------------------------- */
 
 /** Called on entering a node (`leave` false) and again after its subtree

@@ -45,6 +45,7 @@ typedef struct cp_node {
     uint32_t func;
     uint64_t calls;
     uint64_t total_ns;
+    uint32_t line; /* SAMPLES: the source line the frame was executing; 0 otherwise */
 } cp_node;
 
 /** A thread and its call tree. Several TREE chunks for one thread are kept

@@ -323,6 +323,7 @@ static int read_samples(loader *L, const uint8_t *d, uint64_t n)
         cp_node *nd = &nodes[i];
         nd->parent = rd_u32(r);
         nd->func = rd_u32(r + 4);
+        nd->line = rd_u32(r + 8);
         nd->calls = 0;
         nd->total_ns = rd_u64(r + 16); /* self samples, summed below */
         if (nd->parent != CPYPROF_NONE && nd->parent >= i)
@@ -360,6 +361,7 @@ static int read_tree(loader *L, const uint8_t *d, uint64_t n)
         nd->func = rd_u32(r + 4);
         nd->calls = rd_u64(r + 8);
         nd->total_ns = rd_u64(r + 16);
+        nd->line = 0;
         if (nd->parent != CPYPROF_NONE && nd->parent >= i)
             return corrupt(L, "a node's parent does not come before it");
         if (nd->func == CPYPROF_NONE)

@@ -5,6 +5,7 @@
  * scripts and CI compare it, so keys keep their order, every function sits
  * on one line, and a change of meaning needs a new schema name.
  */
+#include "report/samples_table.h"
 #include "report/table.h"
 #include "report/text.h"
 
@@ -55,6 +56,46 @@ static void write_meta(FILE *out, const cp_profile *p)
     fputs("},\n", out);
 }
 
+static int write_lines(FILE *out, const cp_profile *p, long thread, const cp_table_options *o,
+                       const char *indent, char *err, size_t errlen)
+{
+    cp_lines l;
+    if (cp_lines_build(p, thread, &l, err, errlen))
+        return -1;
+    cp_lines_sort(&l, p, o->sort);
+    size_t shown = o->limit && o->limit < l.n ? o->limit : l.n;
+    fputc('[', out);
+    for (size_t i = 0; i < shown; i++) {
+        const cp_line_stats *s = &l.rows[i];
+        const struct cpyprof_func_rec *fn = &p->funcs[s->func];
+        fprintf(out, "%s\n%s  {\"name\": ", i ? "," : "", indent);
+        json_str_or_null(out, cp_profile_string(p, fn->name));
+        fputs(", \"file\": ", out);
+        json_str_or_null(out, cp_profile_string(p, fn->file));
+        fprintf(out,
+                ", \"first_line\": %u, \"line\": %u, \"samples_self\": %llu, "
+                "\"samples_total\": %llu}",
+                fn->line, s->line, (unsigned long long)s->self, (unsigned long long)s->total);
+    }
+    if (shown)
+        fprintf(out, "\n%s", indent);
+    fputc(']', out);
+    cp_lines_free(&l);
+    return 0;
+}
+
+static uint64_t total_samples(const cp_profile *p)
+{
+    uint64_t n = 0;
+    for (size_t t = 0; t < p->n_threads; t++) {
+        const cp_thread *th = &p->threads[t];
+        for (size_t i = 0; i < th->n_nodes; i++)
+            if (th->nodes[i].parent == CPYPROF_NONE)
+                n += th->nodes[i].total_ns;
+    }
+    return n;
+}
+
 static int write_functions(FILE *out, const cp_profile *p, long thread, const cp_table_options *o,
                            const char *indent, char *err, size_t errlen)
 {
@@ -71,11 +112,23 @@ static int write_functions(FILE *out, const cp_profile *p, long thread, const cp
         json_str_or_null(out, cp_profile_string(p, fn->name));
         fputs(", \"file\": ", out);
         json_str_or_null(out, cp_profile_string(p, fn->file));
-        fprintf(out,
-                ", \"line\": %u, \"kind\": \"%s\", \"calls\": %llu, \"self_ns\": %llu, "
-                "\"total_ns\": %llu}",
-                fn->line, kind_name(fn->kind), (unsigned long long)s->calls,
-                (unsigned long long)s->self_ns, (unsigned long long)s->total_ns);
+        if (p->samples) {
+            /* self_ns/total_ns hold sample counts here: times are estimated
+             * as samples x the sampling interval. */
+            uint64_t period = cp_sample_period_ns(p);
+            fprintf(out,
+                    ", \"line\": %u, \"kind\": \"%s\", \"calls\": 0, \"self_ns\": %llu, "
+                    "\"total_ns\": %llu, \"samples_self\": %llu, \"samples_total\": %llu}",
+                    fn->line, kind_name(fn->kind), (unsigned long long)(s->self_ns * period),
+                    (unsigned long long)(s->total_ns * period), (unsigned long long)s->self_ns,
+                    (unsigned long long)s->total_ns);
+        } else {
+            fprintf(out,
+                    ", \"line\": %u, \"kind\": \"%s\", \"calls\": %llu, \"self_ns\": %llu, "
+                    "\"total_ns\": %llu}",
+                    fn->line, kind_name(fn->kind), (unsigned long long)s->calls,
+                    (unsigned long long)s->self_ns, (unsigned long long)s->total_ns);
+        }
     }
     if (shown)
         fprintf(out, "\n%s", indent);
@@ -100,6 +153,11 @@ int cp_report_json_write(FILE *out, const cp_profile *p, const cp_table_options 
             fputs(", \"functions\": ", out);
             if (write_functions(out, p, (long)t, o, "    ", err, errlen))
                 return -1;
+            if (p->samples && o->lines) {
+                fputs(", \"lines\": ", out);
+                if (write_lines(out, p, (long)t, o, "    ", err, errlen))
+                    return -1;
+            }
         }
         fputc('}', out);
     }
@@ -110,9 +168,16 @@ int cp_report_json_write(FILE *out, const cp_profile *p, const cp_table_options 
         fprintf(out, "  \"duration_ns\": %lld,\n", (long long)p->trailer.duration_ns);
     else
         fputs("  \"duration_ns\": null,\n", out);
+    if (p->samples)
+        fprintf(out, "  \"samples\": %llu,\n", (unsigned long long)total_samples(p));
     fputs("  \"functions\": ", out);
     if (write_functions(out, p, -1, o, "  ", err, errlen))
         return -1;
+    if (p->samples && o->lines) {
+        fputs(",\n  \"lines\": ", out);
+        if (write_lines(out, p, -1, o, "  ", err, errlen))
+            return -1;
+    }
     fputs("\n}\n", out);
     if (fflush(out) != 0 || ferror(out)) {
         snprintf(err, errlen, "cannot write the report: %s", strerror(errno));

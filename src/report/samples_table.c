@@ -4,6 +4,7 @@
 #include "report/text.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static char *clean(char *s)
@@ -17,6 +18,83 @@ static char *clean(char *s)
 static double pct(uint64_t x, uint64_t total)
 {
     return total ? 100.0 * (double)x / (double)total : 0;
+}
+
+uint64_t cp_sample_period_ns(const cp_profile *p)
+{
+    const char *rate = cp_profile_meta(p, "sample_rate");
+    if (!rate)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long hz = strtoull(rate, &end, 10);
+    if (errno || end == rate || *end || hz == 0)
+        return 0;
+    return 1000000000ull / hz;
+}
+
+typedef struct lines_sort_ctx {
+    const cp_profile *p;
+    cp_sort_key key;
+} lines_sort_ctx;
+
+static int cmp_u(uint64_t a, uint64_t b)
+{
+    return a < b ? -1 : a > b;
+}
+
+static int cmp_line_rows(const void *va, const void *vb, void *vctx)
+{
+    const cp_line_stats *a = va, *b = vb;
+    const lines_sort_ctx *c = vctx;
+    int r = 0;
+    if (c->key == CP_SORT_TOTAL)
+        r = cmp_u(b->total, a->total) ? cmp_u(b->total, a->total) : cmp_u(b->self, a->self);
+    else if (c->key != CP_SORT_NAME)
+        r = cmp_u(b->self, a->self) ? cmp_u(b->self, a->self) : cmp_u(b->total, a->total);
+    if (r)
+        return r;
+    if (a->func != b->func) {
+        char la[512], lb[512];
+        cp_func_label(c->p, a->func, la, sizeof la);
+        cp_func_label(c->p, b->func, lb, sizeof lb);
+        r = strcmp(la, lb);
+        if (r)
+            return r;
+    }
+    if (a->line != b->line)
+        return cmp_u(a->line, b->line);
+    return cmp_u(a->func, b->func);
+}
+
+void cp_lines_sort(cp_lines *l, const cp_profile *p, cp_sort_key key)
+{
+    lines_sort_ctx c = {p, key};
+    if (l->n > 1)
+        qsort_r(l->rows, l->n, sizeof *l->rows, cmp_line_rows, &c);
+}
+
+static int write_lines(FILE *out, const cp_profile *p, long thread, cp_sort_key key, size_t limit,
+                       uint64_t total, char *err, size_t errlen)
+{
+    cp_lines l;
+    if (cp_lines_build(p, thread, &l, err, errlen))
+        return -1;
+    cp_lines_sort(&l, p, key);
+    size_t shown = limit && limit < l.n ? limit : l.n;
+    fprintf(out, "\nlines: %zu (showing %zu, sorted by %s)\n", l.n, shown, cp_sort_key_name(key));
+    fprintf(out, "%7s %7s %10s %10s %7s  %s\n", "self%", "total%", "self", "total", "line",
+            "function");
+    char label[1024];
+    for (size_t i = 0; i < shown; i++) {
+        const cp_line_stats *s = &l.rows[i];
+        cp_func_label(p, s->func, label, sizeof label);
+        fprintf(out, "%6.2f%% %6.2f%% %10llu %10llu %7u  %s\n", pct(s->self, total),
+                pct(s->total, total), (unsigned long long)s->self, (unsigned long long)s->total,
+                s->line, clean(label));
+    }
+    cp_lines_free(&l);
+    return 0;
 }
 
 int cp_samples_table_write(FILE *out, const cp_profile *p, const cp_table_options *o, char *err,
@@ -42,12 +120,12 @@ int cp_samples_table_write(FILE *out, const cp_profile *p, const cp_table_option
     if (cp_profile_warning(p, buf, sizeof buf))
         fprintf(out, "warning: %s\n", buf);
     size_t n_tables = o->per_thread ? p->n_threads : 1;
+    cp_sort_key key = o->sort == CP_SORT_TOTAL || o->sort == CP_SORT_NAME ? o->sort : CP_SORT_SELF;
     for (size_t t = 0; t < n_tables; t++) {
+        long thread = o->per_thread ? (long)t : -1;
         cp_flat f;
-        if (cp_flat_build(p, o->per_thread ? (long)t : -1, &f, err, errlen))
+        if (cp_flat_build(p, thread, &f, err, errlen))
             return -1;
-        cp_sort_key key =
-            o->sort == CP_SORT_TOTAL || o->sort == CP_SORT_NAME ? o->sort : CP_SORT_SELF;
         cp_flat_sort(&f, p, key);
         uint64_t total = 0; /* every sample has exactly one innermost frame */
         for (size_t i = 0; i < f.n; i++)
@@ -72,6 +150,8 @@ int cp_samples_table_write(FILE *out, const cp_profile *p, const cp_table_option
                     (unsigned long long)s->total_ns, clean(label));
         }
         cp_flat_free(&f);
+        if (o->lines && write_lines(out, p, thread, key, o->limit, total, err, errlen))
+            return -1;
     }
     if (fflush(out) != 0 || ferror(out)) {
         snprintf(err, errlen, "cannot write the report: %s", strerror(errno));

@@ -38,6 +38,7 @@ typedef struct cp_table_options {
     cp_sort_key sort;   /* default CP_SORT_SELF */
     size_t limit;       /* rows per table; 0 = all */
     bool per_thread;    /* one table per thread instead of all merged */
+    bool lines;         /* sampled profiles: rows per (function, line) too */
 } cp_table_options;
 
 /** Writes the text report: a header (profile, command, duration, threads,
