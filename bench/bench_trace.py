@@ -375,7 +375,8 @@ def main(argv=None):
                     sys.exit(f"bench_trace: calibration run failed: {cal['error']}")
                 rate = max(rate, cal["iterations"] / cal["workload_s"])
             iterations = max(20, int(round(rate * target_s / 20)) * 20)
-        log(f"workload {args.workload}: {iterations} iterations (~{target_s:g} s unprofiled)")
+        sizing = "fixed with --iterations" if args.iterations else f"calibrated to ~{target_s:g} s unprofiled"
+        log(f"workload {args.workload}: {iterations} iterations ({sizing})")
 
         # Count the calls one run makes (cProfile's total_calls, builtins and generator
         # resumes included) to express overheads per call.
@@ -474,7 +475,7 @@ def main(argv=None):
     lines.append("")
     lines.append(f"- Python {info['version']} ({info['executable']}); {os.cpu_count()} CPUs, {cpu_model()}")
     callstr = f"{calls:,} calls per run (cProfile count, builtins and generator resumes included)" if calls else "calls not counted"
-    lines.append(f"- {iterations} iterations per run, ~{target_s:g} s unprofiled; {callstr}")
+    lines.append(f"- {iterations} iterations per run ({sizing}); {callstr}")
     lines.append(f"- {rounds} rounds, each configuration in a fresh process, rotating order; "
                  "times are the workload only (time.perf_counter() inside the process)")
     lines.append(f"- library: {args.lib} ({lib_id})")
