@@ -35,11 +35,11 @@ static uint64_t fnv(uint64_t h, const char *s, uint32_t n)
 }
 
 static uint64_t sfunc_hash(const char *name, uint32_t nlen, const char *file, uint32_t flen,
-                           uint32_t line)
+                           uint32_t line, uint32_t kind)
 {
     uint64_t h = fnv(0xcbf29ce484222325ull, name, nlen);
     h = fnv(h ^ 0xff, file, flen);
-    return (h ^ line) * 0x9E3779B97F4A7C15ull;
+    return (h ^ line ^ ((uint64_t)kind << 40)) * 0x9E3779B97F4A7C15ull;
 }
 
 static char *dupn(const char *s, uint32_t n)
@@ -60,7 +60,7 @@ static int sfuncs_rehash(cp_sfuncs *f, uint32_t nslots)
     for (uint32_t i = 0; i < f->n; i++) {
         const cp_sfunc *it = &f->items[i];
         uint64_t h = sfunc_hash(it->name, (uint32_t)strlen(it->name), it->file,
-                                (uint32_t)strlen(it->file), it->line);
+                                (uint32_t)strlen(it->file), it->line, it->kind);
         uint32_t j = (uint32_t)h & (nslots - 1);
         while (s[j])
             j = (j + 1) & (nslots - 1);
@@ -75,14 +75,21 @@ static int sfuncs_rehash(cp_sfuncs *f, uint32_t nslots)
 uint32_t cp_sfuncs_intern(cp_sfuncs *f, const char *name, uint32_t nlen, const char *file,
                           uint32_t flen, uint32_t line)
 {
+    return cp_sfuncs_intern_kind(f, name, nlen, file, flen, line, CPYPROF_FUNC_PYTHON);
+}
+
+uint32_t cp_sfuncs_intern_kind(cp_sfuncs *f, const char *name, uint32_t nlen, const char *file,
+                               uint32_t flen, uint32_t line, uint32_t kind)
+{
     if (!f->slots && sfuncs_rehash(f, 64) != 0)
         return CPYPROF_NONE;
-    uint64_t h = sfunc_hash(name, nlen, file, flen, line);
+    uint64_t h = sfunc_hash(name, nlen, file, flen, line, kind);
     uint32_t j = (uint32_t)h & f->mask;
     while (f->slots[j]) {
         const cp_sfunc *it = &f->items[f->slots[j] - 1];
-        if (it->line == line && strlen(it->name) == nlen && memcmp(it->name, name, nlen) == 0 &&
-            strlen(it->file) == flen && memcmp(it->file, file, flen) == 0)
+        if (it->line == line && it->kind == kind && strlen(it->name) == nlen &&
+            memcmp(it->name, name, nlen) == 0 && strlen(it->file) == flen &&
+            memcmp(it->file, file, flen) == 0)
             return CP_SAMPLE_PRIVATE_ID | (f->slots[j] - 1);
         j = (j + 1) & f->mask;
     }
@@ -100,6 +107,7 @@ uint32_t cp_sfuncs_intern(cp_sfuncs *f, const char *name, uint32_t nlen, const c
     it->name = dupn(name, nlen);
     it->file = dupn(file, flen);
     it->line = line;
+    it->kind = kind;
     if (!it->name || !it->file) {
         free(it->name);
         free(it->file);
@@ -118,6 +126,13 @@ uint32_t cp_sfuncs_intern(cp_sfuncs *f, const char *name, uint32_t nlen, const c
 }
 
 /* ---- aggregation ----------------------------------------------------------- */
+
+static cp_sagg_native_fn native_fn;
+
+void cp_sagg_set_native(cp_sagg_native_fn fn)
+{
+    native_fn = fn;
+}
 
 int cp_sagg_init(cp_sagg *a, cp_sfuncs *funcs, uint32_t truncated_fid)
 {
@@ -221,7 +236,16 @@ void cp_sagg_feed(cp_sagg *a, const cp_record *r)
     case CP_SREC_TEXT:
         a->text_have += cp_srec_text_unpack(r, a->text + a->text_have);
         break;
-    default: /* NATIVE: not produced yet */
+    case CP_SREC_NATIVE: {
+        uint32_t id = native_fn ? native_fn(a->funcs, r->b) : CPYPROF_NONE;
+        if (id != CPYPROF_NONE) {
+            push_frame(a, id, 0);
+        } else if (--a->want == a->have) { /* left out: one entry fewer */
+            commit(a);
+        }
+        break;
+    }
+    default:
         abandon(a);
         return;
     }

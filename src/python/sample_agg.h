@@ -28,6 +28,8 @@ typedef struct cp_sfunc {
     char *name;
     char *file;
     uint32_t line;
+    uint32_t kind; /* CPYPROF_FUNC_PYTHON, or CPYPROF_FUNC_BUILTIN for a
+                    * native frame (name = symbol, file = object basename) */
 } cp_sfunc;
 
 typedef struct cp_sfuncs {
@@ -42,6 +44,17 @@ void cp_sfuncs_destroy(cp_sfuncs *f);
 /** Id of (name, file, line), added if new; CPYPROF_NONE when out of memory. */
 uint32_t cp_sfuncs_intern(cp_sfuncs *f, const char *name, uint32_t nlen, const char *file,
                           uint32_t flen, uint32_t line);
+/** The same for any kind (kinds are part of the identity). */
+uint32_t cp_sfuncs_intern_kind(cp_sfuncs *f, const char *name, uint32_t nlen, const char *file,
+                               uint32_t flen, uint32_t line, uint32_t kind);
+
+/** Turns a native instruction address (a NATIVE entry) into a function id
+ *  of `funcs` (symbolizing it), or CPYPROF_NONE to leave the frame out.
+ *  Called on the writer thread only. */
+typedef uint32_t (*cp_sagg_native_fn)(cp_sfuncs *funcs, uint64_t ip);
+/** Sets the resolver used by every cp_sagg (NULL: NATIVE entries are left
+ *  out). Set before sampling starts, never changed while samples flow. */
+void cp_sagg_set_native(cp_sagg_native_fn fn);
 
 typedef struct cp_sagg_frame {
     uint32_t func;

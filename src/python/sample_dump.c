@@ -9,7 +9,9 @@
  * never writes the symbol table, which GIL holders may still be appending
  * to: a private function equal to a registered one (same name, file, first
  * line, read from the published part of the table) takes its id; the others
- * get new ids after the `nstrings`/`nfuncs` already written.
+ * get new ids after the `nstrings`/`nfuncs` already written. Native frames
+ * (--native) are private functions of kind BUILTIN: name = symbol, file =
+ * object basename, line 0, so reports show them as "deflate (libz.so.1)".
  */
 #include "python/sample.h"
 
@@ -105,7 +107,9 @@ static uint32_t *map_private(uint32_t ns, uint32_t nf, int *rc, char *err, size_
     }
     uint32_t fresh = 0;
     for (uint32_t i = 0; i < sf->n; i++) {
-        map[i] = known_find(&k, ns, &sf->items[i]);
+        /* native frames (--native) are never in the symbol table */
+        map[i] = sf->items[i].kind == CPYPROF_FUNC_PYTHON ? known_find(&k, ns, &sf->items[i])
+                                                          : CPYPROF_NONE;
         if (map[i] == CPYPROF_NONE)
             map[i] = nf + fresh++;
     }
@@ -128,7 +132,7 @@ static uint32_t *map_private(uint32_t ns, uint32_t nf, int *rc, char *err, size_
         cp_buf_u32(&f, ns + 2 * next);
         cp_buf_u32(&f, ns + 2 * next + 1);
         cp_buf_u32(&f, sf->items[i].line);
-        cp_buf_u32(&f, CPYPROF_FUNC_PYTHON);
+        cp_buf_u32(&f, sf->items[i].kind);
         cp_buf_u32(&f, 0);
         next++;
     }

@@ -31,11 +31,17 @@
  *  - a partial sample: records are written into free ring slots and the head
  *    is published once at the end; a ring without room for the whole sample
  *    drops it (counted in the ring's drop count, per record);
- *  - errno is saved and restored.
+ *  - errno is saved and restored;
+ *  - native frames (--native, native/unwind.h for libunwind's hazards):
+ *    captured first, under the same fault guard, only on threads where
+ *    libunwind was warmed up outside any handler; merged with the Python
+ *    frames here (see merge below), at most CP_SAMPLE_MAX_FRAMES entries in
+ *    all. The addresses are named later, on the writer thread.
  */
 #include "python/sample.h"
 
 #include "python/sample_py311.h"
+#include "native/unwind.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -118,15 +124,62 @@ static bool put_code(sring *s, PyCodeObject *co, int line)
     return true;
 }
 
+/* Native frames captured for the current sample, and the merge cursor. */
+typedef struct natives {
+    const uint64_t *ips;
+    int n, next;
+} natives;
+
+static bool put_native(sring *s, uint64_t ip, uint32_t *n)
+{
+    cp_record r = {.kind = CP_SREC_NATIVE, .a = 0, .b = ip};
+    if (!sr_put(s, &r))
+        return false;
+    (*n)++;
+    return true;
+}
+
+/* Merge, innermost first. In 3.11 one C-level _PyEval_EvalFrameDefault
+ * call runs a run of Python frames (Python-to-Python calls are inlined);
+ * the outermost frame of each run has is_entry set. So: emit the native
+ * frames up to the next one inside the eval loop, replace that one by the
+ * Python frames up to and including the next is_entry frame, and so on.
+ * Native frames between two eval loops (a C extension called from Python)
+ * thus sit under the Python function that called them. Returns false when
+ * the ring is full. */
+static bool natives_until_eval(sring *s, natives *nv, uint32_t *n, bool *truncated)
+{
+    while (nv->next < nv->n && !cp_unwind_in_eval(nv->ips[nv->next])) {
+        if (*n == CP_SAMPLE_MAX_FRAMES) {
+            *truncated = true;
+            return true;
+        }
+        if (!put_native(s, nv->ips[nv->next], n))
+            return false;
+        nv->next++;
+    }
+    if (nv->next < nv->n)
+        nv->next++; /* the eval frame itself: replaced by its Python frames */
+    return true;
+}
+
 /* Walks this thread's frames into the ring. Returns false when the ring had
  * no room (the sample is dropped). */
-static bool walk(sring *s, PyThreadState *ts, uint32_t *nframes, bool *truncated)
+static bool walk(sring *s, PyThreadState *ts, natives *nv, uint32_t *nframes, bool *truncated)
 {
     uint32_t n = 0;
     cp_iframe *f = cp311_tstate_frame(ts);
     Py_ssize_t xi = cp_g.co_extra_index;
     uint32_t gen = cp_g.generation;
+    bool segment_start = true; /* the next Python frame begins an eval call */
     for (; f; f = cp311_iframe_previous(f)) {
+        if (nv && segment_start) {
+            if (!natives_until_eval(s, nv, &n, truncated))
+                return false;
+            segment_start = false;
+        }
+        if (f->is_entry)
+            segment_start = true; /* also for a skipped incomplete frame */
         if (!cp311_iframe_complete(f))
             continue;
         if (n == CP_SAMPLE_MAX_FRAMES) {
@@ -149,11 +202,46 @@ static bool walk(sring *s, PyThreadState *ts, uint32_t *nframes, bool *truncated
         }
         n++;
     }
+    /* Below the outermost eval call: main, Py_RunMain, thread start... */
+    while (nv && !*truncated && nv->next < nv->n) {
+        if (n == CP_SAMPLE_MAX_FRAMES) {
+            *truncated = true;
+            break;
+        }
+        uint64_t ip = nv->ips[nv->next++];
+        if (!cp_unwind_in_eval(ip) && !put_native(s, ip, &n))
+            return false;
+    }
     *nframes = n;
     return true;
 }
 
-static void take_sample(cp_thread *th, PyThreadState *ts, uint64_t weight)
+/* The walk under the fault guard, in a function of its own so that no
+ * caller variable lives across sigsetjmp (-Wclobbered). Returns false when
+ * the walk faulted (the sample is dropped) or the ring was full. */
+static __attribute__((noinline)) bool guarded_walk(sring *s, PyThreadState *ts, const void *uc,
+                                                   uint32_t *nframes, bool *truncated)
+{
+    sigjmp_buf jb;
+    volatile bool ok = false;
+    if (sigsetjmp(jb, 0) == 0) {
+        walk_jmp = &jb;
+        atomic_signal_fence(memory_order_seq_cst);
+        /* Native stack first (1 KiB of this stack), then the Python walk
+         * merges both. */
+        uint64_t ips[CP_UNWIND_MAX];
+        natives nv = {ips, 0, 0};
+        bool native = cp_g.cfg.native && cp_unwind_thread_ready();
+        if (native)
+            nv.n = cp_unwind_capture(ips, uc);
+        ok = walk(s, ts, native ? &nv : NULL, nframes, truncated);
+    } /* else: faulted mid-walk, ok stays false */
+    walk_jmp = NULL;
+    atomic_signal_fence(memory_order_seq_cst);
+    return ok;
+}
+
+static void take_sample(cp_thread *th, PyThreadState *ts, uint64_t weight, const void *uc)
 {
     if (cp311s_own_tstate() != ts)
         return; /* not this slot's thread state (ended, or reused) */
@@ -170,18 +258,8 @@ static void take_sample(cp_thread *th, PyThreadState *ts, uint64_t weight)
     cp_record hdr = {.ticks = cp_clock_ticks(&cp_g.clock), .kind = CP_SREC_SAMPLE, .c = weight};
     bool ok = sr_put(&s, &hdr), truncated = false;
     uint32_t nframes = 0;
-    if (ok) {
-        sigjmp_buf jb;
-        if (sigsetjmp(jb, 0) == 0) {
-            walk_jmp = &jb;
-            atomic_signal_fence(memory_order_seq_cst);
-            ok = walk(&s, ts, &nframes, &truncated);
-        } else {
-            ok = false; /* faulted mid-walk: drop this sample */
-        }
-        walk_jmp = NULL;
-        atomic_signal_fence(memory_order_seq_cst);
-    }
+    if (ok)
+        ok = guarded_walk(&s, ts, uc, &nframes, &truncated);
     if (ok) {
         hdr.a = nframes;
         hdr.b =
@@ -214,8 +292,8 @@ static void on_sample(int sig, siginfo_t *si, void *uc)
         if (atomic_load(&cp_sample_live) && atomic_load(&sl->gen) == v / CP_SAMPLE_SLOTS) {
             cp_thread *th = atomic_load(&sl->th);
             if (th)
-                take_sample(th, sl->tstate,
-                            1 + (uint64_t)(si->si_overrun > 0 ? si->si_overrun : 0));
+                take_sample(th, sl->tstate, 1 + (uint64_t)(si->si_overrun > 0 ? si->si_overrun : 0),
+                            uc);
         }
         atomic_fetch_sub(&sl->active, 1);
     }
@@ -279,6 +357,19 @@ int cp_sample_signal_install(char *err, size_t errlen)
         return -1;
     }
     sample_sig = sig;
+    if (cp_g.cfg.native) {
+        /* Off the hot path, before any handler runs: the eval loop's range,
+         * a fresh address cache (ids of the previous run's function table
+         * are stale), the writer's resolver, and this thread's libunwind. */
+        cp_unwind_reset();
+        if (cp_unwind_eval_init() != 0 && !cp_g.cfg.quiet)
+            cp_log("--native: _PyEval_EvalFrameDefault not found: Python frames are put "
+                   "above all native frames");
+        cp_sagg_set_native(cp_unwind_frame_id);
+        cp_unwind_thread_init();
+    } else {
+        cp_sagg_set_native(NULL);
+    }
     struct sigaction fa;
     memset(&fa, 0, sizeof fa);
     fa.sa_sigaction = on_fault;

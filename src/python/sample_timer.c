@@ -23,6 +23,8 @@
  */
 #include "python/sample.h"
 
+#include "native/unwind.h"
+
 #include "python/sample_py311.h"
 
 #include "cpyprof/format.h"
@@ -116,6 +118,8 @@ int cp_sample_thread_attach(cp_thread *th, PyThreadState *ts, bool on_self, char
     st->slot = i;
     if (on_self && exit_key_made)
         pthread_setspecific(exit_key, (void *)(intptr_t)(i + 1));
+    if (on_self && cp_g.cfg.native)
+        cp_unwind_thread_init(); /* libunwind's first use allocates: not in the handler */
     /* First expiry spread over one period so threads are not in lockstep. */
     long period = 1000000000L / (long)cp_g.cfg.rate_hz;
     long first = period / 2 + (long)((th->id * 7919u) % (unsigned long)(period / 2 + 1));
