@@ -6,6 +6,7 @@
  * values are inclusive times in ns (sample counts for a sampled profile).
  */
 #include "cli.h"
+#include "report/gil.h"
 #include "report/model.h"
 #include "report/svg.h"
 
@@ -24,6 +25,8 @@ static void help(void)
            "      --width PX     the image width (default 1200)\n"
            "      --inverted     icicle graph: roots on top\n"
            "      --threads      one tower per thread, under a 'thread NAME' frame\n"
+           "      --gil-wait     the stacks that waited for the GIL, by wait time\n"
+           "      --gil-hold     the stacks that held the GIL, by hold time (--gil profiles)\n"
            "  -h, --help         this help\n");
 }
 
@@ -33,7 +36,43 @@ typedef struct flame_args {
     unsigned width;
     bool inverted;
     bool per_thread;
+    int gil; /* 0: call trees; 1: GIL wait stacks; 2: GIL hold stacks */
 } flame_args;
+
+/* --gil-wait / --gil-hold: the GIL stack trees, one tower per thread. */
+static int draw_gil(const cp_profile *p, const char *path, const flame_args *a, FILE *out,
+                    char *err, size_t errlen)
+{
+    cp_gil_data g;
+    if (cp_gil_load(path, &g, err, errlen) != 0)
+        return -1;
+    cp_flame_node *nodes;
+    size_t n;
+    char *names;
+    int r = cp_gil_flame(p, &g, a->gil == 1 ? 0 : 1, &nodes, &n, &names, err, errlen);
+    if (r == 0) {
+        char command[1024], title[1200];
+        const char *what = a->gil == 1 ? "GIL wait" : "GIL hold";
+        if (a->title)
+            snprintf(title, sizeof title, "%s", a->title);
+        else if (cli_profile_command(p, command, sizeof command))
+            snprintf(title, sizeof title, "cpyprof %s: %s", what, command);
+        else
+            snprintf(title, sizeof title, "cpyprof %s", what);
+        cp_svg_options opt = {.title = title,
+                              .subtitle = a->gil == 1 ? "time spent waiting for the GIL, by stack"
+                                                      : "time holding the GIL, by the stack that "
+                                                        "released it",
+                              .unit = "ns",
+                              .width = a->width,
+                              .inverted = a->inverted};
+        r = cp_svg_write(out, nodes, n, &opt, err, errlen);
+        free(nodes);
+        free(names);
+    }
+    cp_gil_free(&g);
+    return r;
+}
 
 /* Builds the svg nodes and writes them. */
 static int draw(const cp_profile *p, const flame_args *a, FILE *out, char *err, size_t errlen)
@@ -101,13 +140,15 @@ out:
 
 int cmd_flame(int argc, char **argv)
 {
-    enum { OPT_TITLE = 256, OPT_WIDTH, OPT_INVERTED, OPT_THREADS };
+    enum { OPT_TITLE = 256, OPT_WIDTH, OPT_INVERTED, OPT_THREADS, OPT_GIL_WAIT, OPT_GIL_HOLD };
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},
         {"title", required_argument, NULL, OPT_TITLE},
         {"width", required_argument, NULL, OPT_WIDTH},
         {"inverted", no_argument, NULL, OPT_INVERTED},
         {"threads", no_argument, NULL, OPT_THREADS},
+        {"gil-wait", no_argument, NULL, OPT_GIL_WAIT},
+        {"gil-hold", no_argument, NULL, OPT_GIL_HOLD},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -137,6 +178,12 @@ int cmd_flame(int argc, char **argv)
         case OPT_THREADS:
             a.per_thread = true;
             break;
+        case OPT_GIL_WAIT:
+            a.gil = 1;
+            break;
+        case OPT_GIL_HOLD:
+            a.gil = 2;
+            break;
         case 'h':
             help();
             return CLI_OK;
@@ -160,7 +207,8 @@ int cmd_flame(int argc, char **argv)
         return CLI_FAIL;
     }
     char err[1024];
-    int r = draw(&p, &a, out, err, sizeof err);
+    int r = a.gil ? draw_gil(&p, argv[optind], &a, out, err, sizeof err)
+                  : draw(&p, &a, out, err, sizeof err);
     cp_profile_free(&p);
     if (r) {
         cli_error("%s", err);

@@ -97,6 +97,8 @@ static void help(void)
            "                        wall: every 1/HZ s of real time, waiting threads too\n"
            "      --idle, --no-idle keep or drop samples of idle threads (wall clock)\n"
            "      --native          native (C) frames in samples too\n"
+           "      --gil[=HOW]       GIL hold and wait times per thread: exact (default;\n"
+           "                        every GIL transition) or sample (holder read ~1000/s)\n"
            "  -q, --quiet           no messages except errors\n"
            "  -h, --help            this help\n\n"
            "The exit status is the program's. CPYPROF_LIBRARY overrides the path of the\n"
@@ -292,6 +294,7 @@ int cmd_record(int argc, char **argv)
         OPT_IDLE,
         OPT_NO_IDLE,
         OPT_NATIVE,
+        OPT_GIL,
     };
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},
@@ -305,6 +308,7 @@ int cmd_record(int argc, char **argv)
         {"idle", no_argument, NULL, OPT_IDLE},
         {"no-idle", no_argument, NULL, OPT_NO_IDLE},
         {"native", no_argument, NULL, OPT_NATIVE},
+        {"gil", optional_argument, NULL, OPT_GIL},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -352,6 +356,9 @@ int cmd_record(int argc, char **argv)
             break;
         case OPT_NATIVE:
             s = (setting){"native", "1"};
+            break;
+        case OPT_GIL: /* --gil alone means exact accounting */
+            s = (setting){"gil", optarg ? optarg : "exact"};
             break;
         case 'q':
             s = (setting){"quiet", "1"};

@@ -10,6 +10,8 @@
 
 #include <string.h>
 
+int cmd_gil(int argc, char **argv); /* cmd_gil.c */
+
 static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -19,6 +21,7 @@ static const struct {
     {"report", cmd_report, "print the top functions of a profile (text or JSON)"},
     {"flame", cmd_flame, "draw an interactive SVG flamegraph"},
     {"convert", cmd_convert, "export a profile to another format (folded stacks, ...)"},
+    {"gil", cmd_gil, "GIL hold and wait per thread, and what they mean"},
 };
 
 static void usage(FILE *out)

@@ -9,7 +9,7 @@
  * structs on big-endian hosts (the reader decodes field by field).
  *
  * Order of chunks written by the profiler:
- *   META, then any number of STRINGS / FUNCS / THREAD / TREE / EVENTS / SAMPLES chunks
+ *   META, then any number of STRINGS / FUNCS / THREAD / TREE / EVENTS / SAMPLES / GIL chunks
  *   in any order (a chunk only refers to ids defined by earlier chunks, or by
  *   later ones before the TRAILER), and last a TRAILER. A file without a
  *   TRAILER is truncated: readers report it and keep what they have.
@@ -77,6 +77,16 @@ enum cpyprof_chunk_type {
      * parent is < i, or CPYPROF_NONE for a root. Functions may be defined by
      * STRINGS/FUNCS chunks written right before the SAMPLES chunks. */
     CPYPROF_CHUNK_SAMPLES = 8,
+
+    /* GIL accounting (option gil=exact|sample), written before the TRAILER.
+     * u32 kind, then:
+     *   kind 1 (CPYPROF_GIL_RUN): struct cpyprof_gil_run_rec, once;
+     *   kind 2 (CPYPROF_GIL_THREAD): struct cpyprof_gil_thread_rec, then
+     *     nbuckets u64 hold histogram counts, nbuckets u64 wait histogram
+     *     counts (bucket 0: 0 ns; bucket b: [2^(b-1), 2^b) ns; the last is
+     *     open), then nnodes x struct cpyprof_gil_node_rec.
+     * Function ids may be defined by FUNCS chunks later in the file. */
+    CPYPROF_CHUNK_GIL = 9,
 
     /* Always last: struct cpyprof_trailer_rec (64 bytes). */
     CPYPROF_CHUNK_TRAILER = 0x7F,
@@ -163,6 +173,69 @@ struct cpyprof_event_rec {
     uint32_t a;
     uint64_t b;
     uint64_t c;
+};
+
+/** Kinds of GIL chunk (the u32 at the start of its payload). */
+enum cpyprof_gil_kind {
+    CPYPROF_GIL_RUN = 1,
+    CPYPROF_GIL_THREAD = 2,
+};
+
+/** How GIL times were measured. */
+enum cpyprof_gil_method {
+    CPYPROF_GIL_EXACT = 1,  /* every transition: hold and wait times */
+    CPYPROF_GIL_SAMPLE = 2, /* the holder read ~1000 times a second: hold shares only */
+};
+
+/** The run's GIL totals. duration_ns is the accounted interval (GIL busy
+ *  fraction = sum of thread holds / duration); switches counts changes of
+ *  holder (the interpreter's switch_number). samples and samples_locked are
+ *  the sampler's reads and those that found the GIL held (method sample).
+ *  stacks_dropped counts transitions whose stack did not fit in the node
+ *  pool. 48 bytes. */
+struct cpyprof_gil_run_rec {
+    uint32_t method; /* enum cpyprof_gil_method */
+    uint32_t reserved;
+    int64_t duration_ns;
+    uint64_t switches;
+    uint64_t samples;
+    uint64_t samples_locked;
+    uint64_t stacks_dropped;
+};
+
+/** One thread's GIL totals. thread_id is the file's thread id, or
+ *  CPYPROF_NONE for a thread the profile does not describe (native_tid
+ *  names it, 0 if unknown). Times in ns; holds/waits still open at the end
+ *  count up to the end. samples_held: sampler reads that found this thread
+ *  holding (method sample). 72 bytes. */
+struct cpyprof_gil_thread_rec {
+    uint32_t thread_id;
+    uint32_t nbuckets;
+    uint64_t native_tid;
+    uint64_t hold_ns;
+    uint64_t wait_ns;
+    uint64_t acquisitions;
+    uint64_t max_hold_ns;
+    uint64_t max_wait_ns;
+    uint64_t samples_held;
+    uint32_t nnodes;
+    uint32_t reserved;
+};
+
+/** A node of a thread's GIL stack trees: function `func` reached from a
+ *  root by one path. kind 0: the "wait" tree (stacks that waited for the
+ *  GIL), 1: the "hold" tree (stacks that released it, charged with the hold
+ *  that ended there). count and ns are self values: the transitions whose
+ *  innermost frame was this node, and their wait or hold time. Node i's
+ *  parent is < i and of the same kind, or CPYPROF_NONE for a root. func is
+ *  CPYPROF_NONE for a frame whose function was not registered. 32 bytes. */
+struct cpyprof_gil_node_rec {
+    uint32_t parent;
+    uint32_t func;
+    uint32_t kind;
+    uint32_t reserved;
+    uint64_t count;
+    uint64_t ns;
 };
 
 /** Why the profile was written. */

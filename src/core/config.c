@@ -18,8 +18,8 @@
 
 /* Same order as the fields of cp_config and the key_id enum below. */
 const char *const cp_config_keys[] = {
-    "output", "mode", "builtins", "max_depth", "ring_size", "transport",
-    "quiet",  "rate", "clock",    "idle",      "native",    NULL,
+    "output", "mode",  "builtins", "max_depth", "ring_size", "transport", "quiet",
+    "rate",   "clock", "idle",     "native",    "gil",       NULL,
 };
 
 typedef enum key_id {
@@ -34,6 +34,7 @@ typedef enum key_id {
     KEY_CLOCK,
     KEY_IDLE,
     KEY_NATIVE,
+    KEY_GIL,
     KEY_COUNT,
 } key_id;
 
@@ -65,6 +66,7 @@ static const char *const reserved_env[] = {
 #define RING_MAX (1ull << 30)
 #define RING_EXPECT "expected 4K..1G bytes, with an optional K, M or G suffix"
 #define BOOL_EXPECT "expected 1/0, true/false, yes/no, on/off"
+#define GIL_EXPECT "expected off, exact or sample (or 1/0, true/false, yes/no, on/off)"
 
 void cp_config_defaults(cp_config *c)
 {
@@ -448,6 +450,19 @@ int cp_config_set(cp_config *c, const char *key, const char *value, const char *
         return set_bool(&c->idle, &tb, prefix, key, value);
     case KEY_NATIVE:
         return set_bool(&c->native, &tb, prefix, key, value);
+    case KEY_GIL: {
+        /* A boolean turns exact accounting on or off (CPYPROF_GIL=1). */
+        static const char *const gil_modes[3] = {"off", "exact", "sample"}; /* = cp_gil_mode */
+        int g = parse_choice(value, gil_modes, 3);
+        if (g < 0) {
+            int b = parse_bool(value);
+            if (b < 0)
+                return bad_value(&tb, prefix, key, value, "is not valid", GIL_EXPECT);
+            g = b == 1 ? CP_GIL_EXACT : CP_GIL_OFF;
+        }
+        c->gil = (cp_gil_mode)g;
+        return 0;
+    }
     case KEY_MODE:
         if (set_choice(&choice, modes, &tb, prefix, key, value) < 0)
             return -1;

@@ -34,6 +34,12 @@ typedef enum cp_transport {
     CP_TRANSPORT_RING = 1,   /* hooks push call/return records; writer aggregates */
 } cp_transport;
 
+typedef enum cp_gil_mode {
+    CP_GIL_OFF = 0,    /* no GIL accounting */
+    CP_GIL_EXACT = 1,  /* every GIL transition (GOT-redirected pthread_mutex_lock/unlock) */
+    CP_GIL_SAMPLE = 2, /* a thread reads the GIL's holder ~1000 times a second */
+} cp_gil_mode;
+
 typedef struct cp_config {
     char output[CP_PATH_MAX]; /* "output": profile path; default "cpyprof.out" */
     cp_mode mode;             /* "mode": trace | sample; default trace */
@@ -47,6 +53,8 @@ typedef struct cp_config {
     cp_sample_clock clock;    /* "clock": cpu | wall; default cpu */
     bool idle;                /* "idle": keep samples of idle threads (wall); default 1 */
     bool native;              /* "native": native frames too; default 0 */
+    /* GIL accounting (src/python/gil*.c) */
+    cp_gil_mode gil; /* "gil": off | exact | sample (1/0 etc. too); default off */
 } cp_config;
 
 /** Fills `c` with the defaults. */

@@ -32,6 +32,11 @@ struct scan_ctx {
     const void *self;
     int rewritten;
     int oom;
+    /* cp_got_install_in: only the object containing `only`; slots go to out */
+    const void *only;
+    cp_got_patch *out;
+    size_t cap;
+    int found;
 };
 
 static int seen_before(uintptr_t key)
@@ -109,7 +114,14 @@ static void patch_relocs(struct dl_phdr_info *info, struct scan_ctx *ctx, const 
             if (cur == ctx->hooks[h].replacement)
                 continue;
             int relro = (uintptr_t)slot >= relro_lo && (uintptr_t)slot < relro_hi;
-            if (remember_slot(slot, cur, ctx->hooks[h].replacement, relro) != 0) {
+            if (ctx->out) {
+                if ((size_t)ctx->rewritten == ctx->cap) {
+                    ctx->oom = 1; /* out too small: the caller undoes what was done */
+                    return;
+                }
+                ctx->out[ctx->rewritten] =
+                    (cp_got_patch){slot, cur, ctx->hooks[h].replacement, relro};
+            } else if (remember_slot(slot, cur, ctx->hooks[h].replacement, relro) != 0) {
                 ctx->oom = 1;
                 return;
             }
@@ -129,7 +141,7 @@ static int scan_object(struct dl_phdr_info *info, size_t size, void *arg)
         return 0;
     const ElfW(Dyn) *dyn = NULL;
     uintptr_t relro_lo = 0, relro_hi = 0;
-    int contains_self = 0;
+    int contains_self = 0, contains_only = 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
@@ -141,13 +153,22 @@ static int scan_object(struct dl_phdr_info *info, size_t size, void *arg)
         } else if (ph->p_type == PT_LOAD && (uintptr_t)ctx->self >= lo &&
                    (uintptr_t)ctx->self < lo + ph->p_memsz)
             contains_self = 1;
+        if (ph->p_type == PT_LOAD && ctx->only && (uintptr_t)ctx->only >= lo &&
+            (uintptr_t)ctx->only < lo + ph->p_memsz)
+            contains_only = 1;
+    }
+    if (ctx->only) {
+        /* cp_got_install_in: one object, no "seen" bookkeeping. */
+        if (!contains_only)
+            return 0;
+        ctx->found = 1;
     }
     if (!dyn || contains_self)
-        return 0;
+        return ctx->found;
     uintptr_t key = info->dlpi_addr ^ (uintptr_t)dyn;
-    if (seen_before(key))
+    if (!ctx->only && seen_before(key))
         return 0;
-    if (remember_seen(key) != 0) {
+    if (!ctx->only && remember_seen(key) != 0) {
         ctx->oom = 1;
         return 1;
     }
@@ -180,19 +201,19 @@ static int scan_object(struct dl_phdr_info *info, size_t size, void *arg)
         }
     }
     if (!symtab || !strtab)
-        return 0;
+        return ctx->found;
     if (jmprel)
         patch_relocs(info, ctx, jmprel, pltrelsz / sizeof(ElfW(Rela)), symtab, strtab, relro_lo,
                      relro_hi);
     if (rela && !ctx->oom)
         patch_relocs(info, ctx, rela, relasz / sizeof(ElfW(Rela)), symtab, strtab, relro_lo,
                      relro_hi);
-    return ctx->oom;
+    return ctx->oom || ctx->found;
 }
 
 int cp_got_install(const cp_got_hook *hooks, size_t nhooks, const void *self_addr)
 {
-    struct scan_ctx ctx = {hooks, nhooks, self_addr, 0, 0};
+    struct scan_ctx ctx = {hooks, nhooks, self_addr, 0, 0, NULL, NULL, 0, 0};
     dl_iterate_phdr(scan_object, &ctx);
     return ctx.oom ? -1 : ctx.rewritten;
 }
@@ -227,4 +248,31 @@ void cp_got_restore_all(void)
     free(got.slots);
     free(got.seen);
     memset(&got, 0, sizeof got);
+}
+
+int cp_got_install_in(const cp_got_hook *hooks, size_t nhooks, const void *object_addr,
+                      cp_got_patch *out, size_t cap)
+{
+    /* self = NULL: libcpyprof never holds object_addr, nothing to exclude.
+     * got.adds is left as cp_got_install set it (its "objects changed"
+     * test must not be fooled by this walk); scan_object writes it, so save
+     * and restore it around the walk. */
+    unsigned long long adds = got.adds;
+    struct scan_ctx ctx = {hooks, nhooks, NULL, 0, 0, object_addr, out, cap, 0};
+    dl_iterate_phdr(scan_object, &ctx);
+    got.adds = adds;
+    if (ctx.oom) {
+        cp_got_restore_patches(out, (size_t)ctx.rewritten);
+        return -1;
+    }
+    return ctx.found ? ctx.rewritten : -1;
+}
+
+void cp_got_restore_patches(const cp_got_patch *patches, size_t n)
+{
+    for (size_t i = n; i-- > 0;) {
+        const cp_got_patch *p = &patches[i];
+        if (__atomic_load_n(p->slot, __ATOMIC_ACQUIRE) == p->replacement)
+            store_slot(p->slot, p->original, p->relro);
+    }
 }

@@ -40,4 +40,26 @@ int cp_got_objects_changed(void);
  *  forgets the objects seen. */
 void cp_got_restore_all(void);
 
+/** One slot rewritten by cp_got_install_in, kept by the caller to undo it. */
+typedef struct cp_got_patch {
+    void **slot;
+    void *original;
+    void *replacement;
+    int relro;
+} cp_got_patch;
+
+/** Redirects `hooks` in the one loaded object whose segments contain
+ *  `object_addr` (e.g. &_PyRuntime: the executable or libpython), whether or
+ *  not cp_got_install saw it. The rewritten slots go to `out` (at most `cap`),
+ *  not to cp_got_install's undo list, so the two users restore separately.
+ *  Returns the number of slots rewritten (0: the object has no such
+ *  relocation), or -1 if no loaded object contains `object_addr` or `out` is
+ *  too small (nothing is left rewritten then). */
+int cp_got_install_in(const cp_got_hook *hooks, size_t nhooks, const void *object_addr,
+                      cp_got_patch *out, size_t cap);
+
+/** Puts back the slots of a cp_got_install_in that still point at their
+ *  replacement (someone else's later rewrite stays). */
+void cp_got_restore_patches(const cp_got_patch *patches, size_t n);
+
 #endif

@@ -7,6 +7,7 @@
  * neither write to the parent's file nor pay for the hook).
  */
 #include "python/profiler.h"
+#include "python/gil.h"
 #include "python/sample.h"
 
 #include "cpyprof/format.h"
@@ -280,6 +281,7 @@ int cp_profiler_start(const cp_config *cfg, int activation, char *err, size_t er
         return -1;
     }
     cp_cthreads_start();
+    cp_gil_start(); /* never fails the run: logs why and goes on without GIL data */
     if (cp_writer_thread_start(err, errlen) != 0) {
         /* Not fatal: aggregated trees need no writer; rings just fill up. */
         cp_log("%s (continuing without it)", err);
@@ -296,6 +298,7 @@ int cp_profiler_stop(int end_reason, char *err, size_t errlen)
         return 1;
     }
     atomic_store(&cp_g.state, CP_STOPPING);
+    cp_gil_stop(); /* first: the stop itself is not GIL activity of the program */
     cp_cthreads_stop();
     /* The GIL is held: no hook is running now, and after this none will. */
     cp_threads_detach_all();
@@ -306,6 +309,8 @@ int cp_profiler_stop(int end_reason, char *err, size_t errlen)
     cp_writer_thread_stop();
     int term = cp_take_pending_term();
     cp_drain_all();
+    if (cp_gil_dump(err, errlen) != 0) /* before the trailer; losing it loses only GIL data */
+        cp_log("%s", err);
     int rc = cp_dump_profile(end_reason, 0, true, err, errlen);
     release_run_state();
     atomic_store(&cp_g.state, CP_OFF);

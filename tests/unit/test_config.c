@@ -11,7 +11,9 @@
 
 #define KNOWN_ENV                                                                                  \
     "CPYPROF_OUTPUT, CPYPROF_MODE, CPYPROF_BUILTINS, CPYPROF_MAX_DEPTH, CPYPROF_RING_SIZE, "       \
-    "CPYPROF_TRANSPORT, CPYPROF_QUIET, CPYPROF_RATE, CPYPROF_CLOCK, CPYPROF_IDLE, CPYPROF_NATIVE"
+    "CPYPROF_TRANSPORT, CPYPROF_QUIET, CPYPROF_RATE, CPYPROF_CLOCK, CPYPROF_IDLE, "                \
+    "CPYPROF_NATIVE, "                                                                             \
+    "CPYPROF_GIL"
 #define BOOL_EXPECT "(expected 1/0, true/false, yes/no, on/off)"
 #define RING_EXPECT "(expected 4K..1G bytes, with an optional K, M or G suffix)"
 
@@ -61,7 +63,7 @@ START_TEST(test_keys_list)
 {
     static const char *const want[] = {"output",    "mode",      "builtins", "max_depth",
                                        "ring_size", "transport", "quiet",    "rate",
-                                       "clock",     "idle",      "native"};
+                                       "clock",     "idle",      "native",   "gil"};
     size_t n = 0;
     while (cp_config_keys[n])
         n++;
@@ -288,13 +290,13 @@ START_TEST(test_unknown_key)
     set_bad("CPYPROF_", "raet", "5", "CPYPROF_RAET: unknown setting (known: " KNOWN_ENV ")");
     set_bad("--", "ring_sise", "5",
             "--ring-sise: unknown setting (known: --output, --mode, --builtins, --max-depth, "
-            "--ring-size, --transport, --quiet, --rate, --clock, --idle, --native)");
+            "--ring-size, --transport, --quiet, --rate, --clock, --idle, --native, --gil)");
     set_bad(NULL, "Raet", "5",
             "Raet: unknown setting (known: output, mode, builtins, max_depth, ring_size, "
-            "transport, quiet, rate, clock, idle, native)");
+            "transport, quiet, rate, clock, idle, native, gil)");
     set_bad("", "", "5",
             ": unknown setting (known: output, mode, builtins, max_depth, ring_size, "
-            "transport, quiet, rate, clock, idle, native)");
+            "transport, quiet, rate, clock, idle, native, gil)");
 }
 END_TEST
 

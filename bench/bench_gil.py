@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Overhead of cpyprof's GIL accounting, side by side with the baseline.
+
+Workloads (fixed amounts of work, so times compare):
+  cpu4  four CPU-bound threads (a Python loop each): ~200 GIL switches/s
+  stat  one thread calling os.stat in a loop: every call releases and
+        retakes the GIL (hundreds of thousands of switches/s)
+  stat2 two threads calling os.stat: contended switches
+
+Configurations (each run is a fresh process; the child times only the
+workload with time.perf_counter(); rounds are interleaved with a rotating
+order so machine noise hits every configuration alike):
+  baseline    no profiler
+  off         cpyprof.start(mode="sample", rate=1): the profiler running, no
+              GIL accounting (the reference for the GIL's own cost)
+  exact       the same with gil="exact"
+  sample      the same with gil="sample"
+
+Targets (overhead of the median against `off`): exact <= 3% on cpu4,
+<= 10% on stat; sample <= 1% everywhere.
+
+    python3 bench/bench_gil.py                 # 5 rounds
+    python3 bench/bench_gil.py --quick         # 2 rounds, smaller workloads
+    python3 bench/bench_gil.py --python /root/.pyenv/versions/3.11.7/bin/python3
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+CHILD = textwrap.dedent(r"""
+    import os, sys, threading, time
+    workload, gil, scale, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+
+    def spin(n):
+        x = 0
+        for i in range(n):
+            x += i
+        return x
+
+    def stat_loop(n):
+        st = os.stat
+        for _ in range(n):
+            st(".")
+
+    def run_threads(target, n, k):
+        ts = [threading.Thread(target=target, args=(n,)) for _ in range(k)]
+        for t in ts: t.start()
+        for t in ts: t.join()
+
+    work = {
+        "cpu4": lambda: run_threads(spin, int(3_000_000 * scale), 4),
+        "stat": lambda: stat_loop(int(400_000 * scale)),
+        "stat2": lambda: run_threads(stat_loop, int(200_000 * scale), 2),
+    }[workload]
+    if gil != "baseline":
+        import cpyprof
+        kw = {} if gil == "off" else {"gil": gil}
+        cpyprof.start(out, mode="sample", rate=1, quiet=True, **kw)
+    t0 = time.perf_counter()
+    work()
+    t1 = time.perf_counter()
+    if gil != "baseline":
+        cpyprof.stop()
+    print("%.6f" % (t1 - t0))
+""")
+
+CONFIGS = ["baseline", "off", "exact", "sample"]
+TARGETS = {("cpu4", "exact"): 3.0, ("stat", "exact"): 10.0, ("stat2", "exact"): 10.0,
+           ("cpu4", "sample"): 1.0, ("stat", "sample"): 1.0, ("stat2", "sample"): 1.0}
+
+
+def run_one(py, build, workload, cfg, scale, tmp):
+    out = os.path.join(tmp, "%s-%s.cpyprof" % (workload, cfg))
+    env = dict(os.environ, PYTHONPATH=os.path.join(build, "python"))
+    for k in list(env):
+        if k.startswith("CPYPROF_") or k == "LD_PRELOAD":
+            del env[k]
+    p = subprocess.run([py, "-c", CHILD, workload, cfg, str(scale), out], env=env,
+                       capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        sys.exit("run failed (%s %s):\n%s" % (workload, cfg, p.stderr))
+    return float(p.stdout.split()[-1])
+
+
+def gil_numbers(build, path):
+    """Acquisitions per second from `cpyprof gil --json`, for the table."""
+    p = subprocess.run([os.path.join(build, "cpyprof"), "gil", "--json", path],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        return None
+    g = json.loads(p.stdout)
+    acq = sum(t["acquisitions"] for t in g["threads"])
+    return acq / (g["duration_ns"] / 1e9) if g["duration_ns"] else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--python", default="/usr/bin/python3")
+    ap.add_argument("--build", default=os.environ.get("CPYPROF_BUILD_DIR") or
+                    os.path.join(REPO, "build"))
+    ap.add_argument("--workloads", default="cpu4,stat,stat2")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    rounds = 2 if a.quick else a.rounds
+    scale = 0.3 if a.quick else 1.0
+    workloads = a.workloads.split(",")
+    times = {(w, c): [] for w in workloads for c in CONFIGS}
+    rates = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for w in workloads:
+                order = CONFIGS[r % len(CONFIGS):] + CONFIGS[:r % len(CONFIGS)]
+                for c in order:
+                    t = run_one(a.python, a.build, w, c, scale, tmp)
+                    times[(w, c)].append(t)
+                    print("round %d %-6s %-8s %.3fs" % (r + 1, w, c, t), file=sys.stderr)
+            for w in workloads:
+                rates[w] = gil_numbers(a.build, os.path.join(tmp, "%s-exact.cpyprof" % w))
+
+    print("| workload | config | median s | min s | vs baseline | vs off | target | ok |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- | --- |")
+    result = {}
+    ok_all = True
+    for w in workloads:
+        base = statistics.median(times[(w, "baseline")])
+        off = statistics.median(times[(w, "off")])
+        for c in CONFIGS:
+            med = statistics.median(times[(w, c)])
+            mn = min(times[(w, c)])
+            vb = 100.0 * (med / base - 1.0)
+            vo = 100.0 * (med / off - 1.0)
+            tgt = TARGETS.get((w, c))
+            ok = "" if tgt is None else ("PASS" if vo <= tgt else "FAIL")
+            ok_all &= ok != "FAIL"
+            print("| %s | %s | %.3f | %.3f | %+.1f%% | %+.1f%% | %s | %s |" % (
+                w, c, med, mn, vb, vo, "<= %g%%" % tgt if tgt else "", ok))
+            result["%s/%s" % (w, c)] = {"median": med, "min": mn, "vs_baseline_pct": vb,
+                                         "vs_off_pct": vo, "target_pct": tgt}
+    print()
+    for w in workloads:
+        if rates.get(w):
+            print("- %s: %.0f GIL acquisitions/s under gil=exact" % (w, rates[w]))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"python": a.python, "rounds": rounds, "results": result,
+                       "acquisitions_per_s": rates}, f, indent=2)
+    return 0 if ok_all else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

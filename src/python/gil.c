@@ -1,0 +1,671 @@
+/*
+ * gil.c — GIL hold and wait time per thread, with the stacks that hold and
+ * wait.
+ *
+ * gil=exact: the calls that the object holding _PyRuntime (Debian's static
+ * python3.11 executable, or libpython3.11.so) makes to pthread_mutex_lock
+ * and pthread_mutex_unlock go through its GOT; we rewrite those two slots
+ * (native/got.c, that object only) to wrappers that feed gil_sm.h when the
+ * mutex is the GIL's, then call the real function. The same works for both
+ * activation modes, and stop puts the original slots back.
+ *
+ * gil=sample: a thread reads the GIL's `locked` and `last_holder` about
+ * 1000 times a second and counts, per holder thread state, how often it held
+ * the GIL: hold shares only, no wait times, no stacks; cheap enough to
+ * leave on.
+ *
+ * Hazards, and why each is safe:
+ *  - The wrappers run on every pthread_mutex_lock/unlock of the interpreter,
+ *    including inside signal handlers and at any point of thread creation
+ *    and teardown: they take no lock, never allocate, keep errno, and use
+ *    only initial-exec TLS (no __tls_get_addr, which may allocate). For a
+ *    mutex that is not the GIL's the cost is one compare.
+ *  - Per-thread accounting lives in slots of a table mapped once and never
+ *    freed (a thread inside a wrapper while stop runs may still write into
+ *    it); a thread claims a slot with one atomic add. A thread past the
+ *    last slot is not accounted (counted in the dump).
+ *  - Stacks: at acquisition and release the thread holds the GIL (locked
+ *    == 1 and it is last_holder; or it is about to drop it), and it reads
+ *    only its own frame chain, which only it mutates. The function id comes
+ *    from the code object's co_extra slot if registered in this run (by the
+ *    profile hook or the sampler), else "[unregistered]": never a call into
+ *    Python (we are inside take_gil/drop_gil).
+ *  - Stack tree nodes come from a pool mapped once (atomic bump
+ *    allocation, never freed); each thread's trees are written by that
+ *    thread only, and a child is published with a release store after its
+ *    fields, so the dump can read while a late wrapper still runs.
+ *  - The wrappers call pthread_mutex_lock/unlock through libcpyprof's own
+ *    GOT (never rewritten), so an object interposing those (a sanitizer)
+ *    still sees the calls; the original slot value may still be a lazy PLT
+ *    stub, which we must not call.
+ *  - A forked child inherits the rewritten slots: a fork handler turns
+ *    accounting off (a flag store), the wrappers then only compare.
+ */
+#include "python/gil.h"
+#include "python/gil_py311.h"
+#include "python/gil_sm.h"
+#include "python/profiler.h"
+
+#include "cpyprof/format.h"
+#include "native/got.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TLS_IE __attribute__((tls_model("initial-exec")))
+
+#define GIL_MAX_SLOTS 4096       /* threads accounted per run */
+#define GIL_MAX_NODES (1u << 20) /* stack tree nodes per run (40 MB of address space) */
+#define GIL_MAX_DEPTH 128        /* innermost frames kept per stack */
+#define GIL_NONE 0xFFFFFFFFu
+#define GIL_SAMPLE_SLOTS 1024 /* holders the sampler tells apart (power of 2) */
+
+/* A stack tree node. first_child is published with a release store after
+ * the child's fields; the owner thread is the only writer of a tree. */
+typedef struct gil_node {
+    uint32_t parent;
+    uint32_t func;
+    _Atomic uint32_t first_child;
+    uint32_t next_sibling;
+    uint32_t hint; /* the child found last: stacks repeat */
+    uint32_t pad;
+    uint64_t count;
+    uint64_t ns;
+} gil_node;
+
+typedef struct gil_slot {
+    cp_gil_acct acct;
+    uint64_t native_tid;
+    uint32_t root[2]; /* tree roots: 0 wait, 1 hold; GIL_NONE until needed */
+    _Atomic uint32_t used;
+} gil_slot;
+
+/* The sampler's count for one holder (thread state address). */
+typedef struct gil_sample_entry {
+    _Atomic uintptr_t tstate; /* 0: free */
+    _Atomic uint64_t held;
+    _Atomic uint64_t native_tid; /* filled by a pending call with the GIL */
+} gil_sample_entry;
+
+static struct {
+    _Atomic int live; /* wrappers account */
+    int method;       /* enum cpyprof_gil_method, 0 when off */
+    pthread_mutex_t *mutex;
+    pthread_mutex_t *switch_mutex;
+    cp311_gil *gil;
+    uint32_t generation;
+    uint64_t since; /* ns (profile clock) when accounting began */
+    uint64_t until; /* ns when it ended */
+    unsigned long switch0, switch1;
+    cp_got_patch patches[4];
+    int npatches;
+    gil_slot *slots; /* GIL_MAX_SLOTS, mapped once */
+    _Atomic uint32_t nslots;
+    gil_node *nodes; /* GIL_MAX_NODES, mapped once */
+    _Atomic uint32_t nnodes;
+    _Atomic uint64_t stacks_dropped;
+    _Atomic uint64_t threads_dropped;
+    uint32_t unknown_fid, nopy_fid;
+    bool atfork_registered;
+    /* sampler */
+    pthread_t sampler;
+    bool sampler_running;
+    _Atomic int sampler_quit;
+    _Atomic uint64_t samples, samples_locked;
+    _Atomic int map_pending;
+    gil_sample_entry entries[GIL_SAMPLE_SLOTS];
+} G;
+
+static __thread gil_slot *tls_slot TLS_IE;
+static __thread uint32_t tls_gen TLS_IE;
+
+/* ns since the profile's time zero (rdtsc and a multiply). */
+static inline uint64_t now_ns(void)
+{
+    int64_t t = cp_clock_to_ns(&cp_g.clock, cp_clock_ticks(&cp_g.clock));
+    return t > 0 ? (uint64_t)t : 0;
+}
+
+/* ---- per-thread slots ------------------------------------------------------- */
+
+static gil_slot *my_slot(void)
+{
+    if (tls_gen == G.generation)
+        return tls_slot; /* NULL if the table was full */
+    uint32_t i = atomic_fetch_add(&G.nslots, 1);
+    gil_slot *s = NULL;
+    if (i < GIL_MAX_SLOTS) {
+        s = &G.slots[i];
+        /* Zeroed at start (slots past the previous run's count are
+         * untouched zero pages). gettid is a raw syscall: async-signal-safe,
+         * once per thread per run. */
+        s->native_tid = (uint64_t)syscall(SYS_gettid);
+        s->root[0] = s->root[1] = GIL_NONE;
+        atomic_store_explicit(&s->used, 1, memory_order_release);
+    } else {
+        atomic_fetch_add(&G.threads_dropped, 1);
+    }
+    tls_slot = s;
+    tls_gen = G.generation;
+    return s;
+}
+
+/* ---- stack trees ------------------------------------------------------------ */
+
+static uint32_t node_new(uint32_t parent, uint32_t func)
+{
+    uint32_t n = atomic_fetch_add_explicit(&G.nnodes, 1, memory_order_relaxed);
+    if (n >= GIL_MAX_NODES)
+        return GIL_NONE;
+    gil_node *nd = &G.nodes[n];
+    nd->parent = parent;
+    nd->func = func;
+    atomic_store_explicit(&nd->first_child, GIL_NONE, memory_order_relaxed);
+    nd->next_sibling = GIL_NONE;
+    nd->hint = GIL_NONE;
+    nd->count = 0;
+    nd->ns = 0;
+    return n;
+}
+
+static uint32_t child_of(uint32_t parent, uint32_t func)
+{
+    gil_node *p = &G.nodes[parent];
+    if (p->hint != GIL_NONE && G.nodes[p->hint].func == func)
+        return p->hint;
+    uint32_t first = atomic_load_explicit(&p->first_child, memory_order_relaxed);
+    for (uint32_t c = first; c != GIL_NONE; c = G.nodes[c].next_sibling)
+        if (G.nodes[c].func == func) {
+            p->hint = c;
+            return c;
+        }
+    uint32_t c = node_new(parent, func);
+    if (c == GIL_NONE)
+        return GIL_NONE;
+    G.nodes[c].next_sibling = first;
+    atomic_store_explicit(&p->first_child, c, memory_order_release);
+    p->hint = c;
+    return c;
+}
+
+/* The function id of a frame's code object, registered in this run, or
+ * "[unregistered]". Reads co_extra only (no Python call). */
+static inline uint32_t frame_fid(cp_iframe *f)
+{
+    uintptr_t x = (uintptr_t)cp311_code_extra(cp311_iframe_code(f), cp_g.co_extra_index);
+    return (uint32_t)(x >> 32) == cp_g.generation ? (uint32_t)x : G.unknown_fid;
+}
+
+/* Charges `dur` ns to this thread's current stack in tree `kind`. */
+static void add_stack(gil_slot *s, int kind, PyThreadState *ts, uint64_t dur)
+{
+    uint32_t fids[GIL_MAX_DEPTH];
+    uint32_t n = 0;
+    for (cp_iframe *f = ts ? cp311_tstate_frame(ts) : NULL; f && n < GIL_MAX_DEPTH;
+         f = cp311_iframe_previous(f))
+        if (cp311_iframe_complete(f))
+            fids[n++] = frame_fid(f);
+    if (s->root[kind] == GIL_NONE && (s->root[kind] = node_new(GIL_NONE, GIL_NONE)) == GIL_NONE) {
+        atomic_fetch_add_explicit(&G.stacks_dropped, 1, memory_order_relaxed);
+        return;
+    }
+    uint32_t at = s->root[kind];
+    while (n > 0 && at != GIL_NONE)
+        at = child_of(at, fids[--n]); /* outermost first */
+    if (at == GIL_NONE) {
+        atomic_fetch_add_explicit(&G.stacks_dropped, 1, memory_order_relaxed);
+        return;
+    }
+    G.nodes[at].count++;
+    G.nodes[at].ns += dur;
+}
+
+/* ---- the wrappers ----------------------------------------------------------- */
+
+static void on_lock(void)
+{
+    int saved = errno;
+    gil_slot *s = my_slot();
+    if (s)
+        cp_gil_on_lock(&s->acct, now_ns());
+    errno = saved;
+}
+
+static void on_switch_lock(void)
+{
+    int saved = errno;
+    gil_slot *s = my_slot();
+    if (s)
+        cp_gil_on_switch_lock(&s->acct, now_ns());
+    errno = saved;
+}
+
+static void on_unlock(void)
+{
+    int saved = errno;
+    gil_slot *s = my_slot();
+    if (!s)
+        goto out;
+    /* Read while the mutex is held: take_gil/drop_gil change these only
+     * under it, so they are stable here. */
+    int locked = cp311_gil_locked(G.gil);
+    if (s->acct.holding ? locked != 0 : locked != 1)
+        goto out; /* nothing can change: skip the clock */
+    PyThreadState *me = cp311_gil_own_tstate();
+    /* Without a TSS entry (a state made by PyThreadState_New and swapped in
+     * by hand) trust our own wait flag. */
+    int holder_is_me = me ? cp311_gil_last_holder(G.gil) == (uintptr_t)me : (int)s->acct.waiting;
+    int forced = locked == 0 && cp311_gil_drop_requested(me);
+    uint64_t dur = 0;
+    int ev = cp_gil_on_unlock(&s->acct, locked, holder_is_me, forced, now_ns(), G.since, &dur);
+    if (ev == CP_GIL_EV_ACQUIRED)
+        add_stack(s, 0, me, dur); /* the stack that waited */
+    else if (ev == CP_GIL_EV_RELEASED)
+        add_stack(s, 1, me, dur); /* the stack that releases, charged with the hold */
+out:
+    errno = saved;
+}
+
+static int wrap_mutex_lock(pthread_mutex_t *m)
+{
+    if (m == G.mutex) {
+        if (atomic_load_explicit(&G.live, memory_order_relaxed))
+            on_lock(); /* before: blocking on the mutex is part of the wait */
+    } else if (m == G.switch_mutex) {
+        if (atomic_load_explicit(&G.live, memory_order_relaxed))
+            on_switch_lock(); /* a forced switch: see gil_sm.h */
+    }
+    return pthread_mutex_lock(m);
+}
+
+static int wrap_mutex_unlock(pthread_mutex_t *m)
+{
+    if (m == G.mutex && atomic_load_explicit(&G.live, memory_order_relaxed))
+        on_unlock(); /* before: the GIL's fields are stable under the mutex */
+    return pthread_mutex_unlock(m);
+}
+
+static void atfork_child(void)
+{
+    atomic_store(&G.live, 0); /* async-signal-safe: a flag */
+    G.sampler_running = false;
+}
+
+/* ---- the sampler (gil=sample) ------------------------------------------------ */
+
+/* With the GIL, on the main thread (Py_AddPendingCall): names the holders
+ * the sampler has seen, from the interpreter's list of thread states. A
+ * state freed before this ran stays unnamed ("an exited thread"). */
+static int map_holders(void *arg)
+{
+    (void)arg;
+    atomic_store(&G.map_pending, 0);
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(PyThreadState_Get());
+    for (PyThreadState *t = interp ? PyInterpreterState_ThreadHead(interp) : NULL; t;
+         t = PyThreadState_Next(t)) {
+        for (uint32_t i = 0; i < GIL_SAMPLE_SLOTS; i++) {
+            gil_sample_entry *e = &G.entries[i];
+            if (atomic_load(&e->tstate) == (uintptr_t)t && atomic_load(&e->native_tid) == 0)
+                atomic_store(&e->native_tid, cp311_tstate_native_id(t));
+        }
+    }
+    return 0;
+}
+
+static void *sampler_main(void *arg)
+{
+    (void)arg;
+    struct timespec period = {0, 1000000}; /* 1 ms */
+    while (!atomic_load_explicit(&G.sampler_quit, memory_order_relaxed)) {
+        nanosleep(&period, NULL);
+        atomic_fetch_add_explicit(&G.samples, 1, memory_order_relaxed);
+        if (cp311_gil_locked(G.gil) != 1)
+            continue;
+        atomic_fetch_add_explicit(&G.samples_locked, 1, memory_order_relaxed);
+        /* The holder's address is a key only: never dereferenced here. */
+        uintptr_t h = cp311_gil_last_holder(G.gil);
+        if (!h)
+            continue;
+        uint32_t i = (uint32_t)((h >> 4) * 2654435761u) & (GIL_SAMPLE_SLOTS - 1);
+        for (uint32_t probe = 0; probe < GIL_SAMPLE_SLOTS;
+             probe++, i = (i + 1) & (GIL_SAMPLE_SLOTS - 1)) {
+            gil_sample_entry *e = &G.entries[i];
+            uintptr_t k = atomic_load(&e->tstate);
+            if (k == 0) {
+                atomic_store(&e->tstate, h); /* the sampler is the only writer */
+                if (!atomic_exchange(&G.map_pending, 1) &&
+                    Py_AddPendingCall(map_holders, NULL) != 0)
+                    atomic_store(&G.map_pending, 0);
+                k = h;
+            }
+            if (k == h) {
+                atomic_fetch_add_explicit(&e->held, 1, memory_order_relaxed);
+                break;
+            }
+        }
+    }
+    return NULL;
+}
+
+static int sampler_start(char *err, size_t errlen)
+{
+    memset(G.entries, 0, sizeof G.entries);
+    atomic_store(&G.samples, 0);
+    atomic_store(&G.samples_locked, 0);
+    atomic_store(&G.sampler_quit, 0);
+    atomic_store(&G.map_pending, 0);
+    /* All signals blocked in the sampler: the program's signals go to its
+     * own threads, as without us. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&G.sampler, NULL, sampler_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the GIL sampling thread: %s", strerror(rc));
+        return -1;
+    }
+    G.sampler_running = true;
+    return 0;
+}
+
+/* ---- start / stop ------------------------------------------------------------ */
+
+static int map_once(void **p, size_t bytes)
+{
+    if (*p)
+        return 0;
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (m == MAP_FAILED)
+        return -1;
+    *p = m;
+    return 0;
+}
+
+/* The layout check that matters here: we hold the GIL, so a GIL struct at
+ * the offsets of our headers must say locked == 1, last_holder == us. */
+static int check_gil(cp311_gil *g, char *err, size_t errlen)
+{
+    if (!g) {
+        snprintf(err, errlen, "_PyRuntime not found");
+        return -1;
+    }
+    PyThreadState *me = PyThreadState_Get();
+    if (cp311_gil_locked(g) != 1 || cp311_gil_last_holder(g) != (uintptr_t)me) {
+        snprintf(err, errlen,
+                 "the GIL at _PyRuntime.ceval.gil does not look held by this thread "
+                 "(locked=%d): this interpreter's layout differs from the headers built against",
+                 cp311_gil_locked(g));
+        return -1;
+    }
+    return 0;
+}
+
+void cp_gil_start(void)
+{
+    G.method = 0;
+    if (cp_g.cfg.gil == CP_GIL_OFF)
+        return;
+    char err[512];
+    cp311_gil *g = cp311_gil_get();
+    if (check_gil(g, err, sizeof err) != 0) {
+        cp_log("GIL accounting disabled: %s; profiling goes on without GIL data", err);
+        return;
+    }
+    G.gil = g;
+    G.mutex = cp311_gil_mutex(g);
+    G.switch_mutex = cp311_gil_switch_mutex(g);
+    G.generation++;
+    uint32_t n = atomic_load(&G.nslots);
+    if (G.slots)
+        memset(G.slots, 0, (size_t)(n < GIL_MAX_SLOTS ? n : GIL_MAX_SLOTS) * sizeof *G.slots);
+    atomic_store(&G.nslots, 0);
+    atomic_store(&G.nnodes, 0);
+    atomic_store(&G.stacks_dropped, 0);
+    atomic_store(&G.threads_dropped, 0);
+    uint32_t unk = cp_names_string("[unregistered]");
+    uint32_t nopy = cp_names_string("[no Python frame]");
+    G.unknown_fid = cp_symtab_func(&cp_g.syms, unk, CPYPROF_NONE, 0, CPYPROF_FUNC_SPECIAL);
+    G.nopy_fid = cp_symtab_func(&cp_g.syms, nopy, CPYPROF_NONE, 0, CPYPROF_FUNC_SPECIAL);
+    G.since = now_ns();
+    G.switch0 = cp311_gil_switches(g);
+
+    if (cp_g.cfg.gil == CP_GIL_SAMPLE) {
+        if (sampler_start(err, sizeof err) != 0) {
+            cp_log("GIL accounting disabled: %s", err);
+            return;
+        }
+        G.method = CPYPROF_GIL_SAMPLE;
+        return;
+    }
+    if (map_once((void **)&G.slots, GIL_MAX_SLOTS * sizeof(gil_slot)) != 0 ||
+        map_once((void **)&G.nodes, (size_t)GIL_MAX_NODES * sizeof(gil_node)) != 0) {
+        cp_log("GIL accounting disabled: out of memory");
+        return;
+    }
+    if (!G.atfork_registered && pthread_atfork(NULL, NULL, atfork_child) == 0)
+        G.atfork_registered = true;
+    /* This thread holds the GIL now. */
+    gil_slot *me = my_slot();
+    if (me)
+        cp_gil_start_holding(&me->acct, G.since);
+    atomic_store(&G.live, 1);
+    static const cp_got_hook hooks[] = {
+        {"pthread_mutex_lock", (void *)wrap_mutex_lock},
+        {"pthread_mutex_unlock", (void *)wrap_mutex_unlock},
+    };
+    int r = cp_got_install_in(hooks, 2, (const void *)g, G.patches,
+                              sizeof G.patches / sizeof *G.patches);
+    if (r < 2) {
+        if (r > 0)
+            cp_got_restore_patches(G.patches, (size_t)r);
+        atomic_store(&G.live, 0);
+        cp_log("GIL accounting disabled: the interpreter's calls to pthread_mutex_lock/unlock "
+               "cannot be redirected (%s)",
+               r < 0 ? "no loaded object holds _PyRuntime" : "no GOT slots for them");
+        return;
+    }
+    G.npatches = r;
+    G.method = CPYPROF_GIL_EXACT;
+}
+
+void cp_gil_stop(void)
+{
+    if (!G.method)
+        return;
+    if (G.method == CPYPROF_GIL_EXACT) {
+        /* Slots first: after this no new wrapper call starts; one already
+         * inside a wrapper finishes against memory that is never freed. */
+        cp_got_restore_patches(G.patches, (size_t)G.npatches);
+        G.npatches = 0;
+        atomic_store(&G.live, 0);
+    }
+    if (G.sampler_running) {
+        atomic_store(&G.sampler_quit, 1);
+        pthread_join(G.sampler, NULL);
+        G.sampler_running = false;
+        map_holders(NULL); /* name the holders still alive */
+    }
+    G.until = now_ns();
+    G.switch1 = cp311_gil_switches(G.gil);
+}
+
+/* ---- dump -------------------------------------------------------------------- */
+
+static uint32_t thread_id_of(uint64_t native_tid)
+{
+    if (native_tid == 0)
+        return CPYPROF_NONE;
+    for (cp_thread *t = atomic_load(&cp_g.threads); t; t = t->next)
+        if (t->native_tid == native_tid)
+            return t->id;
+    return CPYPROF_NONE;
+}
+
+typedef struct out_node {
+    uint32_t parent, func, kind;
+    uint64_t count, ns;
+} out_node;
+
+/* Pre-order walk of one tree (parents before children), iterative. */
+static void walk_tree(cp_buf *b, uint32_t root, uint32_t kind, uint32_t *count, uint32_t *stack,
+                      uint32_t *outpos)
+{
+    if (root == GIL_NONE)
+        return;
+    uint32_t nn = atomic_load(&G.nnodes);
+    if (nn > GIL_MAX_NODES)
+        nn = GIL_MAX_NODES;
+    const gil_node *r = &G.nodes[root];
+    /* The root itself: transitions with no Python frame at all. */
+    if (r->count) {
+        cp_buf_u32(b, CPYPROF_NONE);
+        cp_buf_u32(b, G.nopy_fid);
+        cp_buf_u32(b, kind);
+        cp_buf_u32(b, 0);
+        cp_buf_u64(b, r->count);
+        cp_buf_u64(b, r->ns);
+        (*count)++;
+    }
+    uint32_t sp = 0;
+    for (uint32_t c = atomic_load_explicit(&((gil_node *)r)->first_child, memory_order_acquire);
+         c != GIL_NONE && c < nn; c = G.nodes[c].next_sibling)
+        stack[sp++] = c;
+    while (sp > 0) {
+        uint32_t i = stack[--sp];
+        const gil_node *nd = &G.nodes[i];
+        uint32_t parent = nd->parent == root ? CPYPROF_NONE : outpos[nd->parent];
+        outpos[i] = *count;
+        cp_buf_u32(b, parent);
+        cp_buf_u32(b, nd->func);
+        cp_buf_u32(b, kind);
+        cp_buf_u32(b, 0);
+        cp_buf_u64(b, nd->count);
+        cp_buf_u64(b, nd->ns);
+        (*count)++;
+        for (uint32_t c =
+                 atomic_load_explicit(&((gil_node *)nd)->first_child, memory_order_acquire);
+             c != GIL_NONE && c < nn && sp < nn; c = G.nodes[c].next_sibling)
+            stack[sp++] = c;
+    }
+}
+
+static int put(cp_buf *b, char *err, size_t errlen)
+{
+    if (b->oom) {
+        snprintf(err, errlen, "out of memory while writing the GIL chunks");
+        return -1;
+    }
+    return cp_writer_chunk(&cp_g.writer, CPYPROF_CHUNK_GIL, b->data, b->len, err, errlen);
+}
+
+static void thread_head(cp_buf *b, uint32_t tid, uint64_t native, uint64_t hold, uint64_t wait,
+                        uint64_t acq, uint64_t maxh, uint64_t maxw, uint64_t held)
+{
+    cp_buf_u32(b, CPYPROF_GIL_THREAD);
+    cp_buf_u32(b, tid);
+    cp_buf_u32(b, CP_GIL_NBUCKETS);
+    cp_buf_u64(b, native);
+    cp_buf_u64(b, hold);
+    cp_buf_u64(b, wait);
+    cp_buf_u64(b, acq);
+    cp_buf_u64(b, maxh);
+    cp_buf_u64(b, maxw);
+    cp_buf_u64(b, held);
+}
+
+int cp_gil_dump(char *err, size_t errlen)
+{
+    if (!G.method || cp_g.writer.fd < 0 || atomic_load(&cp_g.dumped))
+        return 0;
+    int method = G.method;
+    G.method = 0;
+    uint64_t dur = G.until > G.since ? G.until - G.since : 0;
+    cp_buf b;
+    cp_buf_init(&b);
+    cp_buf_u32(&b, CPYPROF_GIL_RUN);
+    cp_buf_u32(&b, (uint32_t)method);
+    cp_buf_u32(&b, 0);
+    cp_buf_i64(&b, (int64_t)dur);
+    cp_buf_u64(&b, (uint64_t)(G.switch1 - G.switch0));
+    cp_buf_u64(&b, atomic_load(&G.samples));
+    cp_buf_u64(&b, atomic_load(&G.samples_locked));
+    cp_buf_u64(&b, atomic_load(&G.stacks_dropped));
+    int rc = put(&b, err, errlen);
+
+    if (method == CPYPROF_GIL_SAMPLE) {
+        uint64_t total = atomic_load(&G.samples);
+        for (uint32_t i = 0; i < GIL_SAMPLE_SLOTS && rc == 0; i++) {
+            gil_sample_entry *e = &G.entries[i];
+            if (!atomic_load(&e->tstate))
+                continue;
+            uint64_t held = atomic_load(&e->held), native = atomic_load(&e->native_tid);
+            uint64_t hold = total ? (uint64_t)((double)dur * (double)held / (double)total) : 0;
+            cp_buf_reset(&b);
+            thread_head(&b, thread_id_of(native), native, hold, 0, 0, 0, 0, held);
+            cp_buf_u32(&b, 0); /* nnodes */
+            cp_buf_u32(&b, 0);
+            for (uint32_t k = 0; k < 2 * CP_GIL_NBUCKETS; k++)
+                cp_buf_u64(&b, 0);
+            rc = put(&b, err, errlen);
+        }
+        cp_buf_free(&b);
+        return rc;
+    }
+
+    uint32_t nn = atomic_load(&G.nnodes);
+    if (nn > GIL_MAX_NODES)
+        nn = GIL_MAX_NODES;
+    uint32_t *stack = malloc((size_t)(nn ? nn : 1) * sizeof *stack);
+    uint32_t *outpos = malloc((size_t)(nn ? nn : 1) * sizeof *outpos);
+    cp_buf nodes;
+    cp_buf_init(&nodes);
+    uint32_t ns = atomic_load(&G.nslots);
+    if (ns > GIL_MAX_SLOTS)
+        ns = GIL_MAX_SLOTS;
+    for (uint32_t i = 0; i < ns && rc == 0; i++) {
+        gil_slot *s = &G.slots[i];
+        if (!atomic_load_explicit(&s->used, memory_order_acquire))
+            continue;
+        uint64_t hold, wait, maxh, maxw;
+        cp_gil_totals_at(&s->acct, G.until, &hold, &wait, &maxh, &maxw);
+        if (hold == 0 && wait == 0 && s->acct.acquisitions == 0)
+            continue; /* a thread that only ever locked other mutexes... none here */
+        uint32_t count = 0;
+        cp_buf_reset(&nodes);
+        if (stack && outpos) {
+            walk_tree(&nodes, s->root[0], 0, &count, stack, outpos);
+            walk_tree(&nodes, s->root[1], 1, &count, stack, outpos);
+        }
+        cp_buf_reset(&b);
+        thread_head(&b, thread_id_of(s->native_tid), s->native_tid, hold, wait,
+                    s->acct.acquisitions, maxh, maxw, 0);
+        cp_buf_u32(&b, count);
+        cp_buf_u32(&b, 0);
+        for (uint32_t k = 0; k < CP_GIL_NBUCKETS; k++)
+            cp_buf_u64(&b, s->acct.hold_hist[k]);
+        for (uint32_t k = 0; k < CP_GIL_NBUCKETS; k++)
+            cp_buf_u64(&b, s->acct.wait_hist[k]);
+        cp_buf_bytes(&b, nodes.data, nodes.len);
+        if (nodes.oom)
+            b.oom = true;
+        rc = put(&b, err, errlen);
+    }
+    free(stack);
+    free(outpos);
+    cp_buf_free(&nodes);
+    cp_buf_free(&b);
+    uint64_t td = atomic_load(&G.threads_dropped);
+    if (td && !cp_g.cfg.quiet)
+        cp_log("GIL accounting: %llu threads beyond %u were not accounted", (unsigned long long)td,
+               GIL_MAX_SLOTS);
+    return rc;
+}

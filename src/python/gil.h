@@ -1,0 +1,25 @@
+/*
+ * gil.h — GIL accounting: hold and wait time per thread, with the stacks
+ * that hold and wait (option gil=exact), or the holder's share read by a
+ * sampling thread (gil=sample). See gil.c and docs/usage.md.
+ */
+#ifndef CPYPROF_PYTHON_GIL_H
+#define CPYPROF_PYTHON_GIL_H
+
+#include <stddef.h>
+
+/** Starts accounting per cp_g.cfg.gil, with the GIL held, after the
+ *  profiler's own start succeeded. Never fails the run: when the GIL cannot
+ *  be watched it logs one line and the profile goes on without GIL data. */
+void cp_gil_start(void);
+
+/** Stops accounting (GIL held): puts the interpreter's GOT slots back and
+ *  joins the sampling thread. Safe when accounting never started. */
+void cp_gil_stop(void);
+
+/** Writes the GIL chunks (after cp_gil_stop, GIL held, before the dump
+ *  that writes the trailer). 0, or -1 with err. Writes nothing (0) when
+ *  accounting did not run. */
+int cp_gil_dump(char *err, size_t errlen);
+
+#endif
