@@ -19,7 +19,7 @@ order so machine noise hits every configuration alike):
 Targets (overhead of the median against `off`): exact <= 3% on cpu4,
 <= 10% on stat; sample <= 1% everywhere.
 
-    python3 bench/bench_gil.py                 # 5 rounds
+    python3 bench/bench_gil.py                 # 7 rounds
     python3 bench/bench_gil.py --quick         # 2 rounds, smaller workloads
     python3 bench/bench_gil.py --python /root/.pyenv/versions/3.11.7/bin/python3
 """
@@ -57,7 +57,7 @@ CHILD = textwrap.dedent(r"""
         for t in ts: t.join()
 
     work = {
-        "cpu4": lambda: run_threads(spin, int(3_000_000 * scale), 4),
+        "cpu4": lambda: run_threads(spin, int(6_000_000 * scale), 4),
         "stat": lambda: stat_loop(int(400_000 * scale)),
         "stat2": lambda: run_threads(stat_loop, int(200_000 * scale), 2),
     }[workload]
@@ -104,7 +104,7 @@ def gil_numbers(build, path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--python", default="/usr/bin/python3")
     ap.add_argument("--build", default=os.environ.get("CPYPROF_BUILD_DIR") or

@@ -101,8 +101,9 @@ static struct {
     pthread_mutex_t *switch_mutex;
     cp311_gil *gil;
     uint32_t generation;
-    uint64_t since; /* ns (profile clock) when accounting began */
-    uint64_t until; /* ns when it ended */
+    uint64_t tick0, mult; /* time base of now_ns(): ticks at start, ns/tick in 32.32 */
+    uint64_t since;       /* now_ns() when accounting began */
+    uint64_t until;       /* ns when it ended */
     unsigned long switch0, switch1;
     cp_got_patch patches[4];
     int npatches;
@@ -126,11 +127,17 @@ static struct {
 static __thread gil_slot *tls_slot TLS_IE;
 static __thread uint32_t tls_gen TLS_IE;
 
-/* ns since the profile's time zero (rdtsc and a multiply). */
+/* ns since accounting began (G.tick0): rdtsc and a 64x64->128 fixed-point
+ * multiply (cp_clock_to_ns uses long double and roundl, several times
+ * slower, and this runs 3 times per GIL switch). G.mult is ns per tick in
+ * 32.32 fixed point. Ticks before tick0 (a thread that read the TSC just
+ * before start) count as 0. */
 static inline uint64_t now_ns(void)
 {
-    int64_t t = cp_clock_to_ns(&cp_g.clock, cp_clock_ticks(&cp_g.clock));
-    return t > 0 ? (uint64_t)t : 0;
+    uint64_t t = cp_clock_ticks(&cp_g.clock);
+    if (t <= G.tick0)
+        return 0;
+    return (uint64_t)(((unsigned __int128)(t - G.tick0) * G.mult) >> 32);
 }
 
 /* ---- per-thread slots ------------------------------------------------------- */
@@ -420,6 +427,13 @@ void cp_gil_start(void)
         cp_log("GIL accounting disabled: %s; profiling goes on without GIL data", err);
         return;
     }
+    if (G.npatches) {
+        /* A forked child of a run that was accounting: the slots it
+         * inherited still point at our wrappers (atfork_child only turned
+         * accounting off). Put them back so they can be taken again. */
+        cp_got_restore_patches(G.patches, (size_t)G.npatches);
+        G.npatches = 0;
+    }
     G.gil = g;
     G.mutex = cp311_gil_mutex(g);
     G.switch_mutex = cp311_gil_switch_mutex(g);
@@ -435,6 +449,8 @@ void cp_gil_start(void)
     uint32_t nopy = cp_names_string("[no Python frame]");
     G.unknown_fid = cp_symtab_func(&cp_g.syms, unk, CPYPROF_NONE, 0, CPYPROF_FUNC_SPECIAL);
     G.nopy_fid = cp_symtab_func(&cp_g.syms, nopy, CPYPROF_NONE, 0, CPYPROF_FUNC_SPECIAL);
+    G.tick0 = cp_clock_ticks(&cp_g.clock);
+    G.mult = (uint64_t)(cp_g.clock.ns_per_tick * 4294967296.0 + 0.5);
     G.since = now_ns();
     G.switch0 = cp311_gil_switches(g);
 
@@ -638,7 +654,7 @@ int cp_gil_dump(char *err, size_t errlen)
         uint64_t hold, wait, maxh, maxw;
         cp_gil_totals_at(&s->acct, G.until, &hold, &wait, &maxh, &maxw);
         if (hold == 0 && wait == 0 && s->acct.acquisitions == 0)
-            continue; /* a thread that only ever locked other mutexes... none here */
+            continue; /* claimed a slot but never held or waited (e.g. stop came first) */
         uint32_t count = 0;
         cp_buf_reset(&nodes);
         if (stack && outpos) {

@@ -318,3 +318,38 @@ def test_bad_gil_value(py, tmp_path):
     p = run([CLI, "record", "--gil=always", "--", py.exe, prog])
     assert p.returncode == 2
     assert "--gil: 'always' is not valid" in err_text(p), describe(p)
+
+
+FORK = textwrap.dedent("""
+    import os, sys, threading, cpyprof
+    def spin():
+        x = 0
+        for i in range(1_000_000):
+            x += i
+    def work(tag):
+        ts = [threading.Thread(target=spin, name="%s%d" % (tag, i)) for i in range(2)]
+        for t in ts: t.start()
+        for t in ts: t.join()
+    cpyprof.start(sys.argv[1], gil=True, quiet=True)
+    work("before")
+    pid = os.fork()
+    if pid == 0:
+        work("child")      # inherited redirections, accounting off: runs normally
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    work("after")
+    cpyprof.stop()
+    print("child", status)
+    print("ok")
+""")
+
+
+def test_fork_child_runs_and_parent_keeps_accounting(py, tmp_path):
+    prog = write_prog(tmp_path, FORK)
+    out = tmp_path / "fork.cpyprof"
+    p, _ = run_import(py, [prog, out], out, tmp_path)
+    assert p.returncode == 0 and "child 0" in out_text(p), describe(p)
+    names = {t["name"].split(" ")[0]: t for t in gil_json(out)["threads"]}
+    for n in ("before0", "before1", "after0", "after1"):
+        assert n in names and names[n]["hold_ns"] > 0, names
+    assert not any(n.startswith("child") for n in names)
