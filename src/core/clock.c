@@ -57,6 +57,25 @@ static void sleep_ns(int64_t ns)
  * that never moves) instead of spinning forever. */
 enum { CP_MAX_STALLED_READS = 10000000 };
 
+/* One (ticks, ns) pair read as the tightest of 16 ns-ticks-ns brackets: ns
+ * is the bracket's midpoint, so the pair is off by at most half of the
+ * shortest bracket (tens of ns) rather than by a preemption. */
+static void bracket_read(cp_tick_source ticks, void *tick_ctx, cp_ns_source ns, void *ns_ctx,
+                         uint64_t *t_out, int64_t *n_out)
+{
+    int64_t best = INT64_MAX;
+    for (int i = 0; i < 16; i++) {
+        int64_t a = ns(ns_ctx);
+        uint64_t t = ticks(tick_ctx);
+        int64_t b = ns(ns_ctx);
+        if (b >= a && b - a < best) {
+            best = b - a;
+            *t_out = t;
+            *n_out = a + (b - a) / 2;
+        }
+    }
+}
+
 /* The calibration proper. `pre_sleep` (may be NULL) is called once between
  * the two pairs with the window length in ns; only real clocks use it. */
 static int calibrate(cp_clock *c, unsigned window_ms, cp_tick_source ticks, void *tick_ctx,
@@ -64,6 +83,10 @@ static int calibrate(cp_clock *c, unsigned window_ms, cp_tick_source ticks, void
 {
     int64_t window_ns = (int64_t)(window_ms ? window_ms : 1) * 1000000;
 
+    uint64_t t0b = 0;
+    int64_t n0b = 0;
+    if (pre_sleep != NULL)
+        bracket_read(ticks, tick_ctx, ns, ns_ctx, &t0b, &n0b);
     uint64_t t0 = ticks(tick_ctx);
     int64_t n0 = ns(ns_ctx);
     if (pre_sleep != NULL)
@@ -90,6 +113,22 @@ static int calibrate(cp_clock *c, unsigned window_ms, cp_tick_source ticks, void
 
     uint64_t dt = t1 - t0;
     int64_t dn = n1 - n0;
+    if (pre_sleep != NULL) {
+        /* Real clocks: a thread preempted between reading the ticks and the
+         * ns of an endpoint skews a short window by up to a scheduling
+         * quantum (seen as a 200 ms sleep measured as 199.9 ms on a busy
+         * machine). Re-read both endpoints as the tightest of several
+         * ns-ticks-ns brackets; the sleep between them stays the window. */
+        uint64_t bt1;
+        int64_t bn1;
+        bracket_read(ticks, tick_ctx, ns, ns_ctx, &bt1, &bn1);
+        if (bt1 > t0b && bn1 > n0b) {
+            dt = bt1 - t0b;
+            dn = bn1 - n0b;
+            t1 = bt1;
+            n1 = bn1;
+        }
+    }
     c->use_tsc = true;
     c->tick0 = t1;
     c->ns0 = n1;
