@@ -65,7 +65,7 @@ _RECORD_OPTIONS = [
     (("--no-idle",), "idle", False, False,
      "sampling, wall clock: drop samples of idle threads"),
     (("--native",), "native", False, True,
-     "sampling: native (C) frames in samples too (not implemented yet)"),
+     "sampling: native (C) frames in samples too (libunwind)"),
 ]
 
 _METAVARS = {"output": "FILE", "mode": "MODE", "max_depth": "N", "ring_size": "SIZE",
