@@ -226,12 +226,22 @@ static const char *func_name(const cp_profile *p, uint32_t fid, const char **det
 
 const char *cp_gil_top_holder(const cp_profile *p, const cp_gil_thread *t, char *buf, size_t n)
 {
-    /* The innermost frame with the most hold time charged to it. */
+    /* The innermost frame with the most hold time charged to it; a real
+     * function wins over the markers ([no Python frame] is a thread's start
+     * or end, [unregistered] a frame we could not name). */
     uint32_t best = CPYPROF_NONE;
+    bool best_real = false;
     for (uint32_t i = 0; i < t->rec.nnodes; i++) {
         const struct cpyprof_gil_node_rec *r = &t->nodes[i];
-        if (r->kind == 1 && r->ns > 0 && (best == CPYPROF_NONE || r->ns > t->nodes[best].ns))
+        if (r->kind != 1 || r->ns == 0)
+            continue;
+        long fi = r->func == CPYPROF_NONE ? -1 : cp_profile_func_index(p, r->func);
+        bool real = fi >= 0 && p->funcs[fi].kind != CPYPROF_FUNC_SPECIAL;
+        if (best == CPYPROF_NONE || (real && !best_real) ||
+            (real == best_real && r->ns > t->nodes[best].ns)) {
             best = i;
+            best_real = real;
+        }
     }
     if (best == CPYPROF_NONE)
         return NULL;
@@ -348,6 +358,38 @@ int cp_gil_advice(const cp_profile *p, const cp_gil_data *g, char *buf, size_t n
     return found;
 }
 
+/* Durations of all threads' holds and waits in decades (from the log2
+ * buckets: a bucket goes to the decade of its lower bound). */
+static void print_histograms(FILE *out, const cp_gil_data *g)
+{
+    static const char *const label[] = {"<1us",   "1-10us",   "10-100us", "0.1-1ms",
+                                        "1-10ms", "10-100ms", "0.1-1s",   ">=1s"};
+    enum { NDEC = sizeof label / sizeof *label };
+    uint64_t dec[2][NDEC] = {{0}}, total[2] = {0, 0};
+    for (size_t i = 0; i < g->n_threads; i++) {
+        const cp_gil_thread *t = &g->threads[i];
+        for (uint32_t b = 0; b < t->rec.nbuckets && b < CP_GIL_HIST_MAX; b++) {
+            uint64_t lo = b == 0 ? 0 : (uint64_t)1 << (b - 1);
+            int d = 0;
+            for (uint64_t lim = 1000; d < NDEC - 1 && lo >= lim; lim *= 10)
+                d++;
+            dec[0][d] += t->hold_hist[b];
+            dec[1][d] += t->wait_hist[b];
+            total[0] += t->hold_hist[b];
+            total[1] += t->wait_hist[b];
+        }
+    }
+    fprintf(out, "\n%-6s", "");
+    for (int d = 0; d < NDEC; d++)
+        fprintf(out, " %9s", label[d]);
+    for (int k = 0; k < 2; k++) {
+        fprintf(out, "\n%-6s", k ? "waits" : "holds");
+        for (int d = 0; d < NDEC; d++)
+            fprintf(out, " %8.1f%%", total[k] ? 100.0 * (double)dec[k][d] / (double)total[k] : 0.0);
+    }
+    fprintf(out, "\n");
+}
+
 void cp_gil_print(FILE *out, const cp_profile *p, const cp_gil_data *g)
 {
     int64_t dur = g->run.duration_ns;
@@ -377,6 +419,8 @@ void cp_gil_print(FILE *out, const cp_profile *p, const cp_gil_data *g)
                     "-");
         }
     }
+    if (exact)
+        print_histograms(out, g);
     if (g->run.stacks_dropped)
         fprintf(out, "\n%llu GIL stacks dropped (node pool full)\n",
                 (unsigned long long)g->run.stacks_dropped);
@@ -436,6 +480,13 @@ void cp_gil_print_json(FILE *out, const cp_profile *p, const cp_gil_data *g)
             json_str(out, top);
         else
             fprintf(out, "null");
+        for (int k = 0; k < 2; k++) {
+            fprintf(out, ", \"%s\": [", k ? "wait_hist" : "hold_hist");
+            for (uint32_t b = 0; b < t->rec.nbuckets; b++)
+                fprintf(out, "%s%llu", b ? ", " : "",
+                        (unsigned long long)(k ? t->wait_hist[b] : t->hold_hist[b]));
+            fprintf(out, "]");
+        }
         fprintf(out, "}");
     }
     fprintf(out, "], \"advice\": [");

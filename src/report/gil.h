@@ -59,7 +59,8 @@ void cp_gil_print(FILE *out, const cp_profile *p, const cp_gil_data *g);
 /** The same as JSON (schema cpyprof.gil/1): method, duration_ns, busy
  *  (fraction), switches, threads [{thread_id, name, native_tid, hold_ns,
  *  wait_ns, acquisitions, max_hold_ns, max_wait_ns, samples_held,
- *  top_holder}], advice [text]. */
+ *  top_holder, hold_hist, wait_hist}], advice [text]. hold_hist/wait_hist
+ *  are the log2 bucket counts (bucket b >= 1: [2^(b-1), 2^b) ns). */
 void cp_gil_print_json(FILE *out, const cp_profile *p, const cp_gil_data *g);
 
 /** Writes the reading in plain words (one finding per line) into buf;

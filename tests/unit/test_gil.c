@@ -299,6 +299,24 @@ START_TEST(test_parse_and_advice)
     ck_assert_ptr_nonnull(strstr(buf, "MainThread held the GIL for up to 80.0ms"));
     ck_assert_ptr_nonnull(strstr(buf, "crunch (app.py:10)"));
     ck_assert_ptr_null(strstr(buf, "mostly idle"));
+    /* the table, with the decade histograms of the buckets 0..3 of each
+     * thread (counts 0,1 hold / 2,3 wait: all below 1 us) */
+    char *text = NULL;
+    size_t tlen = 0;
+    FILE *mf = open_memstream(&text, &tlen);
+    cp_gil_print(mf, &p, &g);
+    fclose(mf);
+    ck_assert_ptr_nonnull(strstr(text, "GIL busy: 90.0% of wall time"));
+    ck_assert_ptr_nonnull(strstr(text, "holds     100.0%"));
+    ck_assert_ptr_nonnull(strstr(text, "MainThread"));
+    ck_assert_ptr_nonnull(strstr(text, "Reading:\n  - threads fight over the GIL"));
+    free(text);
+    mf = open_memstream(&text, &tlen);
+    cp_gil_print_json(mf, &p, &g);
+    fclose(mf);
+    ck_assert_ptr_nonnull(strstr(text, "\"hold_hist\": [0, 1]"));
+    ck_assert_ptr_nonnull(strstr(text, "\"top_holder\": \"crunch (app.py:10)\""));
+    free(text);
     cp_flame_node *nodes;
     size_t nn;
     char *names;
