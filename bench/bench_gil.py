@@ -17,7 +17,10 @@ order so machine noise hits every configuration alike):
   sample      the same with gil="sample"
 
 Targets (overhead of the median against `off`): exact <= 3% on cpu4,
-<= 10% on stat; sample <= 1% everywhere.
+<= 10% on stat; sample <= 1% everywhere. `ok` judges the median;
+`vs off (min)` compares the fastest runs, less sensitive to other load.
+The `off` vs `baseline` distance is printed as the noise floor: on a
+shared two-core VM it is several percent, as large as the targets.
 
     python3 bench/bench_gil.py                 # 7 rounds
     python3 bench/bench_gil.py --quick         # 2 rounds, smaller workloads
@@ -128,26 +131,35 @@ def main():
             for w in workloads:
                 rates[w] = gil_numbers(a.build, os.path.join(tmp, "%s-exact.cpyprof" % w))
 
-    print("| workload | config | median s | min s | vs baseline | vs off | target | ok |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | --- | --- |")
+    print("| workload | config | median s | min s | vs baseline | vs off | vs off (min) | target | ok |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |")
     result = {}
     ok_all = True
     for w in workloads:
         base = statistics.median(times[(w, "baseline")])
         off = statistics.median(times[(w, "off")])
+        off_min = min(times[(w, "off")])
         for c in CONFIGS:
             med = statistics.median(times[(w, c)])
             mn = min(times[(w, c)])
             vb = 100.0 * (med / base - 1.0)
             vo = 100.0 * (med / off - 1.0)
+            vm = 100.0 * (mn / off_min - 1.0)
             tgt = TARGETS.get((w, c))
             ok = "" if tgt is None else ("PASS" if vo <= tgt else "FAIL")
             ok_all &= ok != "FAIL"
-            print("| %s | %s | %.3f | %.3f | %+.1f%% | %+.1f%% | %s | %s |" % (
-                w, c, med, mn, vb, vo, "<= %g%%" % tgt if tgt else "", ok))
+            print("| %s | %s | %.3f | %.3f | %+.1f%% | %+.1f%% | %+.1f%% | %s | %s |" % (
+                w, c, med, mn, vb, vo, vm, "<= %g%%" % tgt if tgt else "", ok))
             result["%s/%s" % (w, c)] = {"median": med, "min": mn, "vs_baseline_pct": vb,
-                                         "vs_off_pct": vo, "target_pct": tgt}
+                                         "vs_off_pct": vo, "vs_off_min_pct": vm,
+                                         "target_pct": tgt}
     print()
+    # `off` does nothing per GIL switch: its distance from the baseline is
+    # this machine's noise floor for these comparisons.
+    for w in workloads:
+        base = statistics.median(times[(w, "baseline")])
+        off = statistics.median(times[(w, "off")])
+        print("- %s: noise floor (off vs baseline, medians) %+.1f%%" % (w, 100.0 * (off / base - 1)))
     for w in workloads:
         if rates.get(w):
             print("- %s: %.0f GIL acquisitions/s under gil=exact" % (w, rates[w]))
