@@ -353,3 +353,35 @@ def test_fork_child_runs_and_parent_keeps_accounting(py, tmp_path):
     for n in ("before0", "before1", "after0", "after1"):
         assert n in names and names[n]["hold_ns"] > 0, names
     assert not any(n.startswith("child") for n in names)
+
+
+CHURN = textwrap.dedent("""
+    import threading, time, zlib
+    def short(i):
+        x = 0
+        for k in range(2000):
+            x += k
+        if i %% 3 == 0:
+            time.sleep(0.001)
+        if i %% 5 == 0:
+            zlib.compress(bytes(100000))
+    def main():
+        for batch in range(30):
+            ts = [threading.Thread(target=short, args=(i,), daemon=(i %% 2 == 0))
+                  for i in range(10)]
+            for t in ts: t.start()
+            for t in ts: t.join()
+    %(driver)s
+    print("ok")
+""")
+
+
+@pytest.mark.parametrize("activation", ["record", "import"])
+def test_thread_churn(py, tmp_path, activation):
+    """300 short threads (starting, sleeping, compressing, exiting) under
+    exact accounting: every thread accounted, the program unharmed."""
+    p, g = run_mode(py, tmp_path, activation, CHURN)
+    assert len(g["threads"]) >= 300, len(g["threads"])
+    total = sum(t["hold_ns"] for t in g["threads"])
+    assert total <= g["duration_ns"] * 1.01, g
+    assert all(t["acquisitions"] >= 1 for t in g["threads"] if t["name"] != "MainThread")
