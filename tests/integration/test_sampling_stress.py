@@ -111,7 +111,10 @@ def test_stress_1khz_wall(py, tmp_path):
     assert not rep["truncated"]
     assert rep["meta"]["mode"] == "sample"
     names = {f["name"] for f in rep["functions"]}
-    for name in ("churn_body", "exec_storm", "numbers", "pairs", "deep", "recursion"):
+    # churn_body is not required: its threads live a few ms each, and whether
+    # a timer fires inside one is luck on a loaded machine. Thread churn is
+    # checked by the number of threads seen (below).
+    for name in ("exec_storm", "numbers", "pairs", "deep", "recursion"):
         assert name in names, (name, sorted(names))
     assert any(n.startswith("made_by_exec_") for n in names), sorted(names)
     assert "[truncated]" in names, sorted(names)
