@@ -10,6 +10,7 @@
  * samples, then its weights on the next), which keeps the file diffable and
  * greppable without the size cost of full pretty-printing.
  */
+#include "report/text.h"
 #include "report/speedscope.h"
 
 #include <errno.h>
@@ -18,43 +19,6 @@
 #include <string.h>
 
 #define SCHEMA_URL "https://www.speedscope.app/file-format-schema.json"
-
-/*
- * Length of the well-formed UTF-8 sequence at s (at most `avail` bytes), or
- * 0 if the bytes there are not one. Follows the Unicode table of well-formed
- * sequences: overlong forms, surrogates and values past U+10FFFF are
- * rejected, since a JSON parser may refuse them.
- */
-static size_t utf8_seq_len(const unsigned char *s, size_t avail)
-{
-    unsigned char b = s[0];
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the 2nd byte */
-    if (b < 0x80)
-        return 1;
-    if (b >= 0xC2 && b <= 0xDF)
-        len = 2;
-    else if (b >= 0xE0 && b <= 0xEF) {
-        len = 3;
-        if (b == 0xE0)
-            lo = 0xA0;
-        else if (b == 0xED)
-            hi = 0x9F;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-        len = 4;
-        if (b == 0xF0)
-            lo = 0x90;
-        else if (b == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    if (avail < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return len;
-}
 
 /*
  * Writes s as a JSON string literal. Quotes, backslashes and control
@@ -69,7 +33,7 @@ static void json_string(FILE *out, const char *s)
     size_t avail = strlen(s);
     fputc('"', out);
     while (avail > 0) {
-        size_t n = utf8_seq_len(p, avail);
+        size_t n = cp_utf8_seq_len(p, avail);
         if (n == 0) {
             fputs("\\ufffd", out);
             n = 1;

@@ -11,6 +11,7 @@
  * the script can re-lay out any subtree exactly without floating-point
  * drift and can tell ancestors from descendants by interval containment.
  */
+#include "report/text.h"
 #include "report/svg.h"
 
 #include <errno.h>
@@ -64,43 +65,6 @@ static void sb_put(sbuf *b, const char *s, size_t n)
 /* ---- text: UTF-8 repair and XML escaping -------------------------------- */
 
 /*
- * Length of the well-formed UTF-8 sequence at s (at most `avail` bytes), or
- * 0 if the bytes there are not one. Follows the Unicode table of well-formed
- * sequences, so overlong forms, surrogates and values past U+10FFFF are
- * rejected.
- */
-static size_t utf8_seq_len(const unsigned char *s, size_t avail)
-{
-    unsigned char b = s[0];
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the 2nd byte */
-    if (b < 0x80)
-        return 1;
-    if (b >= 0xC2 && b <= 0xDF)
-        len = 2;
-    else if (b >= 0xE0 && b <= 0xEF) {
-        len = 3;
-        if (b == 0xE0)
-            lo = 0xA0;
-        else if (b == 0xED)
-            hi = 0x9F;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-        len = 4;
-        if (b == 0xF0)
-            lo = 0x90;
-        else if (b == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    if (avail < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return len;
-}
-
-/*
  * Copies s into b as valid UTF-8 that XML 1.0 can carry: invalid bytes,
  * C0/C1 control characters, DEL and the non-characters U+FFFE/U+FFFF become
  * U+FFFD. XML cannot represent most control characters even as character
@@ -113,7 +77,7 @@ static void sanitize(sbuf *b, const char *s)
     const unsigned char *p = (const unsigned char *)(s ? s : "");
     size_t avail = strlen((const char *)p);
     while (avail > 0) {
-        size_t n = utf8_seq_len(p, avail);
+        size_t n = cp_utf8_seq_len(p, avail);
         bool bad = n == 0 || (n == 1 && (p[0] < 0x20 || p[0] == 0x7F)) ||
                    (n == 2 && p[0] == 0xC2 && p[1] < 0xA0) ||
                    (n == 3 && p[0] == 0xEF && p[1] == 0xBF && p[2] >= 0xBE);

@@ -17,9 +17,7 @@ char *cp_fmt_ns(uint64_t ns, char *buf, size_t n)
     return buf;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most `left` bytes), or 0 if
- * it is not one. Rejects overlongs, surrogates and values past U+10FFFF. */
-static size_t utf8_seq(const unsigned char *s, size_t left)
+size_t cp_utf8_seq_len(const unsigned char *s, size_t left)
 {
     unsigned c = s[0];
     size_t n;
@@ -64,7 +62,7 @@ void cp_json_string(FILE *out, const char *str, size_t len)
         } else if (c < 0x20 || c == 0x7F) {
             fprintf(out, "\\u%04x", c);
         } else if (c >= 0x80) {
-            size_t k = utf8_seq(s + i, len - i);
+            size_t k = cp_utf8_seq_len(s + i, len - i);
             if (k == 0) {
                 fputs("\\ufffd", out);
                 i++;

@@ -13,6 +13,11 @@
  *  "850ns", "12.34us", "1.50ms", "2.00s". Returns buf. */
 char *cp_fmt_ns(uint64_t ns, char *buf, size_t n);
 
+/** Length of the well-formed UTF-8 sequence at s (at most `left` bytes), or
+ *  0 if the bytes there are not one: overlong forms, surrogates and values
+ *  past U+10FFFF are rejected. The one validator of every exporter. */
+size_t cp_utf8_seq_len(const unsigned char *s, size_t left);
+
 /** Writes `s` (len bytes) as a JSON string literal, quotes included.
  *  Control characters and NUL are escaped; bytes that are not valid UTF-8
  *  become U+FFFD, so the output always parses. */
