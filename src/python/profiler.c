@@ -137,6 +137,11 @@ static void atfork_child(void)
     cp_g.wake_fds[0] = cp_g.wake_fds[1] = -1;
     cp_g.term_handler_installed = false;
     atomic_store(&cp_g.dumped, 1);
+    /* The parent's run state (thread list and ids, string and function
+     * tables, the C-function id cache) is still here and must not leak into
+     * a run the child starts: its trees refer to the parent's function ids.
+     * Freeing needs the GIL and malloc, so the next start does it. */
+    cp_g.stale_run_state = true;
     atomic_store(&cp_g.state, CP_OFF);
 }
 
@@ -235,6 +240,12 @@ int cp_profiler_start(const cp_config *cfg, int activation, char *err, size_t er
     }
     if (cp311_check_runtime(err, errlen) != 0)
         return -1;
+    if (cp_g.stale_run_state) {
+        /* A forked child of a profiled parent (see atfork_child): drop the
+         * parent's state, with the GIL, before anything is added to it. */
+        release_run_state();
+        cp_g.stale_run_state = false;
+    }
     cp_g.cfg = *cfg;
     cp_g.activation = activation;
     if (cp_g.co_extra_index < 0) {

@@ -89,6 +89,8 @@ typedef struct cp_profiler {
     /* once-per-process registrations */
     bool atexit_registered;
     bool atfork_registered;
+    /* a forked child still holds the parent's run state (freed at start) */
+    bool stale_run_state;
     /* untracked calls of threads whose state was dropped */
     uint64_t write_errors;
 } cp_profiler;

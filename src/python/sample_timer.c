@@ -220,6 +220,17 @@ void cp_sample_stop(void)
 void cp_sample_atfork_child(void)
 {
     atomic_store(&cp_sample_live, 0);
+    /* POSIX timers are not inherited and the child numbers its own from 0
+     * again: forget the parent's, or a later stop would timer_delete the
+     * child's timers (or the program's) by the parent's ids. Flag stores
+     * only: this runs right after fork. */
+    for (int i = 0; i < CP_SAMPLE_SLOTS; i++) {
+        cp_sample_slot *sl = &cp_sample_slots[i];
+        atomic_store(&sl->th, NULL);
+        atomic_store(&sl->has_timer, 0);
+        atomic_store(&sl->active, 0);
+        atomic_fetch_add(&sl->gen, 1);
+    }
 }
 
 /* Private functions made by the writer: for sample_dump.c. */
