@@ -99,6 +99,9 @@ static void help(void)
            "      --native          native (C) frames in samples too\n"
            "      --gil[=HOW]       GIL hold and wait times per thread: exact (default;\n"
            "                        every GIL transition) or sample (holder read ~1000/s)\n"
+           "      --alloc[=HOW]     count allocations per function (PyMem allocators) and\n"
+           "                        record garbage collections: on (default) or native\n"
+           "                        (malloc/free of C code too, by GOT patching)\n"
            "  -q, --quiet           no messages except errors\n"
            "  -h, --help            this help\n\n"
            "The exit status is the program's. CPYPROF_LIBRARY overrides the path of the\n"
@@ -295,6 +298,7 @@ int cmd_record(int argc, char **argv)
         OPT_NO_IDLE,
         OPT_NATIVE,
         OPT_GIL,
+        OPT_ALLOC,
     };
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},
@@ -309,6 +313,7 @@ int cmd_record(int argc, char **argv)
         {"no-idle", no_argument, NULL, OPT_NO_IDLE},
         {"native", no_argument, NULL, OPT_NATIVE},
         {"gil", optional_argument, NULL, OPT_GIL},
+        {"alloc", optional_argument, NULL, OPT_ALLOC},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -359,6 +364,9 @@ int cmd_record(int argc, char **argv)
             break;
         case OPT_GIL: /* --gil alone means exact accounting */
             s = (setting){"gil", optarg ? optarg : "exact"};
+            break;
+        case OPT_ALLOC: /* --alloc alone means the PyMem allocators */
+            s = (setting){"alloc", optarg ? optarg : "on"};
             break;
         case 'q':
             s = (setting){"quiet", "1"};

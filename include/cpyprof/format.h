@@ -88,6 +88,21 @@ enum cpyprof_chunk_type {
      * Function ids may be defined by FUNCS chunks later in the file. */
     CPYPROF_CHUNK_GIL = 9,
 
+    /* Allocation counts (option alloc), written before the TRAILER.
+     * u32 kind, then:
+     *   kind 1 (CPYPROF_ALLOC_RUN): struct cpyprof_alloc_run_rec, once, after
+     *     the thread records;
+     *   kind 2 (CPYPROF_ALLOC_THREAD): u32 thread_id, u32 count, then count x
+     *     struct cpyprof_alloc_node_rec (40 bytes). Node i's parent is < i,
+     *     or CPYPROF_NONE for a root.
+     * Function ids may be defined by FUNCS chunks later in the file. */
+    CPYPROF_CHUNK_ALLOC = 10,
+
+    /* Garbage collections (option alloc): u32 count, u32 reserved, u64
+     * dropped (collections not recorded: the table was full), then count x
+     * struct cpyprof_gc_rec (48 bytes), in time order. */
+    CPYPROF_CHUNK_GC = 11,
+
     /* Always last: struct cpyprof_trailer_rec (64 bytes). */
     CPYPROF_CHUNK_TRAILER = 0x7F,
 };
@@ -236,6 +251,68 @@ struct cpyprof_gil_node_rec {
     uint32_t reserved;
     uint64_t count;
     uint64_t ns;
+};
+
+/** Kinds of ALLOC chunk (the u32 at the start of its payload). */
+enum cpyprof_alloc_kind {
+    CPYPROF_ALLOC_RUN = 1,
+    CPYPROF_ALLOC_THREAD = 2,
+};
+
+/** ALLOC run flags. */
+#define CPYPROF_ALLOC_NATIVE 1u /* malloc/free of native code were counted too */
+#define CPYPROF_ALLOC_PER_FUNCTION 2u /* nodes are functions (roots only), not call paths */
+
+/** The run's allocation totals. peak_bytes is the most memory the counted
+ *  blocks held at once; peak_thread/peak_node name the ALLOC node that made
+ *  the allocation reaching it (CPYPROF_NONE if unknown). live_bytes: counted
+ *  blocks still allocated at the end. other_*: allocations and frees on
+ *  threads the profiler does not know (not in any node). frees_untracked:
+ *  frees of blocks allocated before profiling began (their size is unknown;
+ *  not in any node). map_full: allocations whose size could not be
+ *  remembered (the size map hit its limit); their frees look untracked.
+ *  72 bytes. */
+struct cpyprof_alloc_run_rec {
+    uint32_t flags; /* CPYPROF_ALLOC_* */
+    uint32_t peak_thread;
+    uint32_t peak_node;
+    uint32_t reserved;
+    uint64_t peak_bytes;
+    uint64_t live_bytes;
+    uint64_t other_allocs;
+    uint64_t other_alloc_bytes;
+    uint64_t other_frees;
+    uint64_t other_free_bytes;
+    uint64_t frees_untracked;
+};
+
+/** A node of a thread's allocation tree: function `func` reached from a
+ *  root by one path (flag PER_FUNCTION: the function alone). The counts are
+ *  self values: allocations made and blocks freed while this node was the
+ *  innermost frame; a realloc counts as a free of the old block and an
+ *  allocation of the new one. Net bytes = alloc_bytes - free_bytes. 40 bytes. */
+struct cpyprof_alloc_node_rec {
+    uint32_t parent;
+    uint32_t func;
+    uint64_t allocs;
+    uint64_t alloc_bytes;
+    uint64_t frees;
+    uint64_t free_bytes;
+};
+
+/** One garbage collection: start time (ns since the profile start),
+ *  duration, generation collected, the file's thread id that ran it (or
+ *  NONE), the innermost Python function running when it started (or NONE),
+ *  objects collected and uncollectable. 48 bytes. */
+struct cpyprof_gc_rec {
+    int64_t start_ns;
+    int64_t duration_ns;
+    uint32_t generation;
+    uint32_t thread_id;
+    uint32_t func;
+    uint32_t reserved;
+    uint64_t collected;
+    uint64_t uncollectable;
 };
 
 /** Why the profile was written. */

@@ -57,7 +57,7 @@ DEFAULT_OUTPUT = "cpyprof.out"
 # table in docs/usage.md. Each becomes one "key": "text" setting of the
 # native library (the same keys as the CPYPROF_<KEY> environment variables).
 _OPTION_NAMES = ("mode", "builtins", "max_depth", "ring_size", "transport", "quiet",
-                 "rate", "clock", "idle", "native", "gil")
+                 "rate", "clock", "idle", "native", "gil", "alloc")
 
 
 def _option_text(name, value):
@@ -82,7 +82,7 @@ def _options(kwargs):
 
 def start(output=DEFAULT_OUTPUT, *, mode="trace", builtins=True, max_depth=None,
           ring_size=None, transport=None, quiet=None, rate=None, clock=None, idle=None,
-          native=None, gil=None):
+          native=None, gil=None, alloc=None):
     """Start profiling this process; the profile goes to `output`.
 
     The file is written by stop(), or at interpreter exit if stop() is never
@@ -110,6 +110,11 @@ def start(output=DEFAULT_OUTPUT, *, mode="trace", builtins=True, max_depth=None,
                  GIL transition, with stacks), "sample" (hold shares read
                  ~1000 times a second), False/"off" (default). Read the
                  result with `cpyprof gil FILE`.
+      alloc      count allocations per function and record garbage
+                 collections: True or "on" (the PyMem allocators), "native"
+                 (malloc/free of C code too), False/"off" (default). Read
+                 the result with `cpyprof report FILE` or `cpyprof flame
+                 --alloc-bytes FILE`.
 
     Profiling started inside a function begins with the frames active at
     that moment, so the call tree is still rooted at <module>.
@@ -123,7 +128,8 @@ def start(output=DEFAULT_OUTPUT, *, mode="trace", builtins=True, max_depth=None,
         output = _os.fsdecode(output)
     options = _options(dict(mode=mode, builtins=builtins, max_depth=max_depth,
                             ring_size=ring_size, transport=transport, quiet=quiet, rate=rate,
-                            clock=clock, idle=idle, native=native, gil=gil))
+                            clock=clock, idle=idle, native=native, gil=gil,
+                            alloc=alloc))
     if _cpyprof.is_running():
         raise RuntimeError(
             "cpyprof is already running in this process (one profiling run at a time): "

@@ -19,7 +19,7 @@
 /* Same order as the fields of cp_config and the key_id enum below. */
 const char *const cp_config_keys[] = {
     "output", "mode",  "builtins", "max_depth", "ring_size", "transport", "quiet",
-    "rate",   "clock", "idle",     "native",    "gil",       NULL,
+    "rate",   "clock", "idle",     "native",    "gil",       "alloc",     NULL,
 };
 
 typedef enum key_id {
@@ -35,6 +35,7 @@ typedef enum key_id {
     KEY_IDLE,
     KEY_NATIVE,
     KEY_GIL,
+    KEY_ALLOC,
     KEY_COUNT,
 } key_id;
 
@@ -44,11 +45,8 @@ _Static_assert(sizeof cp_config_keys / sizeof cp_config_keys[0] == KEY_COUNT + 1
 /* Names that belong to the launcher/tools, not to cp_config: ignored by
  * cp_config_from_env rather than reported as unknown. */
 static const char *const reserved_env[] = {
-    "CPYPROF_PID",
-    "CPYPROF_SKIP_INSTALL_TEST", /* read by the test suite, not the library */
-    "CPYPROF_LIBRARY",
-    "CPYPROF_BUILD_DIR",
-    "CPYPROF_ACTIVE",
+    "CPYPROF_PID",     "CPYPROF_SKIP_INSTALL_TEST", /* read by the test suite, not the library */
+    "CPYPROF_LIBRARY", "CPYPROF_BUILD_DIR",         "CPYPROF_ACTIVE",
 };
 
 #define ENV_PREFIX "CPYPROF_"
@@ -67,6 +65,7 @@ static const char *const reserved_env[] = {
 #define RING_EXPECT "expected 4K..1G bytes, with an optional K, M or G suffix"
 #define BOOL_EXPECT "expected 1/0, true/false, yes/no, on/off"
 #define GIL_EXPECT "expected off, exact or sample (or 1/0, true/false, yes/no, on/off)"
+#define ALLOC_EXPECT "expected off, on or native (or 1/0, true/false, yes/no)"
 
 void cp_config_defaults(cp_config *c)
 {
@@ -461,6 +460,18 @@ int cp_config_set(cp_config *c, const char *key, const char *value, const char *
             g = b == 1 ? CP_GIL_EXACT : CP_GIL_OFF;
         }
         c->gil = (cp_gil_mode)g;
+        return 0;
+    }
+    case KEY_ALLOC: {
+        static const char *const alloc_modes[3] = {"off", "on", "native"}; /* = cp_alloc_mode */
+        int m = parse_choice(value, alloc_modes, 3);
+        if (m < 0) {
+            int b = parse_bool(value);
+            if (b < 0)
+                return bad_value(&tb, prefix, key, value, "is not valid", ALLOC_EXPECT);
+            m = b == 1 ? CP_ALLOC_ON : CP_ALLOC_OFF;
+        }
+        c->alloc = (cp_alloc_mode)m;
         return 0;
     }
     case KEY_MODE:

@@ -40,6 +40,12 @@ typedef enum cp_gil_mode {
     CP_GIL_SAMPLE = 2, /* a thread reads the GIL's holder ~1000 times a second */
 } cp_gil_mode;
 
+typedef enum cp_alloc_mode {
+    CP_ALLOC_OFF = 0,    /* no allocation counting */
+    CP_ALLOC_ON = 1,     /* PyMem RAW/MEM/OBJ allocators wrapped; GC collections */
+    CP_ALLOC_NATIVE = 2, /* also malloc/free of native code (GOT patching) */
+} cp_alloc_mode;
+
 typedef struct cp_config {
     char output[CP_PATH_MAX]; /* "output": profile path; default "cpyprof.out" */
     cp_mode mode;             /* "mode": trace | sample; default trace */
@@ -55,6 +61,8 @@ typedef struct cp_config {
     bool native;              /* "native": native frames too; default 0 */
     /* GIL accounting (src/python/gil*.c) */
     cp_gil_mode gil; /* "gil": off | exact | sample (1/0 etc. too); default off */
+    /* allocations (src/python/alloc.c, gc.c) */
+    cp_alloc_mode alloc; /* "alloc": off | on | native (1/0 etc. too); default off */
 } cp_config;
 
 /** Fills `c` with the defaults. */

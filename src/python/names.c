@@ -11,6 +11,7 @@
  * extension functions and lives as long as the function. A small hash maps
  * it to the id.
  */
+#include "python/alloc.h"
 #include "python/profiler.h"
 
 #include "cpyprof/format.h"
@@ -53,6 +54,9 @@ static const char *utf8_or(PyObject *o, const char *fallback, Py_ssize_t *len)
 
 uint32_t cp_names_code(PyCodeObject *co)
 {
+    /* Our own allocations (the UTF-8 cache, co_extra) are not the program's. */
+    int was_busy = cp_alloc_busy;
+    cp_alloc_busy = 1;
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb); /* the hook may run while an exception is set */
     Py_ssize_t nl, fl;
@@ -68,6 +72,7 @@ uint32_t cp_names_code(PyCodeObject *co)
             PyErr_Clear();
     }
     PyErr_Restore(et, ev, tb);
+    cp_alloc_busy = was_busy;
     return id == UINT32_MAX ? 0 : id;
 }
 
@@ -84,7 +89,7 @@ static PyTypeObject *defining_type(PyTypeObject *t, const PyMethodDef *ml)
     return t;
 }
 
-static uint32_t name_cfunc(PyCFunctionObject *fn)
+static uint32_t name_cfunc_body(PyCFunctionObject *fn)
 {
     const PyMethodDef *ml = fn->m_ml;
     const char *mname = ml->ml_name ? ml->ml_name : "?";
@@ -163,6 +168,16 @@ static int cfuncs_grow(void)
     cfuncs.ids = ni;
     cfuncs.mask = nmask;
     return 0;
+}
+
+/* Our own allocations (the type's and module's names) are not the program's. */
+static uint32_t name_cfunc(PyCFunctionObject *fn)
+{
+    int was_busy = cp_alloc_busy;
+    cp_alloc_busy = 1;
+    uint32_t id = name_cfunc_body(fn);
+    cp_alloc_busy = was_busy;
+    return id;
 }
 
 uint32_t cp_names_cfunc(PyObject *cfunc)

@@ -7,6 +7,8 @@
  * neither write to the parent's file nor pay for the hook).
  */
 #include "python/profiler.h"
+#include "python/alloc.h"
+#include "python/gc.h"
 #include "python/gil.h"
 #include "python/sample.h"
 
@@ -293,6 +295,8 @@ int cp_profiler_start(const cp_config *cfg, int activation, char *err, size_t er
     }
     cp_cthreads_start();
     cp_gil_start(); /* never fails the run: logs why and goes on without GIL data */
+    cp_gc_start();    /* likewise */
+    cp_alloc_start(); /* likewise; last, so that our own start is not counted */
     if (cp_writer_thread_start(err, errlen) != 0) {
         /* Not fatal: aggregated trees need no writer; rings just fill up. */
         cp_log("%s (continuing without it)", err);
@@ -309,7 +313,9 @@ int cp_profiler_stop(int end_reason, char *err, size_t errlen)
         return 1;
     }
     atomic_store(&cp_g.state, CP_STOPPING);
-    cp_gil_stop(); /* first: the stop itself is not GIL activity of the program */
+    cp_alloc_stop(); /* first: the stop itself is not the program's allocations */
+    cp_gc_stop();
+    cp_gil_stop(); /* the stop itself is not GIL activity of the program */
     cp_cthreads_stop();
     /* The GIL is held: no hook is running now, and after this none will. */
     cp_threads_detach_all();
@@ -321,6 +327,10 @@ int cp_profiler_stop(int end_reason, char *err, size_t errlen)
     int term = cp_take_pending_term();
     cp_drain_all();
     if (cp_gil_dump(err, errlen) != 0) /* before the trailer; losing it loses only GIL data */
+        cp_log("%s", err);
+    if (cp_alloc_dump(err, errlen) != 0) /* likewise */
+        cp_log("%s", err);
+    if (cp_gc_dump(err, errlen) != 0)
         cp_log("%s", err);
     int rc = cp_dump_profile(end_reason, 0, true, err, errlen);
     release_run_state();

@@ -60,6 +60,8 @@ typedef struct cp_thread {
     uint32_t agg_depth;
     /* sampling mode (sample.h), NULL otherwise */
     struct cp_sample_thread *sample;
+    /* allocation counters (alloc.c), NULL unless alloc is on */
+    struct cp_sitestats *alloc;
 } cp_thread;
 
 enum cp_run_state { CP_OFF = 0, CP_RUNNING = 1, CP_STOPPING = 2 };

@@ -54,4 +54,13 @@
 #pragma weak PyCode_Addr2Line
 #pragma weak PyGILState_Ensure
 #pragma weak _PyThreadState_UncheckedGet
+#pragma weak PyMem_GetAllocator
+#pragma weak PyMem_SetAllocator
+#pragma weak PyGILState_GetThisThreadState
+#pragma weak PyDict_GetItemString
+#pragma weak PyLong_AsLongLong
+#pragma weak PyList_Append
+#pragma weak PyUnicode_CompareWithASCIIString
+#pragma weak PyCFunction_NewEx
+#pragma weak PyList_SetSlice
 #endif

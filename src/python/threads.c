@@ -11,6 +11,7 @@
  * enter Python from C (PyGILState_Ensure) without the threading module are
  * not seen in 3.11 (documented).
  */
+#include "python/alloc.h"
 #include "python/profiler.h"
 #include "python/sample.h"
 
@@ -23,6 +24,7 @@ static void thread_dealloc(PyObject *self)
 {
     cp_thread *th = (cp_thread *)self;
     cp_sample_thread_free(th);
+    cp_alloc_thread_free(th);
     cp_tree_destroy(&th->tree);
     cp_ring_destroy(&th->ring);
     free(th->stack);
@@ -101,7 +103,8 @@ cp_thread *cp_thread_new(PyThreadState *ts, uint32_t flags, char *err, size_t er
     th->max_depth = cp_g.cfg.max_depth;
     th->stack = calloc(th->max_depth, sizeof *th->stack);
     size_t ring_records = (size_t)(cp_g.cfg.ring_bytes / sizeof(cp_record));
-    if (!th->stack || cp_tree_init(&th->tree) != 0 || cp_ring_init(&th->ring, ring_records) != 0) {
+    if (!th->stack || cp_tree_init(&th->tree) != 0 || cp_ring_init(&th->ring, ring_records) != 0 ||
+        cp_alloc_thread_init(th) != 0) {
         snprintf(err, errlen, "out of memory for thread state (ring of %llu bytes)",
                  (unsigned long long)cp_g.cfg.ring_bytes);
         Py_DECREF(th);

@@ -1,0 +1,679 @@
+/*
+ * alloc.c — counting allocations (option alloc).
+ *
+ * At start we read the three PyMem allocators (RAW, MEM, OBJ) with
+ * PyMem_GetAllocator and install wrappers with PyMem_SetAllocator. Every
+ * call is forwarded to the allocator we found (so a block allocated before
+ * the wrap is freed by its owner, and we add no header to any block), then
+ * counted:
+ *
+ *  - per site of the calling thread: the call-tree node on top of the
+ *    thread's shadow stack (deterministic mode, inline transport: the stack
+ *    comes for free), else the innermost Python function (sampling mode,
+ *    ring transport: a stack walk per allocation would cost more than the
+ *    allocation). Counters: allocations, bytes, frees, freed bytes.
+ *  - the size of a freed block comes from a map address -> size of the
+ *    blocks allocated while counting (core/ptrmap.h). A free of an address
+ *    not in the map is a block from before start: counted apart
+ *    (frees_untracked), in no site, so net bytes of all sites add up to the
+ *    bytes still live.
+ *  - the live total and its peak, with the site that reached the peak.
+ *
+ * Hazards, and why each is safe:
+ *  - MEM and OBJ are called with the GIL held (the C API requires it, and
+ *    pymalloc relies on it): their map and counters need no lock.
+ *  - RAW runs with or without the GIL, on any thread: its map is separate
+ *    and every RAW accounting step runs under a spin lock (a few
+ *    instructions; the allocation itself happens outside the lock). A RAW
+ *    free takes its entry out of the map before the block is freed, so an
+ *    address handed out again to another thread cannot be confused.
+ *  - pymalloc calls PyMem_RawMalloc for large blocks from inside
+ *    PyObject_Malloc: the OBJ/MEM wrappers set a thread-local busy flag, and
+ *    the RAW wrapper forwards without counting while it is set (one
+ *    allocation is counted once). The profiler's own Python calls
+ *    (registering a function's name) set it too.
+ *  - Each thread's site counters are written by that thread only (it finds
+ *    its state through initial-exec TLS, filled once per run by matching
+ *    its kernel tid in the thread list); threads the profiler does not know
+ *    (not yet attached, C threads) go to atomic "other" counters.
+ *  - The counters and maps live in mmap'd memory: calling malloc inside a
+ *    RAW hook would recurse.
+ *  - stop() runs with the GIL: no MEM/OBJ wrapper is running. It turns
+ *    counting off, then takes and releases the RAW lock, after which no RAW
+ *    wrapper touches anything of ours; only then are maps and counters
+ *    freed.
+ *  - Restoring: each install is a "layer" (the allocator found, for one
+ *    domain) in a static table that is never freed. At stop a domain is put
+ *    back only if its current allocator is still our layer; if something
+ *    wrapped us since (tracemalloc started after us), our layer stays in its
+ *    chain and forwards without counting. A layer counts only while it is
+ *    the run's current one, so stacked layers never count twice.
+ *  - fork: the child inherits the wrappers; a fork handler turns counting
+ *    off (a flag store) and they only forward.
+ */
+#include "python/alloc.h"
+#include "python/profiler.h"
+
+#include "core/ptrmap.h"
+#include "core/sitestats.h"
+#include "cpyprof/format.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+#define MAX_LAYERS 64                 /* installs per domain over the process's life */
+#define MAP_MAX_ENTRIES (64ull << 20) /* 64M live blocks (1 GiB of map) */
+
+__thread int cp_alloc_busy CP_TLS_IE;
+
+typedef struct layer {
+    PyMemAllocatorEx orig; /* what we found and forward to */
+    PyMemAllocatorDomain domain;
+} layer;
+
+static layer layers[3][MAX_LAYERS];
+static int nlayers[3];
+
+static struct {
+    _Atomic int live;
+    layer *cur[3]; /* the run's counting layer per domain, NULL when off */
+    bool per_function;
+    bool trace;
+    uint32_t generation;
+    uint32_t nopy_fid, unreg_fid;
+    /* MEM/OBJ: under the GIL */
+    cp_ptrmap gil_map;
+    uint64_t gil_live;
+    /* RAW: under raw_lock */
+    atomic_flag raw_lock;
+    cp_ptrmap raw_map;
+    _Atomic uint64_t raw_live;
+    /* peak: written from both sides, a race only blurs which site wins */
+    _Atomic uint64_t peak;
+    _Atomic(cp_thread *) peak_th;
+    _Atomic uint32_t peak_site;
+    /* threads the profiler does not know */
+    _Atomic uint64_t other_allocs, other_alloc_bytes, other_frees, other_free_bytes;
+    _Atomic uint64_t frees_untracked;
+    bool atfork_registered;
+} A = {.raw_lock = ATOMIC_FLAG_INIT};
+
+static __thread cp_thread *tls_th CP_TLS_IE;
+static __thread uint32_t tls_gen CP_TLS_IE;
+static __thread uint32_t tls_seen CP_TLS_IE;
+static __thread pid_t tls_tid CP_TLS_IE;
+
+/* ---- per-thread state ------------------------------------------------------ */
+
+int cp_alloc_thread_init(cp_thread *th)
+{
+    if (cp_g.cfg.alloc == CP_ALLOC_OFF)
+        return 0;
+    th->alloc = cp_sites_new();
+    return th->alloc ? 0 : -1;
+}
+
+void cp_alloc_thread_free(cp_thread *th)
+{
+    cp_sites_free(th->alloc);
+    th->alloc = NULL;
+}
+
+cp_thread *cp_alloc_current_thread(void)
+{
+    if (LIKELY(tls_gen == A.generation && tls_th))
+        return tls_th;
+    uint32_t n = *(volatile uint32_t *)&cp_g.nthreads;
+    if (tls_gen == A.generation && tls_seen == n)
+        return NULL; /* not attached, and no thread was attached since */
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    cp_thread *found = NULL;
+    /* Newest first: a reused tid finds the newer thread. */
+    for (cp_thread *t = atomic_load_explicit(&cp_g.threads, memory_order_acquire); t; t = t->next)
+        if (t->native_tid == (uint64_t)tid) {
+            found = t;
+            break;
+        }
+    tls_tid = tid;
+    tls_th = found;
+    tls_seen = n;
+    tls_gen = A.generation;
+    return found;
+}
+
+/* ---- sites ------------------------------------------------------------------ */
+
+/* The innermost complete Python frame of this thread, or NULL. */
+static cp_iframe *innermost_frame(void)
+{
+    PyThreadState *ts = PyGILState_GetThisThreadState();
+    cp_iframe *f = ts ? cp311_tstate_frame(ts) : NULL;
+    while (f && !cp311_iframe_complete(f))
+        f = cp311_iframe_previous(f);
+    return f;
+}
+
+/* The site of the allocation being counted on thread th. `gil`: the caller
+ * holds the GIL (MEM/OBJ), so a code object seen for the first time may be
+ * registered (busy is set: its allocations are not counted). */
+static inline uint32_t site_of(cp_thread *th, bool gil)
+{
+    if (LIKELY(!A.per_function)) {
+        uint32_t d = th->depth;
+        return d ? th->stack[d - 1].node->index + 1 : 0;
+    }
+    if (A.trace) { /* ring transport: the stack holds function ids */
+        uint32_t d = th->depth;
+        return d ? th->stack[d - 1].fid + 1 : 0;
+    }
+    cp_iframe *f = innermost_frame();
+    if (!f)
+        return 0;
+    PyCodeObject *co = cp311_iframe_code(f);
+    uintptr_t x = (uintptr_t)cp311_code_extra(co, cp_g.co_extra_index);
+    if ((uint32_t)(x >> 32) == cp_g.generation)
+        return (uint32_t)x + 1;
+    return (gil ? cp_names_code(co) : A.unreg_fid) + 1;
+}
+
+static inline void note_peak(uint64_t total, cp_thread *th, uint32_t site)
+{
+    if (total > atomic_load_explicit(&A.peak, memory_order_relaxed)) {
+        atomic_store_explicit(&A.peak, total, memory_order_relaxed);
+        atomic_store_explicit(&A.peak_th, th, memory_order_relaxed);
+        atomic_store_explicit(&A.peak_site, site, memory_order_relaxed);
+    }
+}
+
+static inline void count_alloc(cp_thread *th, uint32_t site, size_t n)
+{
+    if (th) {
+        cp_site_counts *c = cp_sites_get(th->alloc, site);
+        if (c) {
+            c->allocs++;
+            c->alloc_bytes += n;
+        }
+    } else {
+        atomic_fetch_add_explicit(&A.other_allocs, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&A.other_alloc_bytes, n, memory_order_relaxed);
+    }
+}
+
+static inline void count_free(cp_thread *th, uint32_t site, uint64_t n)
+{
+    if (th) {
+        cp_site_counts *c = cp_sites_get(th->alloc, site);
+        if (c) {
+            c->frees++;
+            c->free_bytes += n;
+        }
+    } else {
+        atomic_fetch_add_explicit(&A.other_frees, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&A.other_free_bytes, n, memory_order_relaxed);
+    }
+}
+
+static inline cp_thread *counting_thread(void)
+{
+    cp_thread *th = cp_alloc_current_thread();
+    return th && th->alloc ? th : NULL;
+}
+
+/* ---- MEM / OBJ (GIL held) --------------------------------------------------- */
+
+/* Called with busy set. `old` is the block a realloc replaced (NULL for
+ * malloc/calloc). */
+static void gil_account(void *old, void *p, size_t n)
+{
+    cp_thread *th = counting_thread();
+    uint32_t site = th ? site_of(th, true) : 0;
+    uint64_t sz;
+    if (old) {
+        if (cp_ptrmap_take(&A.gil_map, (uintptr_t)old, &sz)) {
+            A.gil_live -= sz;
+            count_free(th, site, sz);
+        } else {
+            atomic_fetch_add_explicit(&A.frees_untracked, 1, memory_order_relaxed);
+        }
+    }
+    if (!p)
+        return;
+    count_alloc(th, site, n);
+    if (cp_ptrmap_put(&A.gil_map, (uintptr_t)p, n, &sz) == 2)
+        A.gil_live -= sz; /* a block freed behind our back */
+    A.gil_live += n;
+    note_peak(A.gil_live + atomic_load_explicit(&A.raw_live, memory_order_relaxed), th, site);
+}
+
+static inline bool gil_counting(const layer *L)
+{
+    return atomic_load_explicit(&A.live, memory_order_relaxed) && L == A.cur[L->domain] &&
+           !cp_alloc_busy;
+}
+
+static void *w_malloc(void *ctx, size_t n)
+{
+    layer *L = ctx;
+    if (!gil_counting(L))
+        return L->orig.malloc(L->orig.ctx, n);
+    cp_alloc_busy = 1;
+    void *p = L->orig.malloc(L->orig.ctx, n);
+    if (p)
+        gil_account(NULL, p, n);
+    cp_alloc_busy = 0;
+    return p;
+}
+
+static void *w_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    layer *L = ctx;
+    if (!gil_counting(L))
+        return L->orig.calloc(L->orig.ctx, nelem, elsize);
+    cp_alloc_busy = 1;
+    void *p = L->orig.calloc(L->orig.ctx, nelem, elsize);
+    if (p)
+        gil_account(NULL, p, nelem * elsize); /* no overflow: the allocator checked */
+    cp_alloc_busy = 0;
+    return p;
+}
+
+static void *w_realloc(void *ctx, void *ptr, size_t n)
+{
+    layer *L = ctx;
+    if (!gil_counting(L))
+        return L->orig.realloc(L->orig.ctx, ptr, n);
+    cp_alloc_busy = 1;
+    void *p = L->orig.realloc(L->orig.ctx, ptr, n);
+    if (p) /* on failure the old block is untouched: nothing to count */
+        gil_account(ptr, p, n);
+    cp_alloc_busy = 0;
+    return p;
+}
+
+static void w_free(void *ctx, void *ptr)
+{
+    layer *L = ctx;
+    if (ptr && gil_counting(L)) {
+        cp_alloc_busy = 1;
+        uint64_t sz;
+        if (cp_ptrmap_take(&A.gil_map, (uintptr_t)ptr, &sz)) {
+            A.gil_live -= sz;
+            cp_thread *th = counting_thread();
+            count_free(th, th ? site_of(th, true) : 0, sz);
+        } else {
+            atomic_fetch_add_explicit(&A.frees_untracked, 1, memory_order_relaxed);
+        }
+        cp_alloc_busy = 0;
+    }
+    L->orig.free(L->orig.ctx, ptr);
+}
+
+/* ---- RAW (any thread, GIL or not) -------------------------------------------- */
+
+static inline void raw_lock(void)
+{
+    while (atomic_flag_test_and_set_explicit(&A.raw_lock, memory_order_acquire))
+        __builtin_ia32_pause();
+}
+
+static inline void raw_unlock(void)
+{
+    atomic_flag_clear_explicit(&A.raw_lock, memory_order_release);
+}
+
+static inline bool raw_counting(const layer *L)
+{
+    return atomic_load_explicit(&A.live, memory_order_relaxed) && L == A.cur[L->domain] &&
+           !cp_alloc_busy;
+}
+
+/* Takes `old` out of the map (counted as a free). Under the lock. */
+static void raw_forget(cp_thread *th, uint32_t site, void *old)
+{
+    uint64_t sz;
+    if (cp_ptrmap_take(&A.raw_map, (uintptr_t)old, &sz)) {
+        atomic_fetch_sub_explicit(&A.raw_live, sz, memory_order_relaxed);
+        count_free(th, site, sz);
+    } else {
+        atomic_fetch_add_explicit(&A.frees_untracked, 1, memory_order_relaxed);
+    }
+}
+
+/* Counts a new block. Under the lock. */
+static void raw_remember(cp_thread *th, uint32_t site, void *p, size_t n)
+{
+    uint64_t sz;
+    count_alloc(th, site, n);
+    if (cp_ptrmap_put(&A.raw_map, (uintptr_t)p, n, &sz) == 2)
+        atomic_fetch_sub_explicit(&A.raw_live, sz, memory_order_relaxed);
+    uint64_t live = atomic_fetch_add_explicit(&A.raw_live, n, memory_order_relaxed) + n;
+    note_peak(live + A.gil_live, th, site);
+}
+
+static void raw_account_new(void *p, size_t n)
+{
+    cp_alloc_busy = 1;
+    raw_lock();
+    if (atomic_load_explicit(&A.live, memory_order_relaxed)) {
+        cp_thread *th = counting_thread();
+        raw_remember(th, th ? site_of(th, false) : 0, p, n);
+    }
+    raw_unlock();
+    cp_alloc_busy = 0;
+}
+
+static void *w_raw_malloc(void *ctx, size_t n)
+{
+    layer *L = ctx;
+    void *p = L->orig.malloc(L->orig.ctx, n);
+    if (p && raw_counting(L))
+        raw_account_new(p, n);
+    return p;
+}
+
+static void *w_raw_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    layer *L = ctx;
+    void *p = L->orig.calloc(L->orig.ctx, nelem, elsize);
+    if (p && raw_counting(L))
+        raw_account_new(p, nelem * elsize);
+    return p;
+}
+
+static void *w_raw_realloc(void *ctx, void *ptr, size_t n)
+{
+    layer *L = ctx;
+    if (!ptr || !raw_counting(L)) {
+        void *p = L->orig.realloc(L->orig.ctx, ptr, n);
+        if (p && !ptr && raw_counting(L))
+            raw_account_new(p, n);
+        return p;
+    }
+    /* Take the old entry out first (see the RAW hazard above); put it back
+     * if the realloc fails and the old block stays. */
+    cp_alloc_busy = 1;
+    raw_lock();
+    uint64_t old_size = 0;
+    bool had = atomic_load_explicit(&A.live, memory_order_relaxed) &&
+               cp_ptrmap_take(&A.raw_map, (uintptr_t)ptr, &old_size);
+    raw_unlock();
+    void *p = L->orig.realloc(L->orig.ctx, ptr, n);
+    raw_lock();
+    if (atomic_load_explicit(&A.live, memory_order_relaxed)) {
+        cp_thread *th = counting_thread();
+        uint32_t site = th ? site_of(th, false) : 0;
+        uint64_t ignored;
+        if (!p) {
+            if (had)
+                cp_ptrmap_put(&A.raw_map, (uintptr_t)ptr, old_size, &ignored);
+        } else {
+            if (had) {
+                atomic_fetch_sub_explicit(&A.raw_live, old_size, memory_order_relaxed);
+                count_free(th, site, old_size);
+            } else {
+                atomic_fetch_add_explicit(&A.frees_untracked, 1, memory_order_relaxed);
+            }
+            raw_remember(th, site, p, n);
+        }
+    }
+    raw_unlock();
+    cp_alloc_busy = 0;
+    return p;
+}
+
+static void w_raw_free(void *ctx, void *ptr)
+{
+    layer *L = ctx;
+    if (ptr && raw_counting(L)) {
+        cp_alloc_busy = 1;
+        raw_lock();
+        if (atomic_load_explicit(&A.live, memory_order_relaxed)) {
+            cp_thread *th = counting_thread();
+            raw_forget(th, th ? site_of(th, false) : 0, ptr);
+        }
+        raw_unlock();
+        cp_alloc_busy = 0;
+    }
+    L->orig.free(L->orig.ctx, ptr);
+}
+
+/* ---- start / stop ------------------------------------------------------------ */
+
+static bool is_ours(const PyMemAllocatorEx *a)
+{
+    return a->malloc == w_malloc || a->malloc == w_raw_malloc;
+}
+
+static void atfork_child(void)
+{
+    atomic_store(&A.live, 0);
+}
+
+void cp_alloc_start(void)
+{
+    if (cp_g.cfg.alloc == CP_ALLOC_OFF)
+        return;
+    for (int d = 0; d < 3; d++) {
+        if (nlayers[d] >= MAX_LAYERS) {
+            cp_log("alloc: the allocators were wrapped %d times in this process already: "
+                   "allocations are not counted in this run",
+                   MAX_LAYERS);
+            return;
+        }
+    }
+    A.trace = cp_g.cfg.mode == CP_MODE_TRACE;
+    A.per_function = !A.trace || cp_g.cfg.transport == CP_TRANSPORT_RING;
+    A.generation = cp_g.generation;
+    A.nopy_fid = cp_symtab_func(&cp_g.syms, cp_names_string("[no Python frame]"), CPYPROF_NONE,
+                                0, CPYPROF_FUNC_SPECIAL);
+    A.unreg_fid = cp_symtab_func(&cp_g.syms, cp_names_string("[unregistered]"), CPYPROF_NONE, 0,
+                                 CPYPROF_FUNC_SPECIAL);
+    cp_ptrmap_clear(&A.gil_map); /* a previous run that was never dumped */
+    cp_ptrmap_clear(&A.raw_map);
+    cp_ptrmap_init(&A.gil_map, MAP_MAX_ENTRIES);
+    cp_ptrmap_init(&A.raw_map, MAP_MAX_ENTRIES);
+    A.gil_live = 0;
+    atomic_store(&A.raw_live, 0);
+    atomic_store(&A.peak, 0);
+    atomic_store(&A.peak_th, NULL);
+    atomic_store(&A.peak_site, 0);
+    atomic_store(&A.other_allocs, 0);
+    atomic_store(&A.other_alloc_bytes, 0);
+    atomic_store(&A.other_frees, 0);
+    atomic_store(&A.other_free_bytes, 0);
+    atomic_store(&A.frees_untracked, 0);
+    if (!A.atfork_registered) {
+        pthread_atfork(NULL, NULL, atfork_child);
+        A.atfork_registered = true;
+    }
+    static const PyMemAllocatorDomain domains[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,
+                                                    PYMEM_DOMAIN_OBJ};
+    for (int d = 0; d < 3; d++) {
+        layer *L = &layers[d][nlayers[d]++];
+        PyMem_GetAllocator(domains[d], &L->orig);
+        L->domain = domains[d];
+        PyMemAllocatorEx w = {L, w_malloc, w_calloc, w_realloc, w_free};
+        if (d == 0)
+            w = (PyMemAllocatorEx){L, w_raw_malloc, w_raw_calloc, w_raw_realloc, w_raw_free};
+        A.cur[d] = L;
+        PyMem_SetAllocator(domains[d], &w);
+    }
+    atomic_store(&A.live, 1);
+}
+
+void cp_alloc_stop(void)
+{
+    if (!A.cur[0])
+        return;
+    atomic_store(&A.live, 0);
+    /* A RAW wrapper that saw live == 1 finishes under the lock. */
+    raw_lock();
+    raw_unlock();
+    static const PyMemAllocatorDomain domains[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,
+                                                    PYMEM_DOMAIN_OBJ};
+    for (int d = 0; d < 3; d++) {
+        PyMemAllocatorEx now;
+        PyMem_GetAllocator(domains[d], &now);
+        if (is_ours(&now) && now.ctx == A.cur[d])
+            PyMem_SetAllocator(domains[d], &A.cur[d]->orig);
+        /* else someone wrapped us: our layer stays and forwards only */
+        A.cur[d] = NULL;
+    }
+}
+
+/* ---- dump --------------------------------------------------------------------- */
+
+static int put(cp_buf *b, char *err, size_t errlen)
+{
+    if (b->oom) {
+        snprintf(err, errlen, "out of memory while writing the ALLOC chunks");
+        return -1;
+    }
+    return cp_writer_chunk(&cp_g.writer, CPYPROF_CHUNK_ALLOC, b->data, b->len, err, errlen);
+}
+
+static void put_node(cp_buf *b, uint32_t parent, uint32_t func, const cp_site_counts *c)
+{
+    cp_buf_u32(b, parent);
+    cp_buf_u32(b, func);
+    cp_buf_u64(b, c ? c->allocs : 0);
+    cp_buf_u64(b, c ? c->alloc_bytes : 0);
+    cp_buf_u64(b, c ? c->frees : 0);
+    cp_buf_u64(b, c ? c->free_bytes : 0);
+}
+
+/* One thread's nodes. Tree mode: the call-tree nodes with counts and their
+ * ancestors, in index order (parents first), plus a root for site 0. Per
+ * function: one root per site with counts. *peak_node gets the output
+ * index of the peak site if it is on this thread. */
+static int dump_thread(cp_thread *th, uint32_t peak_site, uint32_t *peak_node, char *err,
+                       size_t errlen)
+{
+    cp_sitestats *s = th->alloc;
+    cp_buf b;
+    cp_buf_init(&b);
+    cp_buf_u32(&b, CPYPROF_ALLOC_THREAD);
+    cp_buf_u32(&b, th->id);
+    size_t count_at = b.len;
+    cp_buf_u32(&b, 0);
+    uint32_t k = 0;
+    const cp_site_counts *c0 = cp_sites_peek(s, 0);
+    if (!cp_site_counts_zero(c0) || peak_site == 0) {
+        if (peak_site == 0)
+            *peak_node = k;
+        put_node(&b, CPYPROF_NONE, A.nopy_fid, c0);
+        k++;
+    }
+    if (A.per_function) {
+        uint32_t bound = cp_sites_bound(s);
+        uint32_t nf = cp_symtab_nfuncs(&cp_g.syms);
+        for (uint32_t site = 1; site < bound; site++) {
+            const cp_site_counts *c = cp_sites_peek(s, site);
+            if (cp_site_counts_zero(c) && site != peak_site)
+                continue;
+            if (site - 1 >= nf)
+                continue; /* not a function id: cannot happen, never write a bad reference */
+            if (site == peak_site)
+                *peak_node = k;
+            put_node(&b, CPYPROF_NONE, site - 1, c);
+            k++;
+        }
+    } else {
+        uint32_t count = cp_tree_count(&th->tree);
+        uint8_t *need = calloc(count ? count : 1, 1);
+        uint32_t *pos = calloc(count ? count : 1, sizeof *pos);
+        if (!need || !pos) {
+            free(need);
+            free(pos);
+            cp_buf_free(&b);
+            snprintf(err, errlen, "out of memory while writing the ALLOC chunks");
+            return -1;
+        }
+        for (uint32_t i = count; i-- > 0;) {
+            if (!need[i] && cp_site_counts_zero(cp_sites_peek(s, i + 1)) && peak_site != i + 1)
+                continue;
+            need[i] = 1;
+            uint32_t parent = cp_tree_at(&th->tree, i)->parent;
+            if (parent != CP_TREE_ROOT && parent < i)
+                need[parent] = 1;
+        }
+        for (uint32_t i = 0; i < count; i++) {
+            if (!need[i])
+                continue;
+            const cp_tree_node *nd = cp_tree_at(&th->tree, i);
+            pos[i] = k;
+            if (peak_site == i + 1)
+                *peak_node = k;
+            uint32_t parent =
+                nd->parent == CP_TREE_ROOT || nd->parent >= i ? CPYPROF_NONE : pos[nd->parent];
+            put_node(&b, parent, nd->func, cp_sites_peek(s, i + 1));
+            k++;
+        }
+        free(need);
+        free(pos);
+    }
+    if (k == 0) {
+        cp_buf_free(&b);
+        return 0;
+    }
+    memcpy(b.data + count_at, &k, 4); /* little-endian host (x86-64) */
+    int rc = put(&b, err, errlen);
+    cp_buf_free(&b);
+    return rc;
+}
+
+int cp_alloc_dump(char *err, size_t errlen)
+{
+    if (cp_g.cfg.alloc == CP_ALLOC_OFF || !A.gil_map.max_entries)
+        return 0;
+    cp_thread *peak_th = atomic_load(&A.peak_th);
+    uint32_t peak_site = atomic_load(&A.peak_site);
+    uint32_t peak_thread = CPYPROF_NONE, peak_node = CPYPROF_NONE;
+    int rc = 0;
+    for (cp_thread *t = atomic_load(&cp_g.threads); t && rc == 0; t = t->next) {
+        if (!t->alloc)
+            continue;
+        uint32_t pn = CPYPROF_NONE;
+        rc = dump_thread(t, t == peak_th ? peak_site : UINT32_MAX, &pn, err, errlen);
+        if (t == peak_th && pn != CPYPROF_NONE) {
+            peak_thread = t->id;
+            peak_node = pn;
+        }
+    }
+    if (rc == 0) {
+        cp_buf b;
+        cp_buf_init(&b);
+        cp_buf_u32(&b, CPYPROF_ALLOC_RUN);
+        uint32_t flags = A.per_function ? CPYPROF_ALLOC_PER_FUNCTION : 0;
+        if (cp_g.cfg.alloc == CP_ALLOC_NATIVE)
+            flags |= CPYPROF_ALLOC_NATIVE;
+        cp_buf_u32(&b, flags);
+        cp_buf_u32(&b, peak_thread);
+        cp_buf_u32(&b, peak_node);
+        cp_buf_u32(&b, 0);
+        cp_buf_u64(&b, atomic_load(&A.peak));
+        cp_buf_u64(&b, A.gil_live + atomic_load(&A.raw_live));
+        cp_buf_u64(&b, atomic_load(&A.other_allocs));
+        cp_buf_u64(&b, atomic_load(&A.other_alloc_bytes));
+        cp_buf_u64(&b, atomic_load(&A.other_frees));
+        cp_buf_u64(&b, atomic_load(&A.other_free_bytes));
+        cp_buf_u64(&b, atomic_load(&A.frees_untracked));
+        rc = put(&b, err, errlen);
+        cp_buf_free(&b);
+    }
+    if (!cp_g.cfg.quiet && (A.gil_map.refused || A.raw_map.refused))
+        cp_log("alloc: %llu blocks were counted without their size being remembered (size map "
+               "full): their frees count as untracked",
+               (unsigned long long)(A.gil_map.refused + A.raw_map.refused));
+    cp_ptrmap_clear(&A.gil_map);
+    cp_ptrmap_clear(&A.raw_map);
+    A.gil_map.max_entries = 0;
+    return rc;
+}

@@ -1,0 +1,44 @@
+/*
+ * alloc.h — allocation counting (option alloc): the PyMem RAW, MEM and OBJ
+ * allocators wrapped while profiling, counts and bytes of allocations and
+ * frees per call-tree node (or per function), the peak, and the ALLOC
+ * chunks. See alloc.c for every hazard, docs/usage.md for what is counted.
+ */
+#ifndef CPYPROF_PYTHON_ALLOC_H
+#define CPYPROF_PYTHON_ALLOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CP_TLS_IE __attribute__((tls_model("initial-exec")))
+
+/** Non-zero while this thread is inside one of our allocator wrappers or
+ *  inside the profiler's own work (registering a function): allocations
+ *  made then are forwarded without being counted. */
+extern __thread int cp_alloc_busy CP_TLS_IE;
+
+struct cp_thread;
+
+/** Makes a thread's counters (GIL held, when the thread state is made). 0
+ *  or -1 (out of memory). Does nothing when alloc is off. */
+int cp_alloc_thread_init(struct cp_thread *th);
+/** Frees them (after stop). */
+void cp_alloc_thread_free(struct cp_thread *th);
+
+/** Wraps the allocators (GIL held, after the threads are attached). Never
+ *  fails the run: logs one line and goes on without allocation data. */
+void cp_alloc_start(void);
+
+/** Stops counting and restores the allocators that are still ours (GIL
+ *  held). Safe when counting never started. */
+void cp_alloc_stop(void);
+
+/** Writes the ALLOC chunks (after cp_alloc_stop, before the dump that
+ *  writes the trailer, GIL held). 0, or -1 with err. */
+int cp_alloc_dump(char *err, size_t errlen);
+
+/** The calling thread's profiler state, or NULL (a thread the profiler
+ *  does not know). Any thread, with or without the GIL. */
+struct cp_thread *cp_alloc_current_thread(void);
+
+#endif
