@@ -6,6 +6,7 @@
  * values are inclusive times in ns (sample counts for a sampled profile).
  */
 #include "cli.h"
+#include "report/alloc.h"
 #include "report/gil.h"
 #include "report/model.h"
 #include "report/svg.h"
@@ -27,6 +28,9 @@ static void help(void)
            "      --threads      one tower per thread, under a 'thread NAME' frame\n"
            "      --gil-wait     the stacks that waited for the GIL, by wait time\n"
            "      --gil-hold     the stacks that held the GIL, by hold time (--gil profiles)\n"
+           "      --alloc-bytes  the stacks that allocated, by bytes allocated (--alloc\n"
+           "                     profiles; one tower per thread)\n"
+           "      --alloc-count  the same, by number of allocations\n"
            "  -h, --help         this help\n");
 }
 
@@ -37,6 +41,7 @@ typedef struct flame_args {
     bool inverted;
     bool per_thread;
     int gil; /* 0: call trees; 1: GIL wait stacks; 2: GIL hold stacks */
+    int alloc; /* 0: not; 1: bytes allocated; 2: allocation count */
 } flame_args;
 
 /* --gil-wait / --gil-hold: the GIL stack trees, one tower per thread. */
@@ -71,6 +76,42 @@ static int draw_gil(const cp_profile *p, const char *path, const flame_args *a, 
         free(names);
     }
     cp_gil_free(&g);
+    return r;
+}
+
+/* --alloc-bytes / --alloc-count: the allocation trees, one tower per thread. */
+static int draw_alloc(const cp_profile *p, const char *path, const flame_args *a, FILE *out,
+                      char *err, size_t errlen)
+{
+    cp_alloc_data ad;
+    if (cp_alloc_load(path, &ad, err, errlen) != 0)
+        return -1;
+    cp_flame_node *nodes;
+    size_t n;
+    char *names;
+    bool bytes = a->alloc == 1;
+    int r = cp_alloc_flame(p, &ad, bytes ? CP_ALLOC_BYTES : CP_ALLOC_COUNT, &nodes, &n, &names,
+                           err, errlen);
+    if (r == 0) {
+        char command[1024], title[1200];
+        const char *what = bytes ? "bytes allocated" : "allocations";
+        if (a->title)
+            snprintf(title, sizeof title, "%s", a->title);
+        else if (cli_profile_command(p, command, sizeof command))
+            snprintf(title, sizeof title, "cpyprof %s: %s", what, command);
+        else
+            snprintf(title, sizeof title, "cpyprof %s", what);
+        cp_svg_options opt = {.title = title,
+                              .subtitle = bytes ? "bytes allocated, by the stack that allocated"
+                                                : "allocations, by the stack that allocated",
+                              .unit = bytes ? "bytes" : "allocations",
+                              .width = a->width,
+                              .inverted = a->inverted};
+        r = cp_svg_write(out, nodes, n, &opt, err, errlen);
+        free(nodes);
+        free(names);
+    }
+    cp_alloc_free(&ad);
     return r;
 }
 
@@ -140,7 +181,16 @@ out:
 
 int cmd_flame(int argc, char **argv)
 {
-    enum { OPT_TITLE = 256, OPT_WIDTH, OPT_INVERTED, OPT_THREADS, OPT_GIL_WAIT, OPT_GIL_HOLD };
+    enum {
+        OPT_TITLE = 256,
+        OPT_WIDTH,
+        OPT_INVERTED,
+        OPT_THREADS,
+        OPT_GIL_WAIT,
+        OPT_GIL_HOLD,
+        OPT_ALLOC_BYTES,
+        OPT_ALLOC_COUNT
+    };
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},
         {"title", required_argument, NULL, OPT_TITLE},
@@ -149,6 +199,8 @@ int cmd_flame(int argc, char **argv)
         {"threads", no_argument, NULL, OPT_THREADS},
         {"gil-wait", no_argument, NULL, OPT_GIL_WAIT},
         {"gil-hold", no_argument, NULL, OPT_GIL_HOLD},
+        {"alloc-bytes", no_argument, NULL, OPT_ALLOC_BYTES},
+        {"alloc-count", no_argument, NULL, OPT_ALLOC_COUNT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -184,6 +236,12 @@ int cmd_flame(int argc, char **argv)
         case OPT_GIL_HOLD:
             a.gil = 2;
             break;
+        case OPT_ALLOC_BYTES:
+            a.alloc = 1;
+            break;
+        case OPT_ALLOC_COUNT:
+            a.alloc = 2;
+            break;
         case 'h':
             help();
             return CLI_OK;
@@ -207,8 +265,16 @@ int cmd_flame(int argc, char **argv)
         return CLI_FAIL;
     }
     char err[1024];
-    int r = a.gil ? draw_gil(&p, argv[optind], &a, out, err, sizeof err)
-                  : draw(&p, &a, out, err, sizeof err);
+    if (a.gil && a.alloc) {
+        cp_profile_free(&p);
+        if (out != stdout)
+            fclose(out);
+        return cli_usage("flame", "--gil-wait/--gil-hold and --alloc-bytes/--alloc-count "
+                                  "exclude each other");
+    }
+    int r = a.gil     ? draw_gil(&p, argv[optind], &a, out, err, sizeof err)
+            : a.alloc ? draw_alloc(&p, argv[optind], &a, out, err, sizeof err)
+                      : draw(&p, &a, out, err, sizeof err);
     cp_profile_free(&p);
     if (r) {
         cli_error("%s", err);

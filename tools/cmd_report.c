@@ -1,5 +1,6 @@
 /* cmd_report.c — `cpyprof report`: the top-functions table, text or JSON. */
 #include "cli.h"
+#include "report/alloc.h"
 #include "report/samples_table.h"
 #include "report/table.h"
 
@@ -22,7 +23,12 @@ static void help(void)
            "Self time excludes callees; total time includes them, counting a recursive\n"
            "function once per outermost call. For a sampled profile (record --mode sample)\n"
            "the table shows self%% and total%% of all samples and the sample counts;\n"
-           "sort keys other than total and name sort by self samples.\n");
+           "sort keys other than total and name sort by self samples.\n\n"
+           "A profile recorded with --alloc also gets a table of allocations per function\n"
+           "(allocations, bytes, frees, freed bytes and net bytes while the function was\n"
+           "the innermost frame; total bytes including callees), the peak and the stack\n"
+           "that reached it, and the garbage collections: their number, total time and\n"
+           "the functions during which they ran.\n");
 }
 
 int cmd_report(int argc, char **argv)
@@ -93,9 +99,19 @@ int cmd_report(int argc, char **argv)
         return CLI_FAIL;
     }
     char err[1024];
+    cp_alloc_data alloc;
+    if (cp_alloc_load(path, &alloc, err, sizeof err) != 0) {
+        cli_error("%s", err);
+        cp_profile_free(&p);
+        return CLI_FAIL;
+    }
+    o.alloc = &alloc;
     int r = json        ? cp_report_json_write(stdout, &p, &o, err, sizeof err)
             : p.samples ? cp_samples_table_write(stdout, &p, &o, err, sizeof err)
                         : cp_table_write(stdout, &p, &o, err, sizeof err);
+    if (r == 0 && !json)
+        cp_alloc_print(stdout, &p, &alloc, o.limit);
+    cp_alloc_free(&alloc);
     cp_profile_free(&p);
     if (r) {
         cli_error("%s", err);

@@ -6,6 +6,7 @@
  * on one line, and a change of meaning needs a new schema name.
  */
 #include "report/samples_table.h"
+#include "report/alloc.h"
 #include "report/table.h"
 #include "report/text.h"
 
@@ -178,6 +179,8 @@ int cp_report_json_write(FILE *out, const cp_profile *p, const cp_table_options 
         if (write_lines(out, p, -1, o, "  ", err, errlen))
             return -1;
     }
+    if (o->alloc)
+        cp_alloc_print_json(out, p, o->alloc);
     fputs("\n}\n", out);
     if (fflush(out) != 0 || ferror(out)) {
         snprintf(err, errlen, "cannot write the report: %s", strerror(errno));

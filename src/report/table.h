@@ -39,6 +39,8 @@ typedef struct cp_table_options {
     size_t limit;       /* rows per table; 0 = all */
     bool per_thread;    /* one table per thread instead of all merged */
     bool lines;         /* sampled profiles: rows per (function, line) too */
+    /* ALLOC/GC data (report/alloc.h) for the JSON report, or NULL */
+    const struct cp_alloc_data *alloc;
 } cp_table_options;
 
 /** Writes the text report: a header (profile, command, duration, threads,
