@@ -20,6 +20,13 @@ static uint64_t rd64(const uint8_t *p)
     return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
 }
 
+/* Sums of counts a damaged file may make overflow: saturate, so that a
+ * parent's inclusive value never drops below a child's. */
+static inline uint64_t sat_add(uint64_t a, uint64_t b)
+{
+    return a + b < a ? UINT64_MAX : a + b;
+}
+
 #define RUN_SIZE 72
 #define NODE_SIZE 40
 #define GC_SIZE 48
@@ -108,6 +115,7 @@ static int parse_gc(cp_alloc_data *a, const uint8_t *d, uint64_t n, char *err, s
 int cp_alloc_parse(const void *data, size_t size, cp_alloc_data *a, char *err, size_t errlen)
 {
     memset(a, 0, sizeof *a);
+    a->run.peak_thread = a->run.peak_node = CPYPROF_NONE; /* until a run record says */
     const uint8_t *d = data;
     if (size < CPYPROF_FILE_HEADER_SIZE || memcmp(d, CPYPROF_MAGIC, CPYPROF_MAGIC_LEN) != 0) {
         snprintf(err, errlen, "not a cpyprof profile");
@@ -160,6 +168,7 @@ int cp_alloc_parse(const void *data, size_t size, cp_alloc_data *a, char *err, s
         } else if (kind == CPYPROF_ALLOC_THREAD) {
             if (parse_thread(a, p + 4, len - 4, err, errlen) != 0)
                 goto bad;
+            a->present = true; /* even if the run record was lost */
         } /* other kinds: a newer writer's, skipped */
     }
     return 0;
@@ -291,10 +300,10 @@ int cp_alloc_funcs(const cp_alloc_data *a, cp_alloc_func **rows_out, size_t *n_o
             first[i] = CPYPROF_NONE;
         for (uint32_t i = nn; i-- > 0;) {
             const struct cpyprof_alloc_node_rec *r = &th->nodes[i];
-            incl[i] += r->alloc_bytes;
+            incl[i] = sat_add(incl[i], r->alloc_bytes);
             uint32_t up = r->parent == CPYPROF_NONE ? nn : r->parent;
             if (r->parent != CPYPROF_NONE)
-                incl[r->parent] += incl[i];
+                incl[r->parent] = sat_add(incl[r->parent], incl[i]);
             next[i] = first[up];
             first[up] = i;
         }
@@ -302,10 +311,10 @@ int cp_alloc_funcs(const cp_alloc_data *a, cp_alloc_func **rows_out, size_t *n_o
             const struct cpyprof_alloc_node_rec *r = &th->nodes[i];
             row[i] = (uint32_t)row_of(&ix, rows, &n, r->func);
             cp_alloc_func *rw = &rows[row[i]];
-            rw->allocs += r->allocs;
-            rw->alloc_bytes += r->alloc_bytes;
-            rw->frees += r->frees;
-            rw->free_bytes += r->free_bytes;
+            rw->allocs = sat_add(rw->allocs, r->allocs);
+            rw->alloc_bytes = sat_add(rw->alloc_bytes, r->alloc_bytes);
+            rw->frees = sat_add(rw->frees, r->frees);
+            rw->free_bytes = sat_add(rw->free_bytes, r->free_bytes);
         }
         /* Depth-first, counting each function's active occurrences: only an
          * outermost one adds its inclusive bytes (as total_ns does). */
@@ -319,7 +328,7 @@ int cp_alloc_funcs(const cp_alloc_data *a, cp_alloc_func **rows_out, size_t *n_o
                 continue;
             }
             if (active[row[i]]++ == 0)
-                rows[row[i]].alloc_bytes_total += incl[i];
+                rows[row[i]].alloc_bytes_total = sat_add(rows[row[i]].alloc_bytes_total, incl[i]);
             stack[sp++] = e | 1;
             for (uint32_t c = first[i]; c != CPYPROF_NONE; c = next[c])
                 stack[sp++] = c * 2;
@@ -650,11 +659,11 @@ int cp_alloc_flame(const cp_profile *p, const cp_alloc_data *a, int metric, cp_f
         uint64_t sum = 0;
         for (uint32_t j = nn; j-- > 0;) {
             const struct cpyprof_alloc_node_rec *r = &t->nodes[j];
-            incl[j] += metric == CP_ALLOC_COUNT ? r->allocs : r->alloc_bytes;
+            incl[j] = sat_add(incl[j], metric == CP_ALLOC_COUNT ? r->allocs : r->alloc_bytes);
             if (r->parent != CPYPROF_NONE)
-                incl[r->parent] += incl[j];
+                incl[r->parent] = sat_add(incl[r->parent], incl[j]);
             else
-                sum += incl[j];
+                sum = sat_add(sum, incl[j]);
         }
         if (sum == 0) {
             free(incl);
@@ -671,7 +680,7 @@ int cp_alloc_flame(const cp_profile *p, const cp_alloc_data *a, int metric, cp_f
         snprintf(label, per, "thread %s", tn);
         size_t tk = k;
         nodes[k++] = (cp_flame_node){label, NULL, 0, sum, CPYPROF_FUNC_SPECIAL};
-        nodes[0].total += sum;
+        nodes[0].total = sat_add(nodes[0].total, sum);
         for (uint32_t j = 0; j < nn; j++) {
             const struct cpyprof_alloc_node_rec *r = &t->nodes[j];
             if (incl[j] == 0)

@@ -19,6 +19,7 @@
 
 #include "convert.h" /* tools/: export_speedscope */
 #include "core/writer.h" /* cp_crc32 */
+#include "report/alloc.h"
 #include "report/folded.h"
 #include "report/model.h"
 #include "report/profile.h"
@@ -269,6 +270,36 @@ static void consume(const cp_profile *p, unsigned sel)
     clearerr(out);
 }
 
+/* The ALLOC and GC chunks (report/alloc.h reads them from the image). */
+static void run_alloc(const cp_profile *p, const uint8_t *data, size_t size)
+{
+    cp_alloc_data a;
+    char err[1024];
+    if (cp_alloc_parse(data, size, &a, err, sizeof err) != 0)
+        return;
+    FILE *out = sink();
+    cp_alloc_print(out, p, &a, 0);
+    cp_alloc_print(out, p, &a, 2);
+    cp_alloc_print_json(out, p, &a);
+    for (int metric = 0; metric < 2; metric++) {
+        cp_flame_node *nodes;
+        size_t n;
+        char *names;
+        if (cp_alloc_flame(p, &a, metric, &nodes, &n, &names, err, sizeof err) == 0) {
+            CHECK(n >= 2 && nodes[0].parent == UINT32_MAX);
+            for (size_t i = 1; i < n; i++) /* pre-order, children within their parent */
+                CHECK(nodes[i].parent < i && nodes[i].total <= nodes[nodes[i].parent].total);
+            cp_svg_options opt = {.title = "fuzz", .unit = "bytes"};
+            cp_svg_write(out, nodes, n, &opt, err, sizeof err);
+            free(nodes);
+            free(names);
+        }
+    }
+    fflush(out);
+    clearerr(out);
+    cp_alloc_free(&a);
+}
+
 static void load_and_consume(const uint8_t *data, size_t size, unsigned sel)
 {
     cp_profile p;
@@ -276,6 +307,7 @@ static void load_and_consume(const uint8_t *data, size_t size, unsigned sel)
     if (cp_profile_load_mem(&p, data, size, "fuzz", err, sizeof err) == 0) {
         CHECK(p.file_size == size);
         consume(&p, sel);
+        run_alloc(&p, data, size);
     } else {
         CHECK(strncmp(err, "fuzz", 4) == 0); /* messages start with the name */
     }

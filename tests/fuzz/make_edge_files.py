@@ -13,6 +13,7 @@ NONE = 0xFFFFFFFF
 MAGIC = b"CPYPROF\0"
 HEADER = MAGIC + struct.pack("<II", 1, 0)
 META, STRINGS, FUNCS, THREAD, TREE, EVENTS, SAMPLES, TRAILER = 1, 2, 3, 4, 5, 6, 8, 0x7F
+ALLOC, GC = 10, 11
 
 
 def chunk(ctype, payload, crc=None, size=None):
@@ -52,6 +53,23 @@ def events(tid, evs):
 
 def samples(tid, nodes):
     return chunk(SAMPLES, struct.pack("<II", tid, len(nodes)) + b"".join(struct.pack("<IIIIQQ", *n) for n in nodes))
+
+
+def alloc_thread(tid, nodes, count=None):
+    count = len(nodes) if count is None else count
+    return chunk(ALLOC, struct.pack("<III", 2, tid, count)
+                 + b"".join(struct.pack("<IIQQQQ", *n) for n in nodes))
+
+
+def alloc_run(peak_thread=0, peak_node=0, flags=0, peak=100, live=10):
+    return chunk(ALLOC, struct.pack("<IIIIIQQQQQQQ", 1, flags, peak_thread, peak_node, 0, peak, live,
+                                    1, 2, 3, 4, 5))
+
+
+def gc(recs, dropped=0, count=None):
+    count = len(recs) if count is None else count
+    return chunk(GC, struct.pack("<IIQ", count, 0, dropped)
+                 + b"".join(struct.pack("<qqIIIIQQ", *r) for r in recs))
 
 
 def trailer(threads=1):
@@ -119,6 +137,16 @@ FILES = {
     "edge-zero-everything": valid(tree(0, [(NONE, 0, 0, 0), (0, 1, 0, 0)])),
     "edge-max-u64-times": valid(tree(0, [(NONE, 0, (1 << 64) - 1, (1 << 64) - 1), (0, 1, (1 << 64) - 1, (1 << 64) - 1),
                                          (NONE, 0, (1 << 64) - 1, (1 << 64) - 1)])),
+    "edge-alloc": valid(alloc_thread(0, [(NONE, 0, 3, 300, 1, 10), (0, 1, 2, 20, 0, 0), (0, 77, 1, 1, 1, 1)]),
+                        alloc_run(0, 1), gc([(0, 100, 0, 0, 1, 0, 5, 0), (200, 50, 2, NONE, NONE, 0, 7, 1)])),
+    "edge-alloc-parent-after-self": valid(alloc_thread(0, [(1, 0, 3, 300, 1, 10), (NONE, 1, 2, 20, 0, 0)])),
+    "edge-alloc-count-too-big": valid(chunk(ALLOC, struct.pack("<III", 2, 0, 0x7FFFFFFF) + b"\0" * 40)),
+    "edge-alloc-peak-out-of-range": valid(alloc_thread(0, [(NONE, 0, 1, 1, 0, 0)]), alloc_run(0, 9999), alloc_run(NONE, NONE)),
+    "edge-alloc-max-u64": valid(alloc_thread(0, [(NONE, 0, (1 << 64) - 1, (1 << 64) - 1, (1 << 64) - 1, 0),
+                                                 (0, 0, (1 << 64) - 1, (1 << 64) - 1, 0, (1 << 64) - 1)])),
+    "edge-alloc-run-short": valid(chunk(ALLOC, struct.pack("<I", 1) + b"\0" * 40)),
+    "edge-gc-count-too-big": valid(gc([], count=0xFFFFFFFF)),
+    "edge-gc-negative-times": valid(gc([(-5, -(1 << 63), 99, 7, 1, 0, (1 << 64) - 1, (1 << 64) - 1)] * 3)),
 }
 
 

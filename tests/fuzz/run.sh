@@ -40,6 +40,7 @@ for prog in tests/fuzz/programs/*.py; do
     seed "$name.shallow" --no-builtins --max-depth 16 -- /usr/bin/python3 "$prog"
     seed "$name.smallring" --ring-size 4K -- /usr/bin/python3 "$prog"
     seed "$name.sample" -m sample --rate 1000 -- /usr/bin/python3 "$prog"
+    seed "$name.alloc" --alloc -- /usr/bin/python3 "$prog"
 done
 cp tests/fuzz/crashers/* "$SEEDS/" 2>/dev/null || true
 

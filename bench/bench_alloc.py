@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Overhead of cpyprof's allocation counting, side by side with the baseline,
+tracemalloc (1 frame) and memray (with and without native traces).
+
+Workloads (fixed amounts of work, so times compare):
+  objects  dicts, lists, tuples, strings and bytearrays made and dropped in
+           a loop (about 6 allocations and 6 frees per iteration)
+  grow     a list of 200k small objects built and freed (the size map grows)
+
+Configurations (each run is a fresh process; the child times only the
+workload with time.perf_counter(); rounds are interleaved with a rotating
+order so machine noise hits every configuration alike):
+  baseline        no profiler
+  alloc           cpyprof.start(mode="sample", rate=1, alloc=True): counting
+                  mode, per function, no profile hook (the figure the target
+                  is about)
+  trace           cpyprof.start() (deterministic, no counting)
+  trace+alloc     cpyprof.start(alloc=True): counting per call-tree node
+  tracemalloc     tracemalloc.start(1)
+  memray          memray.Tracker(file) (Python allocators traced)
+  memray-native   memray.Tracker(file, native_traces=True)
+
+Target: alloc <= 10% over baseline (median). trace+alloc is compared with
+trace (the counting's own share under the deterministic hook). memray must
+be importable by the Python that runs the benchmark (pip install memray);
+otherwise its rows are left out and the table says so.
+
+    python3 bench/bench_alloc.py --python /root/.pyenv/versions/3.11.7/bin/python3
+    python3 bench/bench_alloc.py --quick   # 2 rounds, smaller workloads
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+CHILD = textwrap.dedent(r"""
+    import sys, time
+    workload, cfg, scale, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+
+    def objects(n):
+        keep = []
+        for i in range(n):
+            d = {"a": i, "b": i + 1}
+            l = [i, i, i]
+            s = "x%d" % i
+            b = bytearray(64)
+            keep.append((d, l, s, b))
+            if len(keep) >= 100:
+                keep = []
+
+    def grow(n):
+        for _ in range(3):
+            big = [bytearray(32) for _ in range(n)]
+            del big
+
+    work = {"objects": lambda: objects(int(300_000 * scale)),
+            "grow": lambda: grow(int(200_000 * scale))}[workload]
+
+    tracker = None
+    if cfg in ("alloc", "trace", "trace+alloc"):
+        import cpyprof
+        kw = {"alloc": True} if cfg.endswith("alloc") else {}
+        if cfg == "alloc":
+            kw.update(mode="sample", rate=1)
+        cpyprof.start(out, quiet=True, **kw)
+    elif cfg == "tracemalloc":
+        import tracemalloc
+        tracemalloc.start(1)
+    elif cfg.startswith("memray"):
+        import memray
+        tracker = memray.Tracker(out, native_traces=cfg == "memray-native")
+        tracker.__enter__()
+    t0 = time.perf_counter()
+    work()
+    t1 = time.perf_counter()
+    if cfg in ("alloc", "trace", "trace+alloc"):
+        cpyprof.stop()
+    elif cfg == "tracemalloc":
+        tracemalloc.stop()
+    elif tracker is not None:
+        tracker.__exit__(None, None, None)
+    print("%.6f" % (t1 - t0))
+""")
+
+CONFIGS = ["baseline", "alloc", "trace", "trace+alloc", "tracemalloc", "memray", "memray-native"]
+TARGETS = {"alloc": 10.0}
+
+
+def run_one(py, build, workload, cfg, scale, tmp):
+    out = os.path.join(tmp, "%s-%s.out" % (workload, cfg))
+    if os.path.exists(out):
+        os.unlink(out)  # memray refuses to overwrite
+    env = dict(os.environ, PYTHONPATH=os.path.join(build, "python"))
+    for k in list(env):
+        if k.startswith("CPYPROF_") or k == "LD_PRELOAD":
+            del env[k]
+    p = subprocess.run([py, "-c", CHILD, workload, cfg, str(scale), out], env=env,
+                       capture_output=True, text=True, timeout=900)
+    if p.returncode != 0:
+        sys.exit("run failed (%s %s):\n%s" % (workload, cfg, p.stderr))
+    return float(p.stdout.split()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--python", default="/root/.pyenv/versions/3.11.7/bin/python3")
+    ap.add_argument("--build", default=os.environ.get("CPYPROF_BUILD_DIR") or
+                    os.path.join(REPO, "build"))
+    ap.add_argument("--workloads", default="objects,grow")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    rounds = 2 if a.quick else a.rounds
+    scale = 0.3 if a.quick else 1.0
+    configs = list(CONFIGS)
+    have_memray = subprocess.run([a.python, "-c", "import memray"],
+                                 capture_output=True).returncode == 0
+    if not have_memray:
+        configs = [c for c in configs if not c.startswith("memray")]
+    workloads = a.workloads.split(",")
+    times = {(w, c): [] for w in workloads for c in configs}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for w in workloads:
+                order = configs[r % len(configs):] + configs[:r % len(configs)]
+                for c in order:
+                    t = run_one(a.python, a.build, w, c, scale, tmp)
+                    times[(w, c)].append(t)
+                    print("round %d %-8s %-14s %.3fs" % (r + 1, w, c, t), file=sys.stderr)
+
+    print("python: %s; %d rounds; indicative only on a shared, loaded machine" % (a.python, rounds))
+    if not have_memray:
+        print("memray: not importable by this Python (pip install memray): rows left out")
+    print()
+    print("| workload | config | median s | min s | vs baseline | vs baseline (min) | target | ok |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- | --- |")
+    result = {}
+    ok_all = True
+    for w in workloads:
+        base = statistics.median(times[(w, "baseline")])
+        base_min = min(times[(w, "baseline")])
+        for c in configs:
+            med = statistics.median(times[(w, c)])
+            mn = min(times[(w, c)])
+            vb = 100.0 * (med / base - 1.0)
+            vm = 100.0 * (mn / base_min - 1.0)
+            tgt = TARGETS.get(c)
+            ok = "" if tgt is None else ("PASS" if vb <= tgt else "FAIL")
+            ok_all &= ok != "FAIL"
+            print("| %s | %s | %.3f | %.3f | %+.1f%% | %+.1f%% | %s | %s |" % (
+                w, c, med, mn, vb, vm, "<= %g%%" % tgt if tgt else "", ok))
+            result["%s/%s" % (w, c)] = {"median": med, "min": mn, "vs_baseline_pct": vb,
+                                         "vs_baseline_min_pct": vm, "target_pct": tgt}
+    print()
+    for w in workloads:
+        tr = statistics.median(times[(w, "trace")])
+        ta = statistics.median(times[(w, "trace+alloc")])
+        print("- %s: counting under the deterministic hook, trace+alloc vs trace: %+.1f%%"
+              % (w, 100.0 * (ta / tr - 1)))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"python": a.python, "rounds": rounds, "results": result}, f, indent=2)
+    return 0 if ok_all else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""Allocation counting and garbage collections (alloc=on): exact counts and
+bytes on workloads whose allocations are known, in the deterministic and
+sampling modes and both Pythons; collections of a reference-cycle
+workload; the program's allocators intact after start/stop cycles; a
+tracemalloc started while we count still works."""
+import json
+import textwrap
+
+import pytest
+
+from conftest import CLI, describe, run, run_import, run_record, write_prog
+
+N = 200      # objects per call; small ints only (< 257): the loop allocates nothing
+SIZE = 1000  # bytes per bytearray: its buffer is SIZE + 1 bytes (the NUL)
+
+# bytearray(n) is exactly two allocations, neither served by a free list:
+# the object (PyObject_Malloc of __basicsize__) and its buffer (n + 1 bytes).
+# The loop counter stays below 257 (cached small ints) and the list is made
+# by the caller, so make() allocates nothing else; drop() frees the same.
+BYTEARRAYS = textwrap.dedent("""
+    import json, sys
+    def make(out, n, size):
+        i = 0
+        while i < n:
+            out[i] = bytearray(size)
+            i += 1
+    def drop(out, n):
+        i = 0
+        while i < n:
+            out[i] = None
+            i += 1
+    def main():
+        out = [None] * %(n)d
+        make(out, %(n)d, %(size)d)
+        drop(out, %(n)d)
+        make(out, %(n)d, %(size)d)
+        drop(out, %(n)d)
+    %(driver)s
+    print(json.dumps({"basicsize": bytearray.__basicsize__}))
+""")
+
+
+def report_json(path):
+    p = run([CLI, "report", "--json", path])
+    assert p.returncode == 0, describe(p)
+    return json.loads(p.stdout)
+
+
+def alloc_rows(doc):
+    return {f["name"]: f for f in doc["alloc"]["functions"]}
+
+
+def check_bytearrays(proc, doc):
+    assert proc.returncode == 0, describe(proc)
+    basic = json.loads(proc.stdout.decode().splitlines()[-1])["basicsize"]
+    rows = alloc_rows(doc)
+    each = basic + SIZE + 1
+    make, drop = rows["make"], rows["drop"]
+    assert (make["allocs"], make["alloc_bytes"]) == (4 * N, 2 * N * each), make
+    assert (make["frees"], make["free_bytes"]) == (0, 0), make
+    assert (drop["allocs"], drop["frees"], drop["free_bytes"]) == (0, 4 * N, 2 * N * each), drop
+    assert drop["net_bytes"] == -make["net_bytes"]
+    assert doc["alloc"]["peak_bytes"] >= N * each
+
+
+@pytest.mark.parametrize("opts", [("--alloc",), ("--alloc", "--mode", "sample"),
+                                  ("--alloc=on", "--no-builtins")],
+                         ids=["trace", "sample", "trace-nobuiltins"])
+def test_bytearrays_exact_counts_and_bytes(py, tmp_path, opts):
+    prog = write_prog(tmp_path, BYTEARRAYS % {"n": N, "size": SIZE, "driver": "main()"})
+    p, prof = run_record(py, [prog], tmp_path, opts=opts)
+    doc = report_json(prof.path)
+    check_bytearrays(p, doc)
+    assert doc["alloc"]["per_function"] == (opts[1:2] == ("--mode",))
+    if "--mode" not in opts:  # the peak came from make() called by main()
+        names = [f["name"] for f in doc["alloc"]["peak_stack"]]
+        assert names[:3] == ["make", "main", "<module>"], names
+
+
+def test_ring_transport_counts_per_function(py, tmp_path):
+    prog = write_prog(tmp_path, BYTEARRAYS % {"n": N, "size": SIZE, "driver": "main()"})
+    env_opts = ("--alloc",)
+    from conftest import clean_env
+    p, prof = run_record(py, [prog], tmp_path, opts=env_opts,
+                         env=clean_env(CPYPROF_TRANSPORT="ring"))
+    check_bytearrays(p, report_json(prof.path))
+
+
+def test_import_api_and_thread(py, tmp_path):
+    """cpyprof.start(alloc=True); allocations of a thread started later are
+    its own, exact."""
+    out = tmp_path / "imp.cpyprof"
+    driver = textwrap.dedent("""
+        import threading, cpyprof
+        cpyprof.start(sys.argv[1], alloc=True, quiet=True)
+        t = threading.Thread(target=main, name="worker")
+        t.start(); t.join()
+        cpyprof.stop()
+    """)
+    prog = write_prog(tmp_path, BYTEARRAYS % {"n": N, "size": SIZE, "driver": driver})
+    p, prof = run_import(py, [prog, out], out, tmp_path)
+    check_bytearrays(p, report_json(out))
+
+
+CYCLES = textwrap.dedent("""
+    import gc
+    def cycles(n):
+        for _ in range(n):
+            a = []; b = [a]; a.append(b)
+    def main():
+        gc.disable()    # no automatic collection: exactly the one below
+        gc.collect()    # garbage from start-up, before the measured part
+        cycles(%(n)d)
+        gc.collect()
+    main()
+""")
+
+
+def test_gc_collections_of_reference_cycles(py, tmp_path):
+    n = 1000
+    prog = write_prog(tmp_path, CYCLES % {"n": n})
+    p, prof = run_record(py, [prog], tmp_path, opts=("--alloc",))
+    assert p.returncode == 0, describe(p)
+    doc = report_json(prof.path)
+    recs = doc["gc"]["records"]
+    assert [r["generation"] for r in recs] == [2, 2], recs
+    # the second collection finds the n two-list cycles, and nothing else
+    assert recs[1]["collected"] == 2 * n and recs[1]["uncollectable"] == 0, recs
+    assert [r["name"] for r in recs] == ["main", "main"], recs
+    assert all(r["duration_ns"] > 0 for r in recs)
+    assert doc["gc"]["total_ns"] == sum(r["duration_ns"] for r in recs)
+    text = run([CLI, "report", prof.path])
+    assert text.returncode == 0, describe(text)
+    out = text.stdout.decode()
+    assert "Garbage collections: 2 (generation 0: 0, 1: 0, 2: 2)" in out, out
+    assert "%d objects collected" % (2 * n + recs[0]["collected"]) in out, out
+
+
+def test_automatic_collections_name_the_running_function(py, tmp_path):
+    prog = write_prog(tmp_path, textwrap.dedent("""
+        def cycles(n):
+            for _ in range(n):
+                a = []; b = [a]; a.append(b)
+        cycles(20000)
+    """))
+    p, prof = run_record(py, [prog], tmp_path, opts=("--alloc",))
+    assert p.returncode == 0, describe(p)
+    recs = report_json(prof.path)["gc"]["records"]
+    # 40000 container allocations: gen-0 collections every 700 (the default)
+    assert len(recs) >= 20, len(recs)
+    assert sum(1 for r in recs if r["name"] == "cycles") >= 20, recs[:5]
+
+
+# PyMem_GetAllocator for the three domains, through ctypes: the function
+# pointers of the installed allocators, to compare before and after.
+ALLOCATORS = textwrap.dedent("""
+    import ctypes
+    class Allocator(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_void_p) for n in ("ctx", "malloc", "calloc", "realloc", "free")]
+    def allocators():
+        get = ctypes.pythonapi.PyMem_GetAllocator
+        get.restype = None
+        get.argtypes = [ctypes.c_int, ctypes.POINTER(Allocator)]
+        res = []
+        for domain in range(3):
+            a = Allocator()
+            get(domain, ctypes.byref(a))
+            res.append((a.ctx, a.malloc, a.calloc, a.realloc, a.free))
+        return res
+""")
+
+
+def test_start_stop_cycles_leave_allocators_intact(py, tmp_path):
+    prog = write_prog(tmp_path, ALLOCATORS + textwrap.dedent("""
+        import sys, cpyprof
+        before = allocators()
+        for i in range(3):
+            cpyprof.start(sys.argv[1] + str(i), alloc=True, quiet=True)
+            assert allocators() != before, "not wrapped"
+            x = [bytearray(100) for _ in range(100)]
+            cpyprof.stop()
+            assert allocators() == before, (i, allocators(), before)
+        print("intact")
+    """))
+    out = tmp_path / "cyc.cpyprof"
+    p, _ = run_import(py, [prog, out], out.with_name("cyc.cpyprof0"), tmp_path)
+    assert p.returncode == 0 and b"intact" in p.stdout, describe(p)
+    for i in range(3):  # every run counted the list comprehension's 100 bytearrays
+        rows = alloc_rows(report_json(str(out) + str(i)))
+        lc = rows["<listcomp>"]
+        assert lc["allocs"] >= 200 and lc["alloc_bytes"] >= 100 * 101, lc
+
+
+def test_tracemalloc_started_while_counting_still_works(py, tmp_path):
+    """tracemalloc wraps our wrappers; our stop cannot unwrap (it leaves a
+    forwarding layer); tracemalloc keeps tracing, and its stop and a new run
+    of ours still work."""
+    prog = write_prog(tmp_path, textwrap.dedent("""
+        import sys, tracemalloc, cpyprof
+        def work(n):
+            return [bytearray(1000) for _ in range(n)]
+        cpyprof.start(sys.argv[1] + "1", alloc=True, quiet=True)
+        tracemalloc.start()
+        a = work(50)
+        cpyprof.stop()
+        b = work(100)
+        cur, peak = tracemalloc.get_traced_memory()
+        assert cur >= 150 * 1000, cur
+        stats = tracemalloc.take_snapshot().statistics("lineno")
+        assert any(s.size >= 100 * 1000 for s in stats), stats[:3]
+        tracemalloc.stop()
+        cpyprof.start(sys.argv[1] + "2", alloc=True, quiet=True)
+        c = work(30)
+        cpyprof.stop()
+        print("ok")
+    """))
+    out = tmp_path / "tm.cpyprof"
+    p, _ = run_import(py, [prog, out], out.with_name("tm.cpyprof1"), tmp_path)
+    assert p.returncode == 0 and b"ok" in p.stdout, describe(p)
+    rows = alloc_rows(report_json(str(out) + "2"))
+    lc = rows["work.<locals>.<listcomp>"]
+    # 30 bytearrays (2 allocations each), the list and its growth
+    assert lc["allocs"] >= 60 and lc["alloc_bytes"] >= 30 * (56 + 1001), lc
+
+
+def test_flamegraphs_and_text_report(py, tmp_path):
+    prog = write_prog(tmp_path, BYTEARRAYS % {"n": N, "size": SIZE, "driver": "main()"})
+    p, prof = run_record(py, [prog], tmp_path, opts=("--alloc",))
+    assert p.returncode == 0, describe(p)
+    for flag, unit in (("--alloc-bytes", "bytes"), ("--alloc-count", "allocations")):
+        svg = tmp_path / ("f%s.svg" % flag)
+        f = run([CLI, "flame", flag, prof.path, "-o", svg])
+        assert f.returncode == 0, describe(f)
+        text = svg.read_text()
+        assert ">make<" in text or "make (" in text, text[:300]
+        assert unit in text
+    r = run([CLI, "report", prof.path])
+    out = r.stdout.decode()
+    assert r.returncode == 0 and "Allocations (PyMem allocators)" in out, describe(r)
+    assert "stack at the peak" in out
+    table = out[out.index("freed bytes"):].splitlines()
+    line = next(l for l in table if l.endswith(" make (%s:2)" % prog))
+    assert line.split()[:2] == [str(4 * N), str(2 * N * (SIZE + 1 + 56))], line
+
+
+def test_flame_without_alloc_data_says_so(py, tmp_path):
+    prog = write_prog(tmp_path, "x = 1\n")
+    p, prof = run_record(py, [prog], tmp_path)
+    f = run([CLI, "flame", "--alloc-bytes", prof.path, "-o", tmp_path / "x.svg"])
+    assert f.returncode != 0
+    assert b"no allocation data (record with --alloc)" in f.stderr, describe(f)
+
+
+def test_bad_alloc_value_is_one_clear_line(py, tmp_path):
+    prog = write_prog(tmp_path, "print('ran')\n")
+    p = run([CLI, "record", "--alloc=sometimes", "-o", tmp_path / "x", "--", py.exe, prog])
+    assert p.returncode != 0 and b"ran" not in p.stdout
+    assert b"--alloc: 'sometimes' is not valid (expected off, on or native" in p.stderr, describe(p)
+
+
+def test_fork_child_with_alloc(py, tmp_path):
+    """The child inherits the wrappers: they only forward; no deadlock."""
+    prog = write_prog(tmp_path, textwrap.dedent("""
+        import os, threading
+        def churn():
+            for _ in range(2000):
+                x = bytearray(64); y = bytearray(64)
+        ts = [threading.Thread(target=churn) for _ in range(2)]
+        for t in ts: t.start()
+        pids = []
+        for _ in range(5):
+            pid = os.fork()
+            if pid == 0:
+                y = [bytearray(64) for _ in range(1000)]
+                os._exit(7)
+            pids.append(pid)
+        for t in ts: t.join()
+        print(sorted(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids))
+    """))
+    p, prof = run_record(py, [prog], tmp_path, opts=("--alloc",))
+    assert p.returncode == 0, describe(p)
+    assert p.stdout.decode().strip() == "[7, 7, 7, 7, 7]"
+    assert alloc_rows(report_json(prof.path))["churn"]["allocs"] >= 2 * 2000 * 4
