@@ -9,7 +9,8 @@
  * structs on big-endian hosts (the reader decodes field by field).
  *
  * Order of chunks written by the profiler:
- *   META, then any number of STRINGS / FUNCS / THREAD / TREE / EVENTS / SAMPLES / GIL chunks
+ *   META, then any number of STRINGS / FUNCS / THREAD / TREE / EVENTS / SAMPLES / GIL /
+ *   ALLOC / GC chunks
  *   in any order (a chunk only refers to ids defined by earlier chunks, or by
  *   later ones before the TRAILER), and last a TRAILER. A file without a
  *   TRAILER is truncated: readers report it and keep what they have.
