@@ -13,7 +13,7 @@
     "CPYPROF_OUTPUT, CPYPROF_MODE, CPYPROF_BUILTINS, CPYPROF_MAX_DEPTH, CPYPROF_RING_SIZE, "       \
     "CPYPROF_TRANSPORT, CPYPROF_QUIET, CPYPROF_RATE, CPYPROF_CLOCK, CPYPROF_IDLE, "                \
     "CPYPROF_NATIVE, "                                                                             \
-    "CPYPROF_GIL"
+    "CPYPROF_GIL, CPYPROF_ALLOC"
 #define BOOL_EXPECT "(expected 1/0, true/false, yes/no, on/off)"
 #define RING_EXPECT "(expected 4K..1G bytes, with an optional K, M or G suffix)"
 
@@ -59,11 +59,32 @@ START_TEST(test_defaults)
 }
 END_TEST
 
+START_TEST(test_alloc_values)
+{
+    ck_assert_int_eq(cfg.alloc, CP_ALLOC_OFF);
+    static const struct {
+        const char *text;
+        cp_alloc_mode want;
+    } ok[] = {{"on", CP_ALLOC_ON},   {"NATIVE", CP_ALLOC_NATIVE}, {"off", CP_ALLOC_OFF},
+              {"1", CP_ALLOC_ON},    {"yes", CP_ALLOC_ON},        {"false", CP_ALLOC_OFF},
+              {"native", CP_ALLOC_NATIVE}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        set_ok("alloc", ok[i].text);
+        ck_assert_int_eq(cfg.alloc, ok[i].want);
+    }
+    set_bad("--", "alloc", "sometimes",
+            "--alloc: 'sometimes' is not valid (expected off, on or native (or 1/0, true/false, "
+            "yes/no))");
+    ck_assert_int_eq(cfg.alloc, CP_ALLOC_NATIVE); /* unchanged by the bad value */
+}
+END_TEST
+
 START_TEST(test_keys_list)
 {
     static const char *const want[] = {"output",    "mode",      "builtins", "max_depth",
                                        "ring_size", "transport", "quiet",    "rate",
-                                       "clock",     "idle",      "native",   "gil"};
+                                       "clock",     "idle",      "native",   "gil",
+                                       "alloc"};
     size_t n = 0;
     while (cp_config_keys[n])
         n++;
@@ -290,13 +311,13 @@ START_TEST(test_unknown_key)
     set_bad("CPYPROF_", "raet", "5", "CPYPROF_RAET: unknown setting (known: " KNOWN_ENV ")");
     set_bad("--", "ring_sise", "5",
             "--ring-sise: unknown setting (known: --output, --mode, --builtins, --max-depth, "
-            "--ring-size, --transport, --quiet, --rate, --clock, --idle, --native, --gil)");
+            "--ring-size, --transport, --quiet, --rate, --clock, --idle, --native, --gil, --alloc)");
     set_bad(NULL, "Raet", "5",
             "Raet: unknown setting (known: output, mode, builtins, max_depth, ring_size, "
-            "transport, quiet, rate, clock, idle, native, gil)");
+            "transport, quiet, rate, clock, idle, native, gil, alloc)");
     set_bad("", "", "5",
             ": unknown setting (known: output, mode, builtins, max_depth, ring_size, "
-            "transport, quiet, rate, clock, idle, native, gil)");
+            "transport, quiet, rate, clock, idle, native, gil, alloc)");
 }
 END_TEST
 
@@ -444,6 +465,7 @@ static Suite *config_suite(void)
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_keys_list);
+    tcase_add_test(tc, test_alloc_values);
     tcase_add_test(tc, test_output);
     tcase_add_test(tc, test_mode_transport_clock);
     tcase_add_test(tc, test_booleans);
