@@ -55,6 +55,7 @@
 #include "python/profiler.h"
 
 #include "core/ptrmap.h"
+#include <internal/pycore_pystate.h> /* _PyThreadState_GET: one load of _PyRuntime */
 #include "core/sitestats.h"
 #include "cpyprof/format.h"
 
@@ -150,10 +151,12 @@ cp_thread *cp_alloc_current_thread(void)
 
 /* ---- sites ------------------------------------------------------------------ */
 
-/* The innermost complete Python frame of this thread, or NULL. */
-static cp_iframe *innermost_frame(void)
+/* The innermost complete Python frame of this thread, or NULL. With the
+ * GIL the running thread state is the runtime's current one (one load);
+ * without it, the thread's own (gilstate TSS key, a pthread_getspecific). */
+static cp_iframe *innermost_frame(bool gil)
 {
-    PyThreadState *ts = PyGILState_GetThisThreadState();
+    PyThreadState *ts = gil ? _PyThreadState_GET() : PyGILState_GetThisThreadState();
     cp_iframe *f = ts ? cp311_tstate_frame(ts) : NULL;
     while (f && !cp311_iframe_complete(f))
         f = cp311_iframe_previous(f);
@@ -173,7 +176,7 @@ static inline uint32_t site_of(cp_thread *th, bool gil)
         uint32_t d = th->depth;
         return d ? th->stack[d - 1].fid + 1 : 0;
     }
-    cp_iframe *f = innermost_frame();
+    cp_iframe *f = innermost_frame(gil);
     if (!f)
         return 0;
     PyCodeObject *co = cp311_iframe_code(f);
