@@ -14,6 +14,7 @@ order so machine noise hits every configuration alike):
   alloc           cpyprof.start(mode="sample", rate=1, alloc=True): counting
                   mode, per function, no profile hook (the figure the target
                   is about)
+  native          the same with alloc="native" (malloc/free of C code too)
   trace           cpyprof.start() (deterministic, no counting)
   trace+alloc     cpyprof.start(alloc=True): counting per call-tree node
   tracemalloc     tracemalloc.start(1)
@@ -65,11 +66,11 @@ CHILD = textwrap.dedent(r"""
             "grow": lambda: grow(int(200_000 * scale))}[workload]
 
     tracker = None
-    if cfg in ("alloc", "trace", "trace+alloc"):
+    if cfg in ("alloc", "native", "trace", "trace+alloc"):
         import cpyprof
         kw = {"alloc": True} if cfg.endswith("alloc") else {}
-        if cfg == "alloc":
-            kw.update(mode="sample", rate=1)
+        if cfg in ("alloc", "native"):
+            kw.update(mode="sample", rate=1, alloc=True if cfg == "alloc" else "native")
         cpyprof.start(out, quiet=True, **kw)
     elif cfg == "tracemalloc":
         import tracemalloc
@@ -81,7 +82,7 @@ CHILD = textwrap.dedent(r"""
     t0 = time.perf_counter()
     work()
     t1 = time.perf_counter()
-    if cfg in ("alloc", "trace", "trace+alloc"):
+    if cfg in ("alloc", "native", "trace", "trace+alloc"):
         cpyprof.stop()
     elif cfg == "tracemalloc":
         tracemalloc.stop()
@@ -90,7 +91,7 @@ CHILD = textwrap.dedent(r"""
     print("%.6f" % (t1 - t0))
 """)
 
-CONFIGS = ["baseline", "alloc", "trace", "trace+alloc", "tracemalloc", "memray", "memray-native"]
+CONFIGS = ["baseline", "alloc", "native", "trace", "trace+alloc", "tracemalloc", "memray", "memray-native"]
 TARGETS = {"alloc": 10.0}
 
 

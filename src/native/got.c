@@ -10,23 +10,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-typedef struct patched_slot {
-    void **slot;
-    void *original;
-    void *replacement;
-    int relro; /* the slot's page is read-only between our stores */
-} patched_slot;
+typedef struct cp_got_slot patched_slot;
 
-static struct {
-    patched_slot *slots;
-    size_t n, cap;
-    /* objects already processed, by load address + name hash */
-    uintptr_t *seen;
-    size_t nseen, capseen;
-    unsigned long long adds; /* dlpi_adds at the last install */
-} got;
+/* The set of cp_got_install / cp_got_restore_all (the C-thread hooks). */
+static cp_got_set default_set;
 
 struct scan_ctx {
+    cp_got_set *set;
     const cp_got_hook *hooks;
     size_t nhooks;
     const void *self;
@@ -39,39 +29,40 @@ struct scan_ctx {
     int found;
 };
 
-static int seen_before(uintptr_t key)
+static int seen_before(const cp_got_set *set, uintptr_t key)
 {
-    for (size_t i = 0; i < got.nseen; i++)
-        if (got.seen[i] == key)
+    for (size_t i = 0; i < set->nseen; i++)
+        if (set->seen[i] == key)
             return 1;
     return 0;
 }
 
-static int remember_seen(uintptr_t key)
+static int remember_seen(cp_got_set *set, uintptr_t key)
 {
-    if (got.nseen == got.capseen) {
-        size_t cap = got.capseen ? got.capseen * 2 : 64;
-        uintptr_t *s = realloc(got.seen, cap * sizeof *s);
+    cp_got_set *got = set;
+    if (got->nseen == got->capseen) {
+        size_t cap = got->capseen ? got->capseen * 2 : 64;
+        uintptr_t *s = realloc(got->seen, cap * sizeof *s);
         if (!s)
             return -1;
-        got.seen = s;
-        got.capseen = cap;
+        got->seen = s;
+        got->capseen = cap;
     }
-    got.seen[got.nseen++] = key;
+    got->seen[got->nseen++] = key;
     return 0;
 }
 
-static int remember_slot(void **slot, void *orig, void *repl, int relro)
+static int remember_slot(cp_got_set *got, void **slot, void *orig, void *repl, int relro)
 {
-    if (got.n == got.cap) {
-        size_t cap = got.cap ? got.cap * 2 : 16;
-        patched_slot *s = realloc(got.slots, cap * sizeof *s);
+    if (got->n == got->cap) {
+        size_t cap = got->cap ? got->cap * 2 : 16;
+        patched_slot *s = realloc(got->slots, cap * sizeof *s);
         if (!s)
             return -1;
-        got.slots = s;
-        got.cap = cap;
+        got->slots = s;
+        got->cap = cap;
     }
-    got.slots[got.n++] = (patched_slot){slot, orig, repl, relro};
+    got->slots[got->n++] = (patched_slot){slot, orig, repl, relro};
     return 0;
 }
 
@@ -121,7 +112,7 @@ static void patch_relocs(struct dl_phdr_info *info, struct scan_ctx *ctx, const 
                 }
                 ctx->out[ctx->rewritten] =
                     (cp_got_patch){slot, cur, ctx->hooks[h].replacement, relro};
-            } else if (remember_slot(slot, cur, ctx->hooks[h].replacement, relro) != 0) {
+            } else if (remember_slot(ctx->set, slot, cur, ctx->hooks[h].replacement, relro) != 0) {
                 ctx->oom = 1;
                 return;
             }
@@ -135,10 +126,14 @@ static int scan_object(struct dl_phdr_info *info, size_t size, void *arg)
 {
     struct scan_ctx *ctx = arg;
     (void)size;
-    got.adds = info->dlpi_adds;
+    ctx->set->adds = info->dlpi_adds;
     const char *name = info->dlpi_name ? info->dlpi_name : "";
     if (strstr(name, "linux-vdso") || strstr(name, "ld-linux"))
         return 0;
+    if (!ctx->only && ctx->set->skip)
+        for (const char *const *k = ctx->set->skip; *k; k++)
+            if (strstr(name, *k))
+                return 0;
     const ElfW(Dyn) *dyn = NULL;
     uintptr_t relro_lo = 0, relro_hi = 0;
     int contains_self = 0, contains_only = 0;
@@ -166,9 +161,9 @@ static int scan_object(struct dl_phdr_info *info, size_t size, void *arg)
     if (!dyn || contains_self)
         return ctx->found;
     uintptr_t key = info->dlpi_addr ^ (uintptr_t)dyn;
-    if (!ctx->only && seen_before(key))
+    if (!ctx->only && seen_before(ctx->set, key))
         return 0;
-    if (!ctx->only && remember_seen(key) != 0) {
+    if (!ctx->only && remember_seen(ctx->set, key) != 0) {
         ctx->oom = 1;
         return 1;
     }
@@ -211,11 +206,17 @@ static int scan_object(struct dl_phdr_info *info, size_t size, void *arg)
     return ctx->oom || ctx->found;
 }
 
-int cp_got_install(const cp_got_hook *hooks, size_t nhooks, const void *self_addr)
+int cp_got_set_install(cp_got_set *set, const cp_got_hook *hooks, size_t nhooks,
+                       const void *self_addr)
 {
-    struct scan_ctx ctx = {hooks, nhooks, self_addr, 0, 0, NULL, NULL, 0, 0};
+    struct scan_ctx ctx = {set, hooks, nhooks, self_addr, 0, 0, NULL, NULL, 0, 0};
     dl_iterate_phdr(scan_object, &ctx);
     return ctx.oom ? -1 : ctx.rewritten;
+}
+
+int cp_got_install(const cp_got_hook *hooks, size_t nhooks, const void *self_addr)
+{
+    return cp_got_set_install(&default_set, hooks, nhooks, self_addr);
 }
 
 static int first_adds(struct dl_phdr_info *info, size_t size, void *arg)
@@ -225,17 +226,22 @@ static int first_adds(struct dl_phdr_info *info, size_t size, void *arg)
     return 1; /* stop at the first object */
 }
 
-int cp_got_objects_changed(void)
+int cp_got_set_changed(const cp_got_set *set)
 {
     unsigned long long adds = 0;
     dl_iterate_phdr(first_adds, &adds);
-    return adds != got.adds;
+    return adds != set->adds;
 }
 
-void cp_got_restore_all(void)
+int cp_got_objects_changed(void)
 {
-    for (size_t i = got.n; i-- > 0;) {
-        patched_slot *p = &got.slots[i];
+    return cp_got_set_changed(&default_set);
+}
+
+void cp_got_set_restore(cp_got_set *got)
+{
+    for (size_t i = got->n; i-- > 0;) {
+        patched_slot *p = &got->slots[i];
         /* Only undo our own change: if someone else rewrote the slot since,
          * theirs stays. An object unloaded meanwhile (dlclose) took its
          * slots with it: skip addresses no longer mapped. */
@@ -245,9 +251,16 @@ void cp_got_restore_all(void)
         if (__atomic_load_n(p->slot, __ATOMIC_ACQUIRE) == p->replacement)
             store_slot(p->slot, p->original, p->relro);
     }
-    free(got.slots);
-    free(got.seen);
-    memset(&got, 0, sizeof got);
+    free(got->slots);
+    free(got->seen);
+    const char *const *skip = got->skip;
+    memset(got, 0, sizeof *got);
+    got->skip = skip;
+}
+
+void cp_got_restore_all(void)
+{
+    cp_got_set_restore(&default_set);
 }
 
 int cp_got_install_in(const cp_got_hook *hooks, size_t nhooks, const void *object_addr,
@@ -257,10 +270,9 @@ int cp_got_install_in(const cp_got_hook *hooks, size_t nhooks, const void *objec
      * got.adds is left as cp_got_install set it (its "objects changed"
      * test must not be fooled by this walk); scan_object writes it, so save
      * and restore it around the walk. */
-    unsigned long long adds = got.adds;
-    struct scan_ctx ctx = {hooks, nhooks, NULL, 0, 0, object_addr, out, cap, 0};
+    cp_got_set scratch = {0}; /* scan_object writes adds: keep the default set's */
+    struct scan_ctx ctx = {&scratch, hooks, nhooks, NULL, 0, 0, object_addr, out, cap, 0};
     dl_iterate_phdr(scan_object, &ctx);
-    got.adds = adds;
     if (ctx.oom) {
         cp_got_restore_patches(out, (size_t)ctx.rewritten);
         return -1;

@@ -20,12 +20,43 @@
 #define CPYPROF_NATIVE_GOT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /** One function to redirect. */
 typedef struct cp_got_hook {
     const char *symbol; /* e.g. "PyGILState_Ensure" */
     void *replacement;  /* our wrapper */
 } cp_got_hook;
+
+/** One rewritten slot, for undoing it. */
+typedef struct cp_got_slot {
+    void **slot;
+    void *original;
+    void *replacement;
+    int relro; /* the slot's page is read-only between our stores */
+} cp_got_slot;
+
+/** The objects one user has processed and the slots it rewrote. Users with
+ *  different hooks keep separate sets (zero-initialised), so that an object
+ *  one of them saw is still processed for the other. */
+typedef struct cp_got_set {
+    cp_got_slot *slots;
+    size_t n, cap;
+    uintptr_t *seen; /* objects processed, by load address ^ dynamic section */
+    size_t nseen, capseen;
+    unsigned long long adds; /* dlpi_adds at the last install */
+    /* objects whose name contains one of these are left alone (NULL-ended;
+     * kept across cp_got_set_restore) */
+    const char *const *skip;
+} cp_got_set;
+
+/** cp_got_install for a set of one's own. */
+int cp_got_set_install(cp_got_set *set, const cp_got_hook *hooks, size_t nhooks,
+                       const void *self_addr);
+/** cp_got_objects_changed for a set. */
+int cp_got_set_changed(const cp_got_set *set);
+/** cp_got_restore_all for a set (keeps its `skip` list). */
+void cp_got_set_restore(cp_got_set *set);
 
 /** Redirects `hooks` in every loaded object not seen before (all but the
  *  object containing `self_addr`, i.e. libcpyprof.so). Returns the number of

@@ -360,8 +360,9 @@ static void raw_remember(cp_thread *th, uint32_t site, void *p, size_t n)
     note_peak(live + A.gil_live, th, site);
 }
 
-static void raw_account_new(void *p, size_t n)
+void cp_alloc_raw_new(void *p, size_t n)
 {
+    int was_busy = cp_alloc_busy;
     cp_alloc_busy = 1;
     raw_lock();
     if (atomic_load_explicit(&A.live, memory_order_relaxed)) {
@@ -369,45 +370,41 @@ static void raw_account_new(void *p, size_t n)
         raw_remember(th, th ? site_of(th, false) : 0, p, n);
     }
     raw_unlock();
-    cp_alloc_busy = 0;
+    cp_alloc_busy = was_busy;
 }
 
-static void *w_raw_malloc(void *ctx, size_t n)
+void cp_alloc_raw_free(void *ptr)
 {
-    layer *L = ctx;
-    void *p = L->orig.malloc(L->orig.ctx, n);
-    if (p && raw_counting(L))
-        raw_account_new(p, n);
-    return p;
+    int was_busy = cp_alloc_busy;
+    cp_alloc_busy = 1;
+    raw_lock();
+    if (atomic_load_explicit(&A.live, memory_order_relaxed)) {
+        cp_thread *th = counting_thread();
+        raw_forget(th, th ? site_of(th, false) : 0, ptr);
+    }
+    raw_unlock();
+    cp_alloc_busy = was_busy;
 }
 
-static void *w_raw_calloc(void *ctx, size_t nelem, size_t elsize)
+void *cp_alloc_raw_realloc(cp_realloc_fn fn, void *ctx, void *ptr, size_t n)
 {
-    layer *L = ctx;
-    void *p = L->orig.calloc(L->orig.ctx, nelem, elsize);
-    if (p && raw_counting(L))
-        raw_account_new(p, nelem * elsize);
-    return p;
-}
-
-static void *w_raw_realloc(void *ctx, void *ptr, size_t n)
-{
-    layer *L = ctx;
-    if (!ptr || !raw_counting(L)) {
-        void *p = L->orig.realloc(L->orig.ctx, ptr, n);
-        if (p && !ptr && raw_counting(L))
-            raw_account_new(p, n);
+    int was_busy = cp_alloc_busy;
+    cp_alloc_busy = 1; /* the allocator's own calls (malloc, mmap) are not counted again */
+    if (!ptr) {
+        void *p = fn(ctx, NULL, n);
+        cp_alloc_busy = was_busy;
+        if (p)
+            cp_alloc_raw_new(p, n);
         return p;
     }
     /* Take the old entry out first (see the RAW hazard above); put it back
      * if the realloc fails and the old block stays. */
-    cp_alloc_busy = 1;
     raw_lock();
     uint64_t old_size = 0;
     bool had = atomic_load_explicit(&A.live, memory_order_relaxed) &&
                cp_ptrmap_take(&A.raw_map, (uintptr_t)ptr, &old_size);
     raw_unlock();
-    void *p = L->orig.realloc(L->orig.ctx, ptr, n);
+    void *p = fn(ctx, ptr, n);
     raw_lock();
     if (atomic_load_explicit(&A.live, memory_order_relaxed)) {
         cp_thread *th = counting_thread();
@@ -427,24 +424,61 @@ static void *w_raw_realloc(void *ctx, void *ptr, size_t n)
         }
     }
     raw_unlock();
-    cp_alloc_busy = 0;
+    cp_alloc_busy = was_busy;
     return p;
+}
+
+static void *w_raw_malloc(void *ctx, size_t n)
+{
+    layer *L = ctx;
+    if (!raw_counting(L))
+        return L->orig.malloc(L->orig.ctx, n);
+    cp_alloc_busy = 1; /* the allocator's malloc is not a native allocation */
+    void *p = L->orig.malloc(L->orig.ctx, n);
+    cp_alloc_busy = 0;
+    if (p)
+        cp_alloc_raw_new(p, n);
+    return p;
+}
+
+static void *w_raw_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    layer *L = ctx;
+    if (!raw_counting(L))
+        return L->orig.calloc(L->orig.ctx, nelem, elsize);
+    cp_alloc_busy = 1;
+    void *p = L->orig.calloc(L->orig.ctx, nelem, elsize);
+    cp_alloc_busy = 0;
+    if (p)
+        cp_alloc_raw_new(p, nelem * elsize);
+    return p;
+}
+
+static void *layer_realloc(void *ctx, void *ptr, size_t n)
+{
+    layer *L = ctx;
+    return L->orig.realloc(L->orig.ctx, ptr, n);
+}
+
+static void *w_raw_realloc(void *ctx, void *ptr, size_t n)
+{
+    layer *L = ctx;
+    if (!raw_counting(L))
+        return L->orig.realloc(L->orig.ctx, ptr, n);
+    return cp_alloc_raw_realloc(layer_realloc, L, ptr, n);
 }
 
 static void w_raw_free(void *ctx, void *ptr)
 {
     layer *L = ctx;
-    if (ptr && raw_counting(L)) {
-        cp_alloc_busy = 1;
-        raw_lock();
-        if (atomic_load_explicit(&A.live, memory_order_relaxed)) {
-            cp_thread *th = counting_thread();
-            raw_forget(th, th ? site_of(th, false) : 0, ptr);
-        }
-        raw_unlock();
-        cp_alloc_busy = 0;
+    if (!ptr || !raw_counting(L)) {
+        L->orig.free(L->orig.ctx, ptr);
+        return;
     }
+    cp_alloc_raw_free(ptr);
+    cp_alloc_busy = 1;
     L->orig.free(L->orig.ctx, ptr);
+    cp_alloc_busy = 0;
 }
 
 /* ---- start / stop ------------------------------------------------------------ */
@@ -454,8 +488,11 @@ static bool is_ours(const PyMemAllocatorEx *a)
     return a->malloc == w_malloc || a->malloc == w_raw_malloc;
 }
 
+_Atomic int cp_alloc_native_live;
+
 static void atfork_child(void)
 {
+    atomic_store(&cp_alloc_native_live, 0);
     atomic_store(&A.live, 0);
 }
 
@@ -509,14 +546,17 @@ void cp_alloc_start(void)
         PyMem_SetAllocator(domains[d], &w);
     }
     atomic_store(&A.live, 1);
+    if (cp_g.cfg.alloc == CP_ALLOC_NATIVE)
+        cp_alloc_native_start(); /* after live: its wrappers count from now */
 }
 
 void cp_alloc_stop(void)
 {
     if (!A.cur[0])
         return;
+    cp_alloc_native_stop(); /* slots back first; late callers only forward */
     atomic_store(&A.live, 0);
-    /* A RAW wrapper that saw live == 1 finishes under the lock. */
+    /* A RAW or native wrapper that saw live == 1 finishes under the lock. */
     raw_lock();
     raw_unlock();
     static const PyMemAllocatorDomain domains[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,

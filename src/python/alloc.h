@@ -7,6 +7,7 @@
 #ifndef CPYPROF_PYTHON_ALLOC_H
 #define CPYPROF_PYTHON_ALLOC_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -40,5 +41,25 @@ int cp_alloc_dump(char *err, size_t errlen);
 /** The calling thread's profiler state, or NULL (a thread the profiler
  *  does not know). Any thread, with or without the GIL. */
 struct cp_thread *cp_alloc_current_thread(void);
+
+/* ---- for alloc_native.c: counting blocks of the raw kind (any thread) ---- */
+
+/** Non-zero while native allocations are counted (alloc=native). */
+extern _Atomic int cp_alloc_native_live;
+
+/** Counts a new block p of n bytes / the free of p (its size from the map),
+ *  charged to the calling thread's current site. Any thread, GIL or not. */
+void cp_alloc_raw_new(void *p, size_t n);
+void cp_alloc_raw_free(void *p);
+
+/** A realloc through fn(ctx, ptr, n), counted as a free and an allocation;
+ *  busy is set during fn. */
+typedef void *(*cp_realloc_fn)(void *ctx, void *ptr, size_t n);
+void *cp_alloc_raw_realloc(cp_realloc_fn fn, void *ctx, void *ptr, size_t n);
+
+/** alloc_native.c: redirects malloc & co in every loaded object (and in
+ *  objects loaded later), with the GIL; puts them back at stop. */
+void cp_alloc_native_start(void);
+void cp_alloc_native_stop(void);
 
 #endif

@@ -258,8 +258,10 @@ def test_bad_alloc_value_is_one_clear_line(py, tmp_path):
     assert b"--alloc: 'sometimes' is not valid (expected off, on or native" in p.stderr, describe(p)
 
 
-def test_fork_child_with_alloc(py, tmp_path):
-    """The child inherits the wrappers: they only forward; no deadlock."""
+@pytest.mark.parametrize("how", ["on", "native"])
+def test_fork_child_with_alloc(py, tmp_path, how):
+    """The child inherits the wrappers (and, native, the GOT slots): they
+    only forward; no deadlock with threads allocating at the fork."""
     prog = write_prog(tmp_path, textwrap.dedent("""
         import os, threading
         def churn():
@@ -277,7 +279,63 @@ def test_fork_child_with_alloc(py, tmp_path):
         for t in ts: t.join()
         print(sorted(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids))
     """))
-    p, prof = run_record(py, [prog], tmp_path, opts=("--alloc",))
+    p, prof = run_record(py, [prog], tmp_path, opts=("--alloc=" + how,))
     assert p.returncode == 0, describe(p)
     assert p.stdout.decode().strip() == "[7, 7, 7, 7, 7]"
     assert alloc_rows(report_json(prof.path))["churn"]["allocs"] >= 2 * 2000 * 4
+
+
+# zlib's compress2 at level 9 allocates its deflate state with malloc
+# through libz's own GOT: about 262 KiB (window, prev and head tables,
+# pending buffer). ctypes loads libz with dlopen during the run, so the
+# redirection has to follow the dlopen.
+NATIVE = textwrap.dedent("""
+    import ctypes, ctypes.util
+    def squeeze(data):
+        libz = ctypes.CDLL(ctypes.util.find_library("z"))
+        bound = libz.compressBound(len(data))
+        dest = ctypes.create_string_buffer(bound)
+        n = ctypes.c_ulong(bound)
+        assert libz.compress2(dest, ctypes.byref(n), data, len(data), 9) == 0
+        return n.value
+    def main():
+        print(squeeze(b"hello world " * 1000))
+    main()
+""")
+
+
+@pytest.mark.parametrize("mode", ["trace", "sample"])
+def test_native_zlib_allocation_under_its_python_caller(py, tmp_path, mode):
+    prog = write_prog(tmp_path, NATIVE)
+    got = {}
+    for alloc in ("on", "native"):
+        p, prof = run_record(py, [prog], tmp_path, opts=("--alloc=" + alloc, "--mode", mode),
+                             out=tmp_path / ("%s.cpyprof" % alloc))
+        assert p.returncode == 0 and p.stdout.strip() == b"61", describe(p)
+        doc = report_json(prof.path)
+        assert doc["alloc"]["native"] == (alloc == "native")
+        got[alloc] = alloc_rows(doc)["squeeze"]
+    assert got["on"]["alloc_bytes"] < 100_000, got["on"]
+    # the deflate state, allocated and freed inside compress2
+    assert got["native"]["alloc_bytes"] - got["on"]["alloc_bytes"] >= 250_000, got
+    assert got["native"]["free_bytes"] - got["on"]["free_bytes"] >= 250_000, got
+
+
+def test_native_stop_puts_malloc_back(py, tmp_path):
+    """After stop no GOT slot points at our wrappers: a later run without
+    native counting counts no native allocation."""
+    prog = write_prog(tmp_path, NATIVE.replace("main()\n", "") + textwrap.dedent("""
+        import sys, cpyprof
+        cpyprof.start(sys.argv[1] + "1", alloc="native", quiet=True)
+        main()
+        cpyprof.stop()
+        cpyprof.start(sys.argv[1] + "2", alloc=True, quiet=True)
+        main()
+        cpyprof.stop()
+    """))
+    out = tmp_path / "ns.cpyprof"
+    p, _ = run_import(py, [prog, out], out.with_name("ns.cpyprof1"), tmp_path)
+    assert p.returncode == 0, describe(p)
+    first = alloc_rows(report_json(str(out) + "1"))["squeeze"]
+    second = alloc_rows(report_json(str(out) + "2"))["squeeze"]
+    assert first["alloc_bytes"] >= 250_000 and second["alloc_bytes"] < 100_000, (first, second)
