@@ -3,6 +3,7 @@
 #include "report/text.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -91,6 +92,46 @@ bool cli_parse_uint(const char *text, unsigned long long min, unsigned long long
     if (errno || *end || v < min || v > max)
         return false;
     *out = v;
+    return true;
+}
+
+bool cli_parse_duration(const char *text, uint64_t *ns)
+{
+    /* Digits, an optional fraction, an optional unit; no locale (strtod
+     * would read "1,5" in some), no sign, no exponent. */
+    if (!text || *text < '0' || *text > '9')
+        return false;
+    unsigned long long whole = 0, frac = 0, scale = 1;
+    const char *s = text;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (whole > (ULLONG_MAX - 9) / 10)
+            return false;
+        whole = whole * 10 + (unsigned)(*s - '0');
+    }
+    if (*s == '.') {
+        s++;
+        if (*s < '0' || *s > '9')
+            return false;
+        for (; *s >= '0' && *s <= '9'; s++)
+            if (scale < 1000000000ull) {
+                frac = frac * 10 + (unsigned)(*s - '0');
+                scale *= 10;
+            }
+    }
+    unsigned long long unit;
+    if (*s == '\0' || strcmp(s, "ns") == 0)
+        unit = 1;
+    else if (strcmp(s, "us") == 0)
+        unit = 1000;
+    else if (strcmp(s, "ms") == 0)
+        unit = 1000000;
+    else if (strcmp(s, "s") == 0)
+        unit = 1000000000;
+    else
+        return false;
+    if (whole > ULLONG_MAX / unit)
+        return false;
+    *ns = whole * unit + frac * unit / scale;
     return true;
 }
 

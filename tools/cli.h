@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
@@ -46,6 +47,10 @@ int cli_close_output(FILE *f, const char *path);
 /** Parses a decimal unsigned number in [min, max]. */
 bool cli_parse_uint(const char *text, unsigned long long min, unsigned long long max,
                     unsigned long long *out);
+
+/** Parses a duration: a number of ns, or a decimal number with a unit ns,
+ *  us, ms or s ("20us", "1.5ms"). */
+bool cli_parse_duration(const char *text, uint64_t *ns);
 
 /** The command line stored in the profile ("python3 app.py"), or NULL. */
 const char *cli_profile_command(const cp_profile *p, char *buf, size_t n);

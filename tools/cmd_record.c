@@ -84,6 +84,8 @@ static void help(void)
            "  -o, --output FILE     the profile to write (default cpyprof.out)\n"
            "  -m, --mode MODE       trace: every call, exact counts (default)\n"
            "                        sample: timer-driven stack samples\n"
+           "                        timeline: every call and return with its time, for\n"
+           "                        'cpyprof convert --to chrome' (and trace's counts)\n"
            "      --no-builtins     do not profile C functions (len, list.append, ...)\n"
            "      --max-depth N     deepest stack tracked, 16..100000 (default 2048)\n"
            "      --ring-size SIZE  per-thread buffer, 4K..1G, suffix K/M/G (default 1M)\n"
@@ -102,6 +104,12 @@ static void help(void)
            "      --alloc[=HOW]     count allocations per function (PyMem allocators) and\n"
            "                        record garbage collections: on (default) or native\n"
            "                        (malloc/free of C code too, by GOT patching)\n"
+           "      --buffer SIZE     timeline: per-thread event buffer, 64K..1G, suffix\n"
+           "                        K/M/G (default 4M; 32 bytes per event)\n"
+           "      --keep WHICH      timeline: all (default): stream every event to the\n"
+           "                        file, events that find the buffer full are dropped\n"
+           "                        and counted; last: flight recorder, only the newest\n"
+           "                        events that fit the buffer are kept (fixed memory)\n"
            "  -q, --quiet           no messages except errors\n"
            "  -h, --help            this help\n\n"
            "The exit status is the program's. CPYPROF_LIBRARY overrides the path of the\n"
@@ -299,6 +307,8 @@ int cmd_record(int argc, char **argv)
         OPT_NATIVE,
         OPT_GIL,
         OPT_ALLOC,
+        OPT_BUFFER,
+        OPT_KEEP,
     };
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},
@@ -314,6 +324,8 @@ int cmd_record(int argc, char **argv)
         {"native", no_argument, NULL, OPT_NATIVE},
         {"gil", optional_argument, NULL, OPT_GIL},
         {"alloc", optional_argument, NULL, OPT_ALLOC},
+        {"buffer", required_argument, NULL, OPT_BUFFER},
+        {"keep", required_argument, NULL, OPT_KEEP},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -367,6 +379,12 @@ int cmd_record(int argc, char **argv)
             break;
         case OPT_ALLOC: /* --alloc alone means the PyMem allocators */
             s = (setting){"alloc", optarg ? optarg : "on"};
+            break;
+        case OPT_BUFFER:
+            s.key = "buffer";
+            break;
+        case OPT_KEEP:
+            s.key = "keep";
             break;
         case 'q':
             s = (setting){"quiet", "1"};

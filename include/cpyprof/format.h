@@ -103,6 +103,17 @@ enum cpyprof_chunk_type {
      * dropped (collections not recorded: the table was full), then count x
      * struct cpyprof_gc_rec (48 bytes), in time order. */
     CPYPROF_CHUNK_GC = 11,
+    /* A thread's timeline (mode timeline): u32 thread_id, u32 count, then
+     * count x struct cpyprof_tl_rec (16 bytes), in time order. Per thread,
+     * over all its TIMELINE chunks in file order, the events nest: every
+     * BEGIN has its END, an END closes the innermost open BEGIN (the writer
+     * synthesizes begins and ends where the real ones are unknown and flags
+     * them CPYPROF_TL_SYNTH). Function ids may be defined later in the file. */
+    CPYPROF_CHUNK_TIMELINE = 12,
+
+    /* A thread's timeline accounting, written once per thread before the
+     * TRAILER: struct cpyprof_tl_info_rec (64 bytes). */
+    CPYPROF_CHUNK_TIMELINE_INFO = 13,
 
     /* Always last: struct cpyprof_trailer_rec (64 bytes). */
     CPYPROF_CHUNK_TRAILER = 0x7F,
@@ -189,6 +200,47 @@ struct cpyprof_event_rec {
     uint32_t a;
     uint64_t b;
     uint64_t c;
+};
+
+/** A timeline event. info packs: bits 0-1 the kind (CPYPROF_TL_BEGIN,
+ *  CPYPROF_TL_END), bit 2 CPYPROF_TL_SYNTH, bits 8-31 the frame's depth (1 =
+ *  outermost frame recorded). 16 bytes. */
+struct cpyprof_tl_rec {
+    int64_t time_ns; /* ns since the profile start */
+    uint32_t func;   /* function id */
+    uint32_t info;
+};
+
+#define CPYPROF_TL_BEGIN 1u
+#define CPYPROF_TL_END 2u
+#define CPYPROF_TL_KIND_MASK 3u
+#define CPYPROF_TL_SYNTH 4u /* made by the profiler: see CPYPROF_CHUNK_TIMELINE */
+#define CPYPROF_TL_DEPTH_SHIFT 8
+#define CPYPROF_TL_INFO(kind, flags, depth) ((kind) | (flags) | ((uint32_t)(depth) << 8))
+
+/** How a timeline was bounded. */
+enum cpyprof_tl_keep {
+    CPYPROF_TL_KEEP_ALL = 0,  /* streaming: every event (minus drops) is in the file */
+    CPYPROF_TL_KEEP_LAST = 1, /* flight recorder: the newest events that fit the buffer */
+};
+
+/** One thread's timeline accounting. recorded: call/return events the hooks
+ *  produced; written: events in this thread's TIMELINE chunks (synthesized
+ *  ones included); dropped: events lost because the buffer was full
+ *  (streaming); overwritten: older events the flight recorder discarded;
+ *  synthesized: BEGIN/END events the profiler made (frames active at start,
+ *  open at stop or thread end, or cut by a drop); first_ns/last_ns: the
+ *  times of the first and last event written (-1 if none). 64 bytes. */
+struct cpyprof_tl_info_rec {
+    uint32_t thread_id;
+    uint32_t keep; /* enum cpyprof_tl_keep */
+    uint64_t recorded;
+    uint64_t written;
+    uint64_t dropped;
+    uint64_t overwritten;
+    uint64_t synthesized;
+    int64_t first_ns;
+    int64_t last_ns;
 };
 
 /** Kinds of GIL chunk (the u32 at the start of its payload). */

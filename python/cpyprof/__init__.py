@@ -57,7 +57,7 @@ DEFAULT_OUTPUT = "cpyprof.out"
 # table in docs/usage.md. Each becomes one "key": "text" setting of the
 # native library (the same keys as the CPYPROF_<KEY> environment variables).
 _OPTION_NAMES = ("mode", "builtins", "max_depth", "ring_size", "transport", "quiet",
-                 "rate", "clock", "idle", "native", "gil", "alloc")
+                 "rate", "clock", "idle", "native", "gil", "alloc", "buffer", "keep")
 
 
 def _option_text(name, value):
@@ -82,7 +82,7 @@ def _options(kwargs):
 
 def start(output=DEFAULT_OUTPUT, *, mode="trace", builtins=True, max_depth=None,
           ring_size=None, transport=None, quiet=None, rate=None, clock=None, idle=None,
-          native=None, gil=None, alloc=None):
+          native=None, gil=None, alloc=None, buffer=None, keep=None):
     """Start profiling this process; the profile goes to `output`.
 
     The file is written by stop(), or at interpreter exit if stop() is never
@@ -91,7 +91,8 @@ def start(output=DEFAULT_OUTPUT, *, mode="trace", builtins=True, max_depth=None,
     Options (None means the default; see docs/usage.md):
       mode       "trace": every call, exact counts (default); "sample":
                  timer-driven stack samples (statistical, no call counts,
-                 full speed between samples).
+                 full speed between samples); "timeline": every call and
+                 return as a timestamped event (cpyprof convert --to chrome).
       builtins   also profile C functions such as len or list.append
                  (default True).
       max_depth  the deepest stack tracked, 16..100000 frames (default 2048).
@@ -115,6 +116,11 @@ def start(output=DEFAULT_OUTPUT, *, mode="trace", builtins=True, max_depth=None,
                  (malloc/free of C code too), False/"off" (default). Read
                  the result with `cpyprof report FILE` or `cpyprof flame
                  --alloc-bytes FILE`.
+      buffer     timeline: per-thread event buffer in bytes, an int or a
+                 text such as "64M" (default "4M", 32 bytes per event).
+      keep       timeline: "all" (default: stream every event to the file,
+                 drops counted) or "last" (flight recorder: only the newest
+                 events that fit the buffer are kept).
 
     Profiling started inside a function begins with the frames active at
     that moment, so the call tree is still rooted at <module>.
@@ -129,7 +135,7 @@ def start(output=DEFAULT_OUTPUT, *, mode="trace", builtins=True, max_depth=None,
     options = _options(dict(mode=mode, builtins=builtins, max_depth=max_depth,
                             ring_size=ring_size, transport=transport, quiet=quiet, rate=rate,
                             clock=clock, idle=idle, native=native, gil=gil,
-                            alloc=alloc))
+                            alloc=alloc, buffer=buffer, keep=keep))
     if _cpyprof.is_running():
         raise RuntimeError(
             "cpyprof is already running in this process (one profiling run at a time): "

@@ -43,7 +43,8 @@ _RECORD_OPTIONS = [
     (("-o", "--output"), "output", True, None,
      "the profile to write (default cpyprof.out)"),
     (("--mode",), "mode", True, None,
-     "trace: every call, exact counts (default); sample: timer-driven stack samples"),
+     "trace: every call, exact counts (default); sample: timer-driven stack samples; "
+     "timeline: every call and return with its time (cpyprof convert --to chrome)"),
     (("--no-builtins",), "builtins", False, False,
      "do not profile C functions (len, list.append, ...)"),
     (("--builtins",), "builtins", False, True, argparse.SUPPRESS),
@@ -66,10 +67,16 @@ _RECORD_OPTIONS = [
      "sampling, wall clock: drop samples of idle threads"),
     (("--native",), "native", False, True,
      "sampling: native (C) frames in samples too (libunwind)"),
+    (("--buffer",), "buffer", True, None,
+     "timeline: per-thread event buffer, 64K..1G, suffix K/M/G (default 4M)"),
+    (("--keep",), "keep", True, None,
+     "timeline: all (default): stream every event to the file, drops counted; "
+     "last: flight recorder, only the newest events that fit the buffer"),
 ]
 
 _METAVARS = {"output": "FILE", "mode": "MODE", "max_depth": "N", "ring_size": "SIZE",
-             "transport": "T", "rate": "HZ", "clock": "CLOCK"}
+             "transport": "T", "rate": "HZ", "clock": "CLOCK", "buffer": "SIZE",
+             "keep": "WHICH"}
 
 _RECORD_USAGE = ("%s record [-o FILE] [options] "
                  "(script.py | -m module | -c code | -) [args ...]" % PROG)

@@ -19,7 +19,8 @@
 /* Same order as the fields of cp_config and the key_id enum below. */
 const char *const cp_config_keys[] = {
     "output", "mode",  "builtins", "max_depth", "ring_size", "transport", "quiet",
-    "rate",   "clock", "idle",     "native",    "gil",       "alloc",     NULL,
+    "rate",   "clock", "idle",     "native",    "gil",       "alloc",     "buffer",
+    "keep",   NULL,
 };
 
 typedef enum key_id {
@@ -36,6 +37,8 @@ typedef enum key_id {
     KEY_NATIVE,
     KEY_GIL,
     KEY_ALLOC,
+    KEY_BUFFER,
+    KEY_KEEP,
     KEY_COUNT,
 } key_id;
 
@@ -63,6 +66,9 @@ static const char *const reserved_env[] = {
 #define RING_MIN (4ull << 10)
 #define RING_MAX (1ull << 30)
 #define RING_EXPECT "expected 4K..1G bytes, with an optional K, M or G suffix"
+#define BUFFER_MIN (64ull << 10)
+#define BUFFER_MAX (1ull << 30)
+#define BUFFER_EXPECT "expected 64K..1G bytes, with an optional K, M or G suffix"
 #define BOOL_EXPECT "expected 1/0, true/false, yes/no, on/off"
 #define GIL_EXPECT "expected off, exact or sample (or 1/0, true/false, yes/no, on/off)"
 #define ALLOC_EXPECT "expected off, on or native (or 1/0, true/false, yes/no)"
@@ -81,6 +87,8 @@ void cp_config_defaults(cp_config *c)
     c->clock = CP_CLOCK_CPU;
     c->idle = true;
     c->native = false;
+    c->buffer_bytes = 4ull << 20;
+    c->keep = CP_KEEP_ALL;
 }
 
 /* --- small text helpers (ASCII only, no locale) ---------------------------- */
@@ -416,7 +424,7 @@ static int set_output(cp_config *c, text_buf *tb, const char *prefix, const char
 int cp_config_set(cp_config *c, const char *key, const char *value, const char *origin_prefix,
                   char *err, size_t errlen)
 {
-    static const char *const modes[2] = {"trace", "sample"};     /* = cp_mode */
+    static const char *const keeps[2] = {"all", "last"};         /* = cp_keep */
     static const char *const transports[2] = {"inline", "ring"}; /* = cp_transport */
     static const char *const clocks[2] = {"cpu", "wall"};        /* = cp_sample_clock */
     const char *prefix = origin_prefix ? origin_prefix : "";
@@ -474,10 +482,24 @@ int cp_config_set(cp_config *c, const char *key, const char *value, const char *
         c->alloc = (cp_alloc_mode)m;
         return 0;
     }
-    case KEY_MODE:
-        if (set_choice(&choice, modes, &tb, prefix, key, value) < 0)
+    case KEY_MODE: {
+        static const char *const modes[3] = {"trace", "sample", "timeline"}; /* = cp_mode */
+        int m = parse_choice(value, modes, 3);
+        if (m < 0)
+            return bad_value(&tb, prefix, key, value, "is not valid",
+                             "expected trace, sample or timeline");
+        c->mode = (cp_mode)m;
+        return 0;
+    }
+    case KEY_KEEP:
+        if (set_choice(&choice, keeps, &tb, prefix, key, value) < 0)
             return -1;
-        c->mode = choice ? CP_MODE_SAMPLE : CP_MODE_TRACE;
+        c->keep = choice ? CP_KEEP_LAST : CP_KEEP_ALL;
+        return 0;
+    case KEY_BUFFER:
+        if (set_size(&u, BUFFER_MIN, BUFFER_MAX, BUFFER_EXPECT, &tb, prefix, key, value) < 0)
+            return -1;
+        c->buffer_bytes = u;
         return 0;
     case KEY_TRANSPORT:
         if (set_choice(&choice, transports, &tb, prefix, key, value) < 0)

@@ -22,7 +22,13 @@
 typedef enum cp_mode {
     CP_MODE_TRACE = 0,  /* deterministic: every call, aggregated call tree */
     CP_MODE_SAMPLE = 1, /* timer-driven stack sampling */
+    CP_MODE_TIMELINE = 2, /* every call and return as a timestamped event (trace mode's tree too) */
 } cp_mode;
+
+typedef enum cp_keep {
+    CP_KEEP_ALL = 0,  /* timeline streaming: every event goes to the file */
+    CP_KEEP_LAST = 1, /* timeline flight recorder: only the newest events survive */
+} cp_keep;
 
 typedef enum cp_sample_clock {
     CP_CLOCK_CPU = 0,  /* per-thread CPU time */
@@ -48,7 +54,7 @@ typedef enum cp_alloc_mode {
 
 typedef struct cp_config {
     char output[CP_PATH_MAX]; /* "output": profile path; default "cpyprof.out" */
-    cp_mode mode;             /* "mode": trace | sample; default trace */
+    cp_mode mode;             /* "mode": trace | sample | timeline; default trace */
     bool builtins;            /* "builtins": profile C functions too; default 1 */
     uint32_t max_depth;       /* "max_depth": deepest tracked stack; default 2048, 16..100000 */
     uint64_t ring_bytes;      /* "ring_size": per-thread ring, bytes, suffix K/M/G; default 1M, 4K..1G */
@@ -63,6 +69,9 @@ typedef struct cp_config {
     cp_gil_mode gil; /* "gil": off | exact | sample (1/0 etc. too); default off */
     /* allocations (src/python/alloc.c, gc.c) */
     cp_alloc_mode alloc; /* "alloc": off | on | native (1/0 etc. too); default off */
+    /* timeline mode (src/python/timeline.c) */
+    uint64_t buffer_bytes; /* "buffer": per-thread event buffer, K/M/G; default 4M, 64K..1G */
+    cp_keep keep;          /* "keep": all (streaming) | last (flight recorder); default all */
 } cp_config;
 
 /** Fills `c` with the defaults. */

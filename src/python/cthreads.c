@@ -55,7 +55,7 @@ static void attach_c_thread(PyThreadState *ts)
 static PyGILState_STATE wrap_gilstate_ensure(void)
 {
     PyGILState_STATE st = PyGILState_Ensure(); /* our own slot is never redirected */
-    if (atomic_load(&cp_g.state) == CP_RUNNING && !cp_g.inert && cp_g.cfg.mode == CP_MODE_TRACE) {
+    if (atomic_load(&cp_g.state) == CP_RUNNING && !cp_g.inert && cp_g.cfg.mode != CP_MODE_SAMPLE) {
         PyThreadState *ts = _PyThreadState_UncheckedGet();
         if (ts && ts->c_profilefunc == NULL)
             attach_c_thread(ts);
@@ -79,7 +79,7 @@ static int audit_rescan(const char *event, PyObject *args, void *userdata)
 
 void cp_cthreads_start(void)
 {
-    if (cp_g.cfg.mode != CP_MODE_TRACE)
+    if (cp_g.cfg.mode == CP_MODE_SAMPLE)
         return;
     if (cp_got_install(gil_hooks, 1, (const void *)wrap_gilstate_ensure) < 0 && !cp_g.cfg.quiet)
         cp_log("out of memory while hooking PyGILState_Ensure: threads made in C "

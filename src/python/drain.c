@@ -1,7 +1,8 @@
 /*
  * drain.c — the writer thread: empties every thread's ring every 10 ms (or
  * when woken), turns call/return records into call-tree updates (ring
- * transport) and writes other events to the file as EVENTS chunks.
+ * transport) or TIMELINE chunks and tree updates (timeline mode, timeline.c)
+ * and writes other events to the file as EVENTS chunks.
  *
  * Hazards:
  *  - it is not a Python thread and never takes the GIL; it reads the thread
@@ -93,6 +94,11 @@ void cp_drain_all(void)
 {
     static cp_record batch[DRAIN_BATCH];
     static cp_record other[DRAIN_BATCH];
+    bool timeline = cp_g.cfg.mode == CP_MODE_TIMELINE;
+    /* The flight recorder's rings are overwritten in a circle and read only
+     * by the dump (timeline.c): never drain them. */
+    if (timeline && cp_g.cfg.keep == CP_KEEP_LAST)
+        return;
     for (cp_thread *th = atomic_load_explicit(&cp_g.threads, memory_order_acquire); th;
          th = th->next) {
         size_t n;
@@ -100,7 +106,9 @@ void cp_drain_all(void)
             uint32_t no = 0;
             for (size_t i = 0; i < n; i++) {
                 const cp_record *r = &batch[i];
-                if (r->kind == CPYPROF_EV_CALL)
+                if (timeline && (r->kind == CPYPROF_EV_CALL || r->kind == CPYPROF_EV_RETURN))
+                    cp_tl_feed(th, r);
+                else if (r->kind == CPYPROF_EV_CALL)
                     agg_call(th, r);
                 else if (r->kind == CPYPROF_EV_RETURN)
                     agg_return(th, r);
@@ -111,6 +119,8 @@ void cp_drain_all(void)
             }
             write_events(th, other, no);
         }
+        if (timeline)
+            cp_tl_flush(th);
     }
 }
 

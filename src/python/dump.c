@@ -82,7 +82,13 @@ int cp_write_meta(char *err, size_t errlen)
     cp_buf_u32(&b, 4);
     cp_buf_bytes(&b, "argv", 4);
     cp_buf_lstr(&b, cmd, cn);
-    cp_buf_meta(&b, "mode", cp_g.cfg.mode == CP_MODE_SAMPLE ? "sample" : "trace");
+    static const char *const mode_names[] = {"trace", "sample", "timeline"}; /* = cp_mode */
+    cp_buf_meta(&b, "mode", mode_names[cp_g.cfg.mode]);
+    if (cp_g.cfg.mode == CP_MODE_TIMELINE) {
+        cp_buf_meta(&b, "timeline_keep", cp_g.cfg.keep == CP_KEEP_LAST ? "last" : "all");
+        snprintf(v, sizeof v, "%llu", (unsigned long long)cp_g.cfg.buffer_bytes);
+        cp_buf_meta(&b, "timeline_buffer", v);
+    }
     cp_buf_meta(&b, "clock_source", cp_g.clock.use_tsc ? "tsc" : "monotonic");
     snprintf(v, sizeof v, "%llu", (unsigned long long)cp_g.clock.hz);
     cp_buf_meta(&b, "tsc_hz", v);
@@ -113,7 +119,7 @@ int cp_write_meta(char *err, size_t errlen)
  * frame still running at exit (or at SIGTERM) would have calls but no time. */
 static void add_open_frames(const cp_thread *th, uint64_t *extra, uint32_t count, uint64_t now)
 {
-    if (cp_g.cfg.transport == CP_TRANSPORT_RING) {
+    if (cp_g.cfg.transport == CP_TRANSPORT_RING || cp_g.cfg.mode == CP_MODE_TIMELINE) {
         for (uint32_t i = 0; i < th->agg_depth; i++) {
             const cp_tree_node *n = th->agg[i].node;
             if (n && n->index < count && now > th->agg[i].t0)
@@ -227,11 +233,16 @@ int cp_dump_profile(int end_reason, int end_signal, bool have_gil, char *err, si
     cp_thread **order = calloc(nth ? nth : 1, sizeof *order);
     uint64_t dropped = 0, untracked = 0;
     int rc = 0;
+    /* Timeline: the flight recorder's window and the ends of open frames,
+     * before the trees are written (they update them). */
+    if (cp_g.cfg.mode == CP_MODE_TIMELINE)
+        rc = cp_tl_dump(now, have_gil, err, errlen);
     uint32_t k = 0;
     for (cp_thread *t = atomic_load(&cp_g.threads); t && k < nth; t = t->next)
         order[k++] = t;
     for (uint32_t i = 0; i < k; i++) {
         cp_thread *t = order[k - 1 - i];
+        if (cp_g.cfg.mode != CP_MODE_TIMELINE || cp_g.cfg.keep != CP_KEEP_LAST)
         dropped += cp_ring_dropped(&t->ring);
         untracked += t->untracked + t->tree.full;
         if (rc == 0)
@@ -264,7 +275,9 @@ int cp_dump_profile(int end_reason, int end_signal, bool have_gil, char *err, si
         rc = -1;
     }
     if (rc == 0 && dropped && !cp_g.cfg.quiet)
-        cp_log("%llu records dropped (rings full): consider a larger CPYPROF_RING_SIZE",
-               (unsigned long long)dropped);
+        cp_log("%llu records dropped (rings full): consider a larger %s",
+               (unsigned long long)dropped,
+               cp_g.cfg.mode == CP_MODE_TIMELINE ? "--buffer (CPYPROF_BUFFER), or --keep last"
+                                                 : "CPYPROF_RING_SIZE");
     return rc;
 }

@@ -56,8 +56,15 @@ typedef struct cp_thread {
     struct {
         cp_tree_node *node;
         uint64_t t0;
+        uint32_t fid; /* timeline mode: the function, for the END the writer emits */
+        uint32_t hd;  /* timeline mode: the hook's depth of this frame (1 = outermost) */
     } * agg;
     uint32_t agg_depth;
+    /* timeline mode, writer side (timeline.c): TIMELINE records not yet written */
+    cp_buf tl_out;
+    uint32_t tl_n;
+    uint64_t tl_written, tl_synth, tl_recorded;
+    int64_t tl_first_ns, tl_last_ns;
     /* sampling mode (sample.h), NULL otherwise */
     struct cp_sample_thread *sample;
     /* allocation counters (alloc.c), NULL unless alloc is on */
@@ -110,6 +117,22 @@ int cp_trace_is_ours(Py_tracefunc f);
 /** Pushes the frames a thread is executing (outermost first), as if they
  *  had just been called. GIL held. */
 void cp_trace_prefill(cp_thread *th, cp_iframe *innermost);
+
+/* timeline_hook.c: the timeline mode hooks (streaming and flight recorder) */
+int cp_tl_hook_stream(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg);
+int cp_tl_hook_last(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg);
+/** Records a frame active at start as a synthesized BEGIN. GIL held. */
+void cp_tl_prefill_enter(cp_thread *th, uint32_t fid, const void *frame, uint64_t now);
+
+/* timeline.c: the writer side of timeline mode */
+/** Turns one CALL/RETURN record into TIMELINE records and tree updates
+ *  (writer thread, or the dump). */
+void cp_tl_feed(cp_thread *th, const cp_record *r);
+/** Writes the thread's pending TIMELINE records as one chunk. */
+void cp_tl_flush(cp_thread *th);
+/** At the dump, before THREAD/TREE chunks: flight recorder windows, ends of
+ *  open frames at `now`, TIMELINE_INFO chunks. */
+int cp_tl_dump(uint64_t now, bool have_gil, char *err, size_t errlen);
 
 /* names.c: function ids, GIL held */
 uint32_t cp_names_code(PyCodeObject *co);     /* registers or returns the id */

@@ -29,6 +29,7 @@ static void thread_dealloc(PyObject *self)
     cp_ring_destroy(&th->ring);
     free(th->stack);
     free(th->agg);
+    cp_buf_free(&th->tl_out);
     PyObject_Free(self);
 }
 
@@ -102,7 +103,9 @@ cp_thread *cp_thread_new(PyThreadState *ts, uint32_t flags, char *err, size_t er
     memset((char *)th + sizeof(PyObject), 0, sizeof *th - sizeof(PyObject));
     th->max_depth = cp_g.cfg.max_depth;
     th->stack = calloc(th->max_depth, sizeof *th->stack);
-    size_t ring_records = (size_t)(cp_g.cfg.ring_bytes / sizeof(cp_record));
+    bool timeline = cp_g.cfg.mode == CP_MODE_TIMELINE;
+    size_t ring_records =
+        (size_t)((timeline ? cp_g.cfg.buffer_bytes : cp_g.cfg.ring_bytes) / sizeof(cp_record));
     if (!th->stack || cp_tree_init(&th->tree) != 0 || cp_ring_init(&th->ring, ring_records) != 0 ||
         cp_alloc_thread_init(th) != 0) {
         snprintf(err, errlen, "out of memory for thread state (ring of %llu bytes)",
@@ -110,7 +113,8 @@ cp_thread *cp_thread_new(PyThreadState *ts, uint32_t flags, char *err, size_t er
         Py_DECREF(th);
         return NULL;
     }
-    if (cp_g.cfg.transport == CP_TRANSPORT_RING) {
+    th->tl_first_ns = th->tl_last_ns = -1;
+    if (cp_g.cfg.transport == CP_TRANSPORT_RING || timeline) {
         th->agg = calloc(th->max_depth + 1, sizeof *th->agg);
         if (!th->agg) {
             snprintf(err, errlen, "out of memory for thread state");
@@ -129,11 +133,14 @@ cp_thread *cp_thread_new(PyThreadState *ts, uint32_t flags, char *err, size_t er
     atomic_store_explicit(&cp_g.threads, th, memory_order_release);
     Py_INCREF(th); /* the list's reference */
 
+    /* Not in the flight recorder's ring: it holds only calls and returns. */
+    if (!timeline || cp_g.cfg.keep != CP_KEEP_LAST) {
     cp_record r = {.ticks = cp_clock_ticks(&cp_g.clock),
                    .kind = CPYPROF_EV_THREAD_START,
                    .a = (uint32_t)th->native_tid,
                    .b = th->ident};
     cp_ring_push(&th->ring, &r);
+    }
     return th;
 }
 

@@ -20,6 +20,7 @@
  *  - past max_depth, calls are counted as untracked and not recorded.
  */
 #include "python/profiler.h"
+#include "python/trace_stack.h"
 
 #include "cpyprof/format.h"
 
@@ -27,31 +28,6 @@
 
 #define CP_KEY_PY(fid) (((uint64_t)(fid) << 1) | 1u) /* odd: never a pointer */
 #define CP_KEY_C(ml) ((uint64_t)(uintptr_t)(ml))     /* PyMethodDef*, even */
-
-#define LIKELY(x) __builtin_expect(!!(x), 1)
-#define UNLIKELY(x) __builtin_expect(!!(x), 0)
-
-/* ---- shared stack logic ---------------------------------------------------- */
-
-/* Reserves the next stack entry, or NULL past max_depth (counted). */
-static inline cp_frame_entry *push_slot(cp_thread *th)
-{
-    if (UNLIKELY(th->depth >= th->max_depth)) {
-        th->overflow++;
-        th->untracked++;
-        return NULL;
-    }
-    return &th->stack[th->depth];
-}
-
-/* Index of the entry for frame `f` + 1, or 0 if it is not on the stack. */
-static inline uint32_t find_frame(const cp_thread *th, const void *f)
-{
-    uint32_t i = th->depth;
-    while (i > 0 && th->stack[i - 1].what != f)
-        i--;
-    return i;
-}
 
 /* ---- inline transport: update the tree here -------------------------------- */
 
@@ -241,12 +217,15 @@ int cp_trace_hook_ring(PyObject *obj, PyFrameObject *frame, int what, PyObject *
 
 Py_tracefunc cp_trace_current_hook(void)
 {
+    if (cp_g.cfg.mode == CP_MODE_TIMELINE)
+        return cp_g.cfg.keep == CP_KEEP_LAST ? cp_tl_hook_last : cp_tl_hook_stream;
     return cp_g.cfg.transport == CP_TRANSPORT_RING ? cp_trace_hook_ring : cp_trace_hook;
 }
 
 int cp_trace_is_ours(Py_tracefunc f)
 {
-    return f == cp_trace_hook || f == cp_trace_hook_ring;
+    return f == cp_trace_hook || f == cp_trace_hook_ring || f == cp_tl_hook_stream ||
+           f == cp_tl_hook_last;
 }
 
 void cp_trace_prefill(cp_thread *th, cp_iframe *innermost)
@@ -261,7 +240,9 @@ void cp_trace_prefill(cp_thread *th, cp_iframe *innermost)
     uint64_t now = cp_clock_ticks(&cp_g.clock);
     while (n > 0) {
         cp_iframe *f = frames[--n];
-        if (cp_g.cfg.transport == CP_TRANSPORT_RING)
+        if (cp_g.cfg.mode == CP_MODE_TIMELINE)
+            cp_tl_prefill_enter(th, cp_code_id(cp311_iframe_code(f)), f, now);
+        else if (cp_g.cfg.transport == CP_TRANSPORT_RING)
             ring_enter(th, cp_code_id(cp311_iframe_code(f)), false, f, now);
         else
             inl_call_py(th, f, now);

@@ -106,6 +106,10 @@ const char *cp_chunk_type_name(uint32_t type)
         return "EVENTS";
     case CPYPROF_CHUNK_SAMPLES:
         return "SAMPLES";
+    case CPYPROF_CHUNK_TIMELINE:
+        return "TIMELINE";
+    case CPYPROF_CHUNK_TIMELINE_INFO:
+        return "TIMELINE_INFO";
     case CPYPROF_CHUNK_TRAILER:
         return "TRAILER";
     default:
@@ -504,6 +508,11 @@ static int walk_chunks(loader *L, const uint8_t *d, size_t size)
             break;
         case CPYPROF_CHUNK_TRAILER:
             r = read_trailer(L, payload, len);
+            break;
+        case CPYPROF_CHUNK_TIMELINE:
+        case CPYPROF_CHUNK_TIMELINE_INFO:
+            /* Streamed by report/timeline.c (cpyprof convert --to chrome),
+             * not loaded: a timeline can be far larger than memory. */
             break;
         default:
             p->chunks_unknown++; /* a newer writer's addition: skip it */

@@ -13,7 +13,7 @@
     "CPYPROF_OUTPUT, CPYPROF_MODE, CPYPROF_BUILTINS, CPYPROF_MAX_DEPTH, CPYPROF_RING_SIZE, "       \
     "CPYPROF_TRANSPORT, CPYPROF_QUIET, CPYPROF_RATE, CPYPROF_CLOCK, CPYPROF_IDLE, "                \
     "CPYPROF_NATIVE, "                                                                             \
-    "CPYPROF_GIL, CPYPROF_ALLOC"
+    "CPYPROF_GIL, CPYPROF_ALLOC, CPYPROF_BUFFER, CPYPROF_KEEP"
 #define BOOL_EXPECT "(expected 1/0, true/false, yes/no, on/off)"
 #define RING_EXPECT "(expected 4K..1G bytes, with an optional K, M or G suffix)"
 
@@ -84,7 +84,7 @@ START_TEST(test_keys_list)
     static const char *const want[] = {"output",    "mode",      "builtins", "max_depth",
                                        "ring_size", "transport", "quiet",    "rate",
                                        "clock",     "idle",      "native",   "gil",
-                                       "alloc"};
+                                       "alloc",     "buffer",    "keep"};
     size_t n = 0;
     while (cp_config_keys[n])
         n++;
@@ -127,8 +127,11 @@ START_TEST(test_mode_transport_clock)
     set_ok("mode", "TRACE");
     ck_assert_int_eq(cfg.mode, CP_MODE_TRACE);
     set_bad("CPYPROF_", "mode", "fast",
-            "CPYPROF_MODE: 'fast' is not valid (expected trace or sample)");
-    set_bad("--", "mode", "", "--mode: '' is not valid (expected trace or sample)");
+            "CPYPROF_MODE: 'fast' is not valid (expected trace, sample or timeline)");
+    set_bad("--", "mode", "", "--mode: '' is not valid (expected trace, sample or timeline)");
+    set_ok("mode", "Timeline");
+    ck_assert_int_eq(cfg.mode, CP_MODE_TIMELINE);
+    set_ok("mode", "trace");
 
     set_ok("transport", "ring");
     ck_assert_int_eq(cfg.transport, CP_TRANSPORT_RING);
@@ -252,6 +255,28 @@ START_TEST(test_ring_size)
 }
 END_TEST
 
+START_TEST(test_timeline_buffer_keep)
+{
+    ck_assert_uint_eq(cfg.buffer_bytes, 4ull << 20);
+    ck_assert_int_eq(cfg.keep, CP_KEEP_ALL);
+    set_ok("buffer", "64K");
+    ck_assert_uint_eq(cfg.buffer_bytes, 64ull << 10);
+    set_ok("buffer", "1G");
+    ck_assert_uint_eq(cfg.buffer_bytes, 1ull << 30);
+    set_bad("--", "buffer", "32K",
+            "--buffer: '32K' is out of range (expected 64K..1G bytes, with an optional K, M or "
+            "G suffix)");
+    set_bad("CPYPROF_", "buffer", "lots",
+            "CPYPROF_BUFFER: 'lots' is not a size (expected 64K..1G bytes, with an optional K, "
+            "M or G suffix)");
+    set_ok("keep", "LAST");
+    ck_assert_int_eq(cfg.keep, CP_KEEP_LAST);
+    set_ok("keep", "all");
+    ck_assert_int_eq(cfg.keep, CP_KEEP_ALL);
+    set_bad("--", "keep", "first", "--keep: 'first' is not valid (expected all or last)");
+}
+END_TEST
+
 START_TEST(test_parse_size)
 {
     static const struct {
@@ -311,13 +336,14 @@ START_TEST(test_unknown_key)
     set_bad("CPYPROF_", "raet", "5", "CPYPROF_RAET: unknown setting (known: " KNOWN_ENV ")");
     set_bad("--", "ring_sise", "5",
             "--ring-sise: unknown setting (known: --output, --mode, --builtins, --max-depth, "
-            "--ring-size, --transport, --quiet, --rate, --clock, --idle, --native, --gil, --alloc)");
+            "--ring-size, --transport, --quiet, --rate, --clock, --idle, --native, --gil, --alloc, "
+            "--buffer, --keep)");
     set_bad(NULL, "Raet", "5",
             "Raet: unknown setting (known: output, mode, builtins, max_depth, ring_size, "
-            "transport, quiet, rate, clock, idle, native, gil, alloc)");
+            "transport, quiet, rate, clock, idle, native, gil, alloc, buffer, keep)");
     set_bad("", "", "5",
             ": unknown setting (known: output, mode, builtins, max_depth, ring_size, "
-            "transport, quiet, rate, clock, idle, native, gil, alloc)");
+            "transport, quiet, rate, clock, idle, native, gil, alloc, buffer, keep)");
 }
 END_TEST
 
@@ -468,6 +494,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_alloc_values);
     tcase_add_test(tc, test_output);
     tcase_add_test(tc, test_mode_transport_clock);
+    tcase_add_test(tc, test_timeline_buffer_keep);
     tcase_add_test(tc, test_booleans);
     tcase_add_test(tc, test_rate);
     tcase_add_test(tc, test_max_depth);

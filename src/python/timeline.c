@@ -1,0 +1,224 @@
+/*
+ * timeline.c — the writer side of timeline mode: CALL/RETURN records from a
+ * thread's ring become TIMELINE chunks (docs/format.md) and, on the way,
+ * updates of the thread's call tree (so report, flame and pprof work on a
+ * timeline profile too).
+ *
+ * Nesting is made here, once, for every reader: the writer keeps its own copy
+ * of each thread's stack (th->agg: tree node, start ticks, function, the
+ * hook's depth) and emits an END for every frame it closes. A RETURN closes
+ * the entry of its depth; a CALL or RETURN that shows entries above its depth
+ * still open (their RETURN was dropped, a C function's C_RETURN never came,
+ * a C-entered thread came back with a fresh stack) closes them first, with
+ * SYNTH ends at that time. A RETURN with no matching entry (its CALL was
+ * dropped, or came before the flight recorder's window) emits nothing —
+ * except in the flight recorder window, where the frames that were already
+ * open when the window starts get SYNTH begins at the window's first time
+ * (their functions are known from their RETURNs). Frames still open at the
+ * dump get SYNTH ends at the dump time.
+ *
+ * Runs on the writer thread (streaming), or in the dump (stop/atexit with
+ * the GIL, or SIGTERM on the writer thread without it). Never on the hot
+ * path; it may allocate.
+ */
+#include "python/profiler.h"
+
+#include "cpyprof/format.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { TL_CHUNK_RECORDS = 65536 }; /* records per TIMELINE chunk at most (1 MiB) */
+enum { TL_SIGTERM_MARGIN = 1024 }; /* oldest ring records skipped without the GIL */
+
+static void tl_put(cp_thread *th, uint64_t ticks, uint32_t fid, uint32_t info)
+{
+    if (th->tl_n == 0) {
+        cp_buf_reset(&th->tl_out);
+        cp_buf_u32(&th->tl_out, th->id);
+        cp_buf_u32(&th->tl_out, 0); /* count, patched by cp_tl_flush */
+    }
+    int64_t ns = cp_clock_to_ns(&cp_g.clock, ticks);
+    uint8_t rec[16];
+    for (int i = 0; i < 8; i++)
+        rec[i] = (uint8_t)((uint64_t)ns >> (8 * i));
+    for (int i = 0; i < 4; i++) {
+        rec[8 + i] = (uint8_t)(fid >> (8 * i));
+        rec[12 + i] = (uint8_t)(info >> (8 * i));
+    }
+    cp_buf_bytes(&th->tl_out, rec, sizeof rec);
+    th->tl_n++;
+    if (th->tl_first_ns < 0)
+        th->tl_first_ns = ns;
+    th->tl_last_ns = ns;
+    if (info & CPYPROF_TL_SYNTH)
+        th->tl_synth++;
+    if (th->tl_n >= TL_CHUNK_RECORDS)
+        cp_tl_flush(th);
+}
+
+void cp_tl_flush(cp_thread *th)
+{
+    if (th->tl_n == 0)
+        return;
+    cp_buf *b = &th->tl_out;
+    if (!b->oom && b->len >= 8) {
+        for (int i = 0; i < 4; i++)
+            b->data[4 + i] = (uint8_t)(th->tl_n >> (8 * i));
+        char err[256];
+        if (cp_g.writer.fd >= 0 && cp_writer_chunk(&cp_g.writer, CPYPROF_CHUNK_TIMELINE, b->data,
+                                                   b->len, err, sizeof err) == 0) {
+            th->tl_written += th->tl_n;
+            cp_g.events_written += th->tl_n;
+        }
+    } else {
+        cp_g.writer.errors++;
+    }
+    th->tl_n = 0;
+    cp_buf_reset(b);
+}
+
+/* Closes the writer's innermost open frame at `ticks`. */
+static void tl_close_top(cp_thread *th, uint64_t ticks, uint32_t flags)
+{
+    uint32_t i = --th->agg_depth;
+    cp_tree_node *n = th->agg[i].node;
+    if (n && ticks > th->agg[i].t0)
+        n->ticks += ticks - th->agg[i].t0;
+    tl_put(th, ticks, th->agg[i].fid, CPYPROF_TL_INFO(CPYPROF_TL_END, flags, i + 1));
+}
+
+static void tl_call(cp_thread *th, const cp_record *r)
+{
+    uint32_t d = (uint32_t)r->b; /* the hook's depth of the new frame */
+    if (d == 0 || d > th->max_depth)
+        return;
+    while (th->agg_depth && th->agg[th->agg_depth - 1].hd >= d)
+        tl_close_top(th, r->ticks, CPYPROF_TL_SYNTH);
+    if (th->agg_depth >= th->max_depth) /* cannot happen: hd grows strictly */
+        return;
+    cp_tree_node *parent = th->agg_depth ? th->agg[th->agg_depth - 1].node : NULL;
+    cp_tree_node *n = NULL;
+    if (parent || th->agg_depth == 0) /* under an untracked node: untracked */
+        n = cp_tree_enter(&th->tree, parent, ((uint64_t)r->a << 1) | 1u, r->a);
+    if (n)
+        n->calls++;
+    else
+        th->untracked++;
+    uint32_t i = th->agg_depth++;
+    th->agg[i].node = n;
+    th->agg[i].t0 = r->ticks;
+    th->agg[i].fid = r->a;
+    th->agg[i].hd = d;
+    tl_put(th, r->ticks, r->a,
+           CPYPROF_TL_INFO(CPYPROF_TL_BEGIN, (uint32_t)r->c & CPYPROF_TL_SYNTH, i + 1));
+}
+
+static void tl_return(cp_thread *th, const cp_record *r)
+{
+    uint32_t d = (uint32_t)r->b + 1; /* the hook's depth of the frame that returns */
+    while (th->agg_depth && th->agg[th->agg_depth - 1].hd > d)
+        tl_close_top(th, r->ticks, CPYPROF_TL_SYNTH);
+    if (th->agg_depth && th->agg[th->agg_depth - 1].hd == d)
+        tl_close_top(th, r->ticks, th->agg[th->agg_depth - 1].fid == r->a ? 0 : CPYPROF_TL_SYNTH);
+}
+
+void cp_tl_feed(cp_thread *th, const cp_record *r)
+{
+    th->tl_recorded++;
+    if (r->kind == CPYPROF_EV_CALL)
+        tl_call(th, r);
+    else
+        tl_return(th, r);
+}
+
+/* Flight recorder: the newest records of the thread's ring, oldest first.
+ * Frames open when the window starts are known from their RETURNs in the
+ * window: each RETURN that goes below every depth seen so far ends a frame
+ * begun before the window. They get SYNTH begins at the window's first time,
+ * outermost first. */
+static void tl_feed_window(cp_thread *th, bool have_gil)
+{
+    uint64_t head = atomic_load_explicit(&th->ring.head, memory_order_acquire);
+    uint64_t cap = cp_ring_capacity(&th->ring);
+    uint64_t n = head < cap ? head : cap;
+    /* Without the GIL (SIGTERM dump) the hook may still be writing: the slot
+     * it writes next is the oldest one; leave a margin. */
+    if (!have_gil)
+        n = n > TL_SIGTERM_MARGIN ? n - TL_SIGTERM_MARGIN : 0;
+    uint64_t start = head - n;
+    th->tl_recorded = head;
+    if (n == 0)
+        return;
+    const cp_record *first = &th->ring.slots[start & th->ring.mask];
+    uint32_t d0 = first->kind == CPYPROF_EV_CALL ? (uint32_t)first->b - 1 : (uint32_t)first->b + 1;
+    if (d0 > th->max_depth)
+        d0 = th->max_depth;
+    /* open[k]: function of the frame at depth k + 1 open at the window start. */
+    uint32_t *open = calloc(d0 + 1, sizeof *open);
+    uint32_t m = d0, lowest = d0;
+    for (uint64_t i = start; open && i < head; i++) {
+        const cp_record *r = &th->ring.slots[i & th->ring.mask];
+        if (r->kind == CPYPROF_EV_RETURN && (uint32_t)r->b < m && (uint32_t)r->b + 1 <= d0) {
+            m = (uint32_t)r->b;
+            open[m] = r->a;
+            lowest = m;
+        }
+    }
+    uint64_t t0 = first->ticks;
+    for (uint32_t k = lowest; open && k < d0; k++) {
+        cp_record s = {
+            .ticks = t0, .kind = CPYPROF_EV_CALL, .a = open[k], .b = k + 1, .c = CPYPROF_TL_SYNTH};
+        tl_call(th, &s);
+    }
+    free(open);
+    for (uint64_t i = start; i < head; i++) {
+        cp_record r = th->ring.slots[i & th->ring.mask];
+        if (r.kind == CPYPROF_EV_CALL)
+            tl_call(th, &r);
+        else if (r.kind == CPYPROF_EV_RETURN)
+            tl_return(th, &r);
+    }
+}
+
+static int write_info(const cp_thread *th, char *err, size_t errlen)
+{
+    bool last = cp_g.cfg.keep == CP_KEEP_LAST;
+    uint64_t head = atomic_load_explicit(&th->ring.head, memory_order_relaxed);
+    uint64_t cap = cp_ring_capacity(&th->ring);
+    cp_buf b;
+    cp_buf_init(&b);
+    cp_buf_u32(&b, th->id);
+    cp_buf_u32(&b, last ? CPYPROF_TL_KEEP_LAST : CPYPROF_TL_KEEP_ALL);
+    uint64_t dropped = last ? 0 : cp_ring_dropped(&th->ring);
+    cp_buf_u64(&b, th->tl_recorded + dropped);
+    cp_buf_u64(&b, th->tl_written);
+    cp_buf_u64(&b, dropped);
+    cp_buf_u64(&b, last && head > cap ? head - cap : 0);
+    cp_buf_u64(&b, th->tl_synth);
+    cp_buf_i64(&b, th->tl_first_ns);
+    cp_buf_i64(&b, th->tl_last_ns);
+    int rc = -1;
+    if (b.oom)
+        snprintf(err, errlen, "out of memory while writing the profile");
+    else
+        rc = cp_writer_chunk(&cp_g.writer, CPYPROF_CHUNK_TIMELINE_INFO, b.data, b.len, err, errlen);
+    cp_buf_free(&b);
+    return rc;
+}
+
+int cp_tl_dump(uint64_t now, bool have_gil, char *err, size_t errlen)
+{
+    int rc = 0;
+    for (cp_thread *th = atomic_load_explicit(&cp_g.threads, memory_order_acquire); th;
+         th = th->next) {
+        if (cp_g.cfg.keep == CP_KEEP_LAST)
+            tl_feed_window(th, have_gil);
+        while (th->agg_depth)
+            tl_close_top(th, now, CPYPROF_TL_SYNTH);
+        cp_tl_flush(th);
+        if (rc == 0)
+            rc = write_info(th, err, errlen);
+    }
+    return rc;
+}

@@ -1,0 +1,145 @@
+/*
+ * timeline_hook.c — the profile hooks of timeline mode: every call and
+ * return becomes one 32-byte record {ticks, CALL/RETURN, function id, depth,
+ * flags} in the thread's ring. Two ways to bound it (config "keep"):
+ *
+ *  - all (streaming): cp_ring_push; the writer thread (drain.c, timeline.c)
+ *    empties the ring, encodes the records into TIMELINE chunks and builds
+ *    the call tree. A full ring drops the record and counts it; the hook
+ *    never waits. Every quarter ring the hook wakes the writer.
+ *  - last (flight recorder): the ring is overwritten in a circle and nobody
+ *    drains it; the dump reads the newest `capacity` records (timeline.c).
+ *    Memory is the ring, fixed at thread start.
+ *
+ * Same stack rules as the trace hooks (trace.c): generator resume/yield are
+ * call/return, an exception unwinding a frame still gives its RETURN, a
+ * RETURN for a frame not on the shadow stack (begun before profiling and not
+ * pre-filled) is ignored, a RETURN below the top closes the entries above it.
+ * The depth carried by each record lets the writer keep its own copy of the
+ * stack in step after drops, so the file always nests.
+ *
+ * Hazard: the flight recorder's plain overwrite has no re-entrancy guard;
+ * nothing else pushes into a timeline thread's ring from a signal handler
+ * (sampling is another mode), and the thread-start record is not pushed in
+ * that mode (threads.c).
+ */
+#include "python/profiler.h"
+#include "python/trace_stack.h"
+
+#include "cpyprof/format.h"
+
+#include <unistd.h>
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+static ALWAYS_INLINE void tl_emit(cp_thread *th, uint64_t now, uint32_t kind, uint32_t fid,
+                                  uint32_t depth, uint32_t flags, bool last)
+{
+    if (last) {
+        /* Only this thread writes head; the dump reads it after the hooks
+         * are gone (or, after SIGTERM, leaves a margin: timeline.c). */
+        uint64_t head = atomic_load_explicit(&th->ring.head, memory_order_relaxed);
+        cp_record *s = &th->ring.slots[head & th->ring.mask];
+        s->ticks = now;
+        s->kind = kind;
+        s->a = fid;
+        s->b = depth;
+        s->c = flags;
+        atomic_store_explicit(&th->ring.head, head + 1, memory_order_release);
+        return;
+    }
+    cp_record r = {.ticks = now, .kind = kind, .a = fid, .b = depth, .c = flags};
+    cp_ring_push(&th->ring, &r);
+    /* Every quarter ring, wake the writer rather than wait for its 10 ms
+     * tick: a call-heavy thread fills a ring in a few ms. */
+    uint64_t head = atomic_load_explicit(&th->ring.head, memory_order_relaxed);
+    if (UNLIKELY((head & (th->ring.mask >> 2)) == 0) && cp_g.wake_fds[1] >= 0) {
+        char c = 'W';
+        ssize_t w = write(cp_g.wake_fds[1], &c, 1);
+        (void)w;
+    }
+}
+
+static ALWAYS_INLINE void tl_enter(cp_thread *th, uint32_t fid, bool is_c, const void *what,
+                                   uint64_t now, uint32_t flags, bool last)
+{
+    cp_frame_entry *e = push_slot(th);
+    if (!e)
+        return;
+    e->fid = fid;
+    e->is_c = is_c;
+    e->what = what;
+    th->depth++;
+    tl_emit(th, now, CPYPROF_EV_CALL, fid, th->depth, flags, last);
+}
+
+static ALWAYS_INLINE void tl_leave_top(cp_thread *th, uint64_t now, bool last)
+{
+    cp_frame_entry *e = &th->stack[--th->depth];
+    tl_emit(th, now, CPYPROF_EV_RETURN, e->fid, th->depth, 0, last);
+}
+
+static ALWAYS_INLINE int tl_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg,
+                                 bool last)
+{
+    cp_thread *th = (cp_thread *)obj;
+    if (UNLIKELY(cp_g.inert))
+        return 0;
+    uint64_t now = cp_clock_ticks(&cp_g.clock);
+    switch (what) {
+    case PyTrace_CALL: {
+        cp_iframe *f = cp311_frame_iframe(frame);
+        tl_enter(th, cp_code_id(cp311_iframe_code(f)), false, f, now, 0, last);
+        break;
+    }
+    case PyTrace_RETURN: {
+        if (UNLIKELY(th->overflow)) {
+            th->overflow--;
+            break;
+        }
+        const void *f = cp311_frame_iframe(frame);
+        if (LIKELY(th->depth && th->stack[th->depth - 1].what == f)) {
+            tl_leave_top(th, now, last);
+            break;
+        }
+        uint32_t i = find_frame(th, f);
+        while (i && th->depth >= i)
+            tl_leave_top(th, now, last);
+        break;
+    }
+    case PyTrace_C_CALL:
+        if (cp_g.cfg.builtins && PyCFunction_Check(arg))
+            tl_enter(th, cp_names_cfunc(arg), true, ((PyCFunctionObject *)arg)->m_ml, now, 0, last);
+        break;
+    case PyTrace_C_RETURN:
+    case PyTrace_C_EXCEPTION:
+        if (!cp_g.cfg.builtins || !PyCFunction_Check(arg))
+            break;
+        if (UNLIKELY(th->overflow)) {
+            th->overflow--;
+            break;
+        }
+        if (th->depth && th->stack[th->depth - 1].is_c &&
+            th->stack[th->depth - 1].what == ((PyCFunctionObject *)arg)->m_ml)
+            tl_leave_top(th, now, last);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+int cp_tl_hook_stream(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
+{
+    return tl_hook(obj, frame, what, arg, false);
+}
+
+int cp_tl_hook_last(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
+{
+    return tl_hook(obj, frame, what, arg, true);
+}
+
+void cp_tl_prefill_enter(cp_thread *th, uint32_t fid, const void *frame, uint64_t now)
+{
+    tl_enter(th, fid, false, frame, now, CPYPROF_TL_SYNTH, cp_g.cfg.keep == CP_KEEP_LAST);
+}

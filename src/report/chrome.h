@@ -1,0 +1,51 @@
+/*
+ * chrome.h — a timeline profile as Chrome Trace Event JSON (the "JSON Array
+ * Format" with a top-level object), which Perfetto UI (ui.perfetto.dev) and
+ * chrome://tracing open.
+ *
+ * One process; per thread a thread_name metadata event ("MainThread (tid
+ * N)") and a sort index, then one complete event ("ph":"X") per call:
+ * name = qualified name, cat = python | builtin | special, args = {file,
+ * line} and "synthesized": true for frames whose begin or end the profiler
+ * made (active at start, open at stop, cut by a drop). Times are µs with ns
+ * precision ("ts":1234.567). Events are written when their call ends, so
+ * they are not in ts order: both viewers sort.
+ *
+ * Streamed: memory is one TIMELINE chunk, the function table and each
+ * thread's open stack.
+ */
+#ifndef CPYPROF_REPORT_CHROME_H
+#define CPYPROF_REPORT_CHROME_H
+
+#include "report/timeline.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+
+typedef struct cp_tl_filter {
+    uint64_t min_duration_ns; /* calls shorter than this are left out; 0: keep all */
+    uint32_t max_depth;       /* calls deeper than this are left out (1 = outermost); 0: no limit */
+    const char *const *include; /* globs (fnmatch): keep only functions whose file or name match */
+    size_t n_include;
+    const char *const *exclude; /* globs: leave out functions whose file or name match */
+    size_t n_exclude;
+} cp_tl_filter;
+
+typedef struct cp_chrome_stats {
+    uint64_t events;     /* TIMELINE records read */
+    uint64_t slices;     /* complete events written */
+    uint64_t filtered;   /* calls left out by the filter */
+    uint64_t unmatched;  /* ENDs with no open BEGIN (a damaged or hand-made file) */
+    uint64_t closed_eof; /* calls still open at the end of a thread's timeline (truncated file) */
+} cp_chrome_stats;
+
+/** True if function `func` (index into p->funcs) passes the include and
+ *  exclude globs of `f` (not the duration or depth limits). */
+bool cp_tl_filter_keeps(const cp_profile *p, uint32_t func, const cp_tl_filter *f);
+
+/** Writes the whole timeline of `t` to `out`. title names the process.
+ *  Returns 0 or -1 with err set. */
+int cp_chrome_write(FILE *out, cp_tl_file *t, const char *title, const cp_tl_filter *f,
+                    cp_chrome_stats *st, char *err, size_t errlen);
+
+#endif
