@@ -508,8 +508,10 @@ void cp_alloc_start(void)
             return;
         }
     }
-    A.trace = cp_g.cfg.mode == CP_MODE_TRACE;
-    A.per_function = !A.trace || cp_g.cfg.transport == CP_TRANSPORT_RING;
+    /* Timeline mode's shadow stack holds function ids, like the ring transport's. */
+    A.trace = cp_g.cfg.mode == CP_MODE_TRACE || cp_g.cfg.mode == CP_MODE_TIMELINE;
+    A.per_function = !A.trace || cp_g.cfg.transport == CP_TRANSPORT_RING ||
+                     cp_g.cfg.mode == CP_MODE_TIMELINE;
     A.generation = cp_g.generation;
     A.nopy_fid = cp_symtab_func(&cp_g.syms, cp_names_string("[no Python frame]"), CPYPROF_NONE,
                                 0, CPYPROF_FUNC_SPECIAL);
