@@ -62,6 +62,11 @@ static const struct {
      NULL},
     {"speedscope", export_speedscope,
      "speedscope JSON (https://www.speedscope.app), one profile per thread", NULL},
+    {"pprof", export_pprof,
+     "gzipped pprof protobuf (go tool pprof, Pyroscope, Parca, Grafana):\n"
+     "              calls and wall ns (trace, timeline) or samples and cpu|wall\n"
+     "              ns (sample mode) per stack, a 'thread' label",
+     NULL},
     {"chrome", NULL,
      "Chrome Trace Event JSON of a timeline (--mode timeline) for\n"
      "              Perfetto UI and chrome://tracing: a track per thread, a\n"

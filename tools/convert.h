@@ -32,4 +32,8 @@ typedef int (*stream_exporter_fn)(FILE *out, const char *path, const convert_opt
 int export_speedscope(FILE *out, const cp_profile *p, const convert_options *o, char *err,
                       size_t errlen);
 
+/** pprof: a gzipped profile.proto (report/pprof.h). */
+int export_pprof(FILE *out, const cp_profile *p, const convert_options *o, char *err,
+                 size_t errlen);
+
 #endif

@@ -42,6 +42,7 @@ PACKAGES=(
     libunwind-dev     # native stacks
     libelf-dev        # GOT patching
     check             # C unit test framework (ctest)
+    zlib1g-dev        # gzip for `cpyprof convert --to pprof`
     python3-pytest    # integration tests
     python3-jsonschema # speedscope JSON checked against its schema (tests)
     python3-venv      # the pip-install test
