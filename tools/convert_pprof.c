@@ -31,7 +31,7 @@ int export_pprof(FILE *out, const cp_profile *p, const convert_options *o, char 
         cp_pb_free(&pb);
         return -1;
     }
-    unsigned char buf[1 << 16];
+    unsigned char buf[1 << 16] = {0}; /* written by deflate; zeroed for cppcheck */
     z.next_in = pb.data;
     int rc = 0, zr;
     size_t left = pb.len;
