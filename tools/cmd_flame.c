@@ -40,7 +40,7 @@ typedef struct flame_args {
     unsigned width;
     bool inverted;
     bool per_thread;
-    int gil; /* 0: call trees; 1: GIL wait stacks; 2: GIL hold stacks */
+    int gil;   /* 0: call trees; 1: GIL wait stacks; 2: GIL hold stacks */
     int alloc; /* 0: not; 1: bytes allocated; 2: allocation count */
 } flame_args;
 
@@ -90,8 +90,8 @@ static int draw_alloc(const cp_profile *p, const char *path, const flame_args *a
     size_t n;
     char *names;
     bool bytes = a->alloc == 1;
-    int r = cp_alloc_flame(p, &ad, bytes ? CP_ALLOC_BYTES : CP_ALLOC_COUNT, &nodes, &n, &names,
-                           err, errlen);
+    int r = cp_alloc_flame(p, &ad, bytes ? CP_ALLOC_BYTES : CP_ALLOC_COUNT, &nodes, &n, &names, err,
+                           errlen);
     if (r == 0) {
         char command[1024], title[1200];
         const char *what = bytes ? "bytes allocated" : "allocations";

@@ -52,4 +52,3 @@ bool cp_ptrmap_grow(cp_ptrmap *m)
     m->cap = cap;
     return true;
 }
-

@@ -513,8 +513,8 @@ void cp_alloc_start(void)
     A.per_function = !A.trace || cp_g.cfg.transport == CP_TRANSPORT_RING ||
                      cp_g.cfg.mode == CP_MODE_TIMELINE;
     A.generation = cp_g.generation;
-    A.nopy_fid = cp_symtab_func(&cp_g.syms, cp_names_string("[no Python frame]"), CPYPROF_NONE,
-                                0, CPYPROF_FUNC_SPECIAL);
+    A.nopy_fid = cp_symtab_func(&cp_g.syms, cp_names_string("[no Python frame]"), CPYPROF_NONE, 0,
+                                CPYPROF_FUNC_SPECIAL);
     A.unreg_fid = cp_symtab_func(&cp_g.syms, cp_names_string("[unregistered]"), CPYPROF_NONE, 0,
                                  CPYPROF_FUNC_SPECIAL);
     cp_ptrmap_clear(&A.gil_map); /* a previous run that was never dumped */

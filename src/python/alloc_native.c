@@ -110,10 +110,10 @@ static int nat_munmap(void *addr, size_t len)
 static void *nat_dlopen(const char *file, int mode);
 
 static const cp_got_hook hooks[] = {
-    {"malloc", (void *)nat_malloc}, {"calloc", (void *)nat_calloc},
+    {"malloc", (void *)nat_malloc},   {"calloc", (void *)nat_calloc},
     {"realloc", (void *)nat_realloc}, {"free", (void *)nat_free},
-    {"mmap", (void *)nat_mmap},     {"mmap64", (void *)nat_mmap},
-    {"munmap", (void *)nat_munmap}, {"dlopen", (void *)nat_dlopen},
+    {"mmap", (void *)nat_mmap},       {"mmap64", (void *)nat_mmap},
+    {"munmap", (void *)nat_munmap},   {"dlopen", (void *)nat_dlopen},
 };
 
 static void rescan(void)
@@ -141,7 +141,8 @@ void cp_alloc_native_start(void)
     int was_busy = cp_alloc_busy;
     cp_alloc_busy = 1;
     pthread_mutex_lock(&rescan_lock);
-    int n = cp_got_set_install(&natset, hooks, sizeof hooks / sizeof hooks[0], (const void *)rescan);
+    int n =
+        cp_got_set_install(&natset, hooks, sizeof hooks / sizeof hooks[0], (const void *)rescan);
     atomic_store(&installed, 1);
     pthread_mutex_unlock(&rescan_lock);
     cp_alloc_busy = was_busy;

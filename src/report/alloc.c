@@ -169,7 +169,7 @@ int cp_alloc_parse(const void *data, size_t size, cp_alloc_data *a, char *err, s
             if (parse_thread(a, p + 4, len - 4, err, errlen) != 0)
                 goto bad;
             a->present = true; /* even if the run record was lost */
-        } /* other kinds: a newer writer's, skipped */
+        }                      /* other kinds: a newer writer's, skipped */
     }
     return 0;
 bad:
@@ -187,12 +187,12 @@ int cp_alloc_load(const char *path, cp_alloc_data *a, char *err, size_t errlen)
     }
     size_t cap = 1 << 16, n = 0;
     uint8_t *buf = malloc(cap);
-    while (buf) {
+    bool oom = buf == NULL;
+    while (!oom) {
         if (n == cap) {
             uint8_t *nb = realloc(buf, cap * 2);
             if (!nb) {
-                free(buf);
-                buf = NULL;
+                oom = true;
                 break;
             }
             buf = nb;
@@ -204,7 +204,8 @@ int cp_alloc_load(const char *path, cp_alloc_data *a, char *err, size_t errlen)
         n += r;
     }
     fclose(f);
-    if (!buf) {
+    if (oom) {
+        free(buf);
         snprintf(err, errlen, "%s: out of memory", path);
         return -1;
     }
@@ -449,16 +450,17 @@ void cp_alloc_print(FILE *out, const cp_profile *p, const cp_alloc_data *a, size
                 a->run.flags & CPYPROF_ALLOC_NATIVE ? "PyMem allocators and native malloc"
                                                     : "PyMem allocators",
                 allocs, fmt_bytes(bytes, b1, sizeof b1), frees, fmt_bytes(freed, b2, sizeof b2));
-        fprintf(out, "  peak %s, still allocated at the end %s", fmt_bytes(a->run.peak_bytes, b1,
-                                                                             sizeof b1),
+        fprintf(out, "  peak %s, still allocated at the end %s",
+                fmt_bytes(a->run.peak_bytes, b1, sizeof b1),
                 fmt_bytes(a->run.live_bytes, b2, sizeof b2));
         if (a->run.frees_untracked)
             fprintf(out, "; %" PRIu64 " frees of blocks from before the start (not counted)",
                     a->run.frees_untracked);
         fputc('\n', out);
         if (a->run.other_allocs || a->run.other_frees)
-            fprintf(out, "  threads not profiled: %" PRIu64 " allocations (%s), %" PRIu64
-                         " frees (%s)\n",
+            fprintf(out,
+                    "  threads not profiled: %" PRIu64 " allocations (%s), %" PRIu64
+                    " frees (%s)\n",
                     a->run.other_allocs, fmt_bytes(a->run.other_alloc_bytes, b1, sizeof b1),
                     a->run.other_frees, fmt_bytes(a->run.other_free_bytes, b2, sizeof b2));
         print_peak_stack(out, p, a);
@@ -470,8 +472,9 @@ void cp_alloc_print(FILE *out, const cp_profile *p, const cp_alloc_data *a, size
             if (!r->allocs && !r->frees)
                 continue;
             int64_t net = (int64_t)(r->alloc_bytes - r->free_bytes);
-            fprintf(out, "%12" PRIu64 " %14" PRIu64 " %12" PRIu64 " %14" PRIu64 " %+15" PRId64
-                         " %14" PRIu64 "  %s\n",
+            fprintf(out,
+                    "%12" PRIu64 " %14" PRIu64 " %12" PRIu64 " %14" PRIu64 " %+15" PRId64
+                    " %14" PRIu64 "  %s\n",
                     r->allocs, r->alloc_bytes, r->frees, r->free_bytes, net, r->alloc_bytes_total,
                     label_of(p, r->func, lb, sizeof lb));
             shown++;
@@ -503,7 +506,8 @@ void cp_alloc_print(FILE *out, const cp_profile *p, const cp_alloc_data *a, size
             fprintf(out, "\n%12s %12s  %s\n", "collections", "time", "running function");
             for (size_t i = 0; i < n && (!limit || i < limit); i++)
                 fprintf(out, "%12" PRIu64 " %12s  %s\n", rows[i].collections,
-                        cp_fmt_ns(rows[i].ns, b3, sizeof b3), label_of(p, rows[i].func, lb, sizeof lb));
+                        cp_fmt_ns(rows[i].ns, b3, sizeof b3),
+                        label_of(p, rows[i].func, lb, sizeof lb));
             free(rows);
         }
     }
@@ -577,8 +581,8 @@ void cp_alloc_print_json(FILE *out, const cp_profile *p, const cp_alloc_data *a)
         for (size_t i = 0; i < a->n_gc; i++)
             total += a->gc[i].duration_ns > 0 ? (uint64_t)a->gc[i].duration_ns : 0;
         fprintf(out,
-                ",\n  \"gc\": {\"collections\": %zu, \"total_ns\": %" PRIu64 ", \"dropped\": %" PRIu64
-                ", \"records\": [",
+                ",\n  \"gc\": {\"collections\": %zu, \"total_ns\": %" PRIu64
+                ", \"dropped\": %" PRIu64 ", \"records\": [",
                 a->n_gc, total, a->gc_dropped);
         for (size_t i = 0; i < a->n_gc; i++) {
             const struct cpyprof_gc_rec *g = &a->gc[i];

@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void alloc_node(cp_buf *b, uint32_t parent, uint32_t func, uint64_t allocs,
-                       uint64_t bytes, uint64_t frees, uint64_t freed)
+static void alloc_node(cp_buf *b, uint32_t parent, uint32_t func, uint64_t allocs, uint64_t bytes,
+                       uint64_t frees, uint64_t freed)
 {
     cp_buf_u32(b, parent);
     cp_buf_u32(b, func);
