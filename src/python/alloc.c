@@ -494,6 +494,11 @@ static void atfork_child(void)
 {
     atomic_store(&cp_alloc_native_live, 0);
     atomic_store(&A.live, 0);
+    /* Only the forking thread exists now, and it was not inside the lock
+     * (it was calling fork): another thread may have held it at the fork,
+     * and a cpyprof.start() in the child must not spin on it forever. */
+    atomic_flag_clear(&A.raw_lock);
+    cp_alloc_native_atfork_child();
 }
 
 void cp_alloc_start(void)

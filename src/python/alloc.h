@@ -61,5 +61,7 @@ void *cp_alloc_raw_realloc(cp_realloc_fn fn, void *ctx, void *ptr, size_t n);
  *  objects loaded later), with the GIL; puts them back at stop. */
 void cp_alloc_native_start(void);
 void cp_alloc_native_stop(void);
+/** Fork child: the re-scan lock may have been held by another thread. */
+void cp_alloc_native_atfork_child(void);
 
 #endif

@@ -155,6 +155,13 @@ void cp_alloc_native_start(void)
     atomic_store(&cp_alloc_native_live, 1);
 }
 
+void cp_alloc_native_atfork_child(void)
+{
+    /* Only this thread exists in the child; a lock held by another thread
+     * at the fork would never be released. */
+    pthread_mutex_init(&rescan_lock, NULL);
+}
+
 void cp_alloc_native_stop(void)
 {
     atomic_store(&cp_alloc_native_live, 0);

@@ -339,3 +339,70 @@ def test_native_stop_puts_malloc_back(py, tmp_path):
     first = alloc_rows(report_json(str(out) + "1"))["squeeze"]
     second = alloc_rows(report_json(str(out) + "2"))["squeeze"]
     assert first["alloc_bytes"] >= 250_000 and second["alloc_bytes"] < 100_000, (first, second)
+
+
+def test_threads_unknown_to_the_profiler_are_counted_apart(py, tmp_path):
+    """A thread started with _thread (no threading hook) is not profiled:
+    its allocations go to the "other" counters, exactly; churn of 50
+    threading threads allocating while others start and end."""
+    prog = write_prog(tmp_path, textwrap.dedent("""
+        import _thread, threading, time
+        done = threading.Event()
+        def raw():
+            keep = [bytearray(5000) for _ in range(20)]
+            done.set()
+        def churn(i):
+            x = [bytearray(100) for _ in range(50)]
+        def main():
+            _thread.start_new_thread(raw, ())
+            assert done.wait(30)
+            ts = [threading.Thread(target=churn, args=(i,)) for i in range(50)]
+            for t in ts: t.start()
+            for t in ts: t.join()
+        main()
+        time.sleep(0.05)
+    """))
+    p, prof = run_record(py, [prog], tmp_path, opts=("--alloc",))
+    assert p.returncode == 0, describe(p)
+    doc = report_json(prof.path)
+    a = doc["alloc"]
+    # 20 bytearrays of 5000 bytes (object + buffer) and the list
+    assert a["other_allocs"] >= 40 and a["other_alloc_bytes"] >= 20 * 5001, a
+    lc = alloc_rows(doc)["churn.<locals>.<listcomp>"]
+    assert lc["allocs"] >= 50 * 100 and lc["alloc_bytes"] >= 50 * 50 * 101, lc
+
+
+@pytest.mark.parametrize("how", ["on", "native"])
+def test_forked_child_counts_again_after_its_own_start(py, tmp_path, how):
+    """A child forked while the parent counts (threads allocating) starts
+    its own run with alloc: no lock inherited from the parent blocks it,
+    and it counts its own allocations exactly."""
+    prog = write_prog(tmp_path, BYTEARRAYS % {"n": N, "size": SIZE, "driver": ""} + textwrap.dedent("""
+        import os, threading, cpyprof
+        stop = threading.Event()
+        def churn():
+            while not stop.is_set():
+                x = [bytearray(64) for _ in range(10)]
+        cpyprof.start(sys.argv[1] + "-parent", alloc="%s", quiet=True)
+        ts = [threading.Thread(target=churn) for _ in range(2)]
+        for t in ts: t.start()
+        pid = os.fork()
+        if pid == 0:
+            cpyprof.start(sys.argv[1] + "-child", alloc="%s", quiet=True)
+            main()
+            cpyprof.stop()
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        stop.set()
+        for t in ts: t.join()
+        cpyprof.stop()
+        print(os.waitstatus_to_exitcode(status))
+    """ % (how, how)))
+    out = tmp_path / "fk.cpyprof"
+    p, _ = run_import(py, [prog, out], out.with_name("fk.cpyprof-parent"), tmp_path)
+    assert p.returncode == 0 and p.stdout.decode().split()[-1] == "0", describe(p)
+    rows = alloc_rows(report_json(str(out) + "-child"))
+    basic = 56
+    assert rows["make"]["allocs"] == 4 * N, rows["make"]
+    assert rows["make"]["alloc_bytes"] == 2 * N * (basic + SIZE + 1), rows["make"]
+    assert rows["drop"]["free_bytes"] == 2 * N * (basic + SIZE + 1), rows["drop"]
