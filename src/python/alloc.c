@@ -55,6 +55,7 @@
 #include "python/profiler.h"
 
 #include "core/ptrmap.h"
+#include "core/sizeshadow.h"
 #include <internal/pycore_pystate.h> /* _PyThreadState_GET: one load of _PyRuntime */
 #include "core/sitestats.h"
 #include "cpyprof/format.h"
@@ -71,6 +72,7 @@
 
 #define MAX_LAYERS 64                 /* installs per domain over the process's life */
 #define MAP_MAX_ENTRIES (64ull << 20) /* 64M live blocks (1 GiB of map) */
+#define SHADOW_REGIONS (1u << 18)     /* 4 GiB of address space in 16 KiB regions */
 
 __thread int cp_alloc_busy CP_TLS_IE;
 
@@ -90,10 +92,12 @@ static struct {
     uint32_t generation;
     uint32_t nopy_fid, unreg_fid;
     /* MEM/OBJ: under the GIL */
+    cp_shadow gil_shadow;
     cp_ptrmap gil_map;
     uint64_t gil_live;
     /* RAW: under raw_lock */
     atomic_flag raw_lock;
+    cp_shadow raw_shadow;
     cp_ptrmap raw_map;
     _Atomic uint64_t raw_live;
     /* peak: written from both sides, a race only blurs which site wins */
@@ -239,7 +243,7 @@ static void gil_account(void *old, void *p, size_t n)
     uint32_t site = th ? site_of(th, true) : 0;
     uint64_t sz;
     if (old) {
-        if (cp_ptrmap_take(&A.gil_map, (uintptr_t)old, &sz)) {
+        if (cp_sizes_take(&A.gil_shadow, &A.gil_map, (uintptr_t)old, &sz)) {
             A.gil_live -= sz;
             count_free(th, site, sz);
         } else {
@@ -249,7 +253,7 @@ static void gil_account(void *old, void *p, size_t n)
     if (!p)
         return;
     count_alloc(th, site, n);
-    if (cp_ptrmap_put(&A.gil_map, (uintptr_t)p, n, &sz) == 2)
+    if (cp_sizes_put(&A.gil_shadow, &A.gil_map, (uintptr_t)p, n, &sz) == 2)
         A.gil_live -= sz; /* a block freed behind our back */
     A.gil_live += n;
     note_peak(A.gil_live + atomic_load_explicit(&A.raw_live, memory_order_relaxed), th, site);
@@ -306,7 +310,7 @@ static void w_free(void *ctx, void *ptr)
     if (ptr && gil_counting(L)) {
         cp_alloc_busy = 1;
         uint64_t sz;
-        if (cp_ptrmap_take(&A.gil_map, (uintptr_t)ptr, &sz)) {
+        if (cp_sizes_take(&A.gil_shadow, &A.gil_map, (uintptr_t)ptr, &sz)) {
             A.gil_live -= sz;
             cp_thread *th = counting_thread();
             count_free(th, th ? site_of(th, true) : 0, sz);
@@ -341,7 +345,7 @@ static inline bool raw_counting(const layer *L)
 static void raw_forget(cp_thread *th, uint32_t site, void *old)
 {
     uint64_t sz;
-    if (cp_ptrmap_take(&A.raw_map, (uintptr_t)old, &sz)) {
+    if (cp_sizes_take(&A.raw_shadow, &A.raw_map, (uintptr_t)old, &sz)) {
         atomic_fetch_sub_explicit(&A.raw_live, sz, memory_order_relaxed);
         count_free(th, site, sz);
     } else {
@@ -354,7 +358,7 @@ static void raw_remember(cp_thread *th, uint32_t site, void *p, size_t n)
 {
     uint64_t sz;
     count_alloc(th, site, n);
-    if (cp_ptrmap_put(&A.raw_map, (uintptr_t)p, n, &sz) == 2)
+    if (cp_sizes_put(&A.raw_shadow, &A.raw_map, (uintptr_t)p, n, &sz) == 2)
         atomic_fetch_sub_explicit(&A.raw_live, sz, memory_order_relaxed);
     uint64_t live = atomic_fetch_add_explicit(&A.raw_live, n, memory_order_relaxed) + n;
     note_peak(live + A.gil_live, th, site);
@@ -402,7 +406,7 @@ void *cp_alloc_raw_realloc(cp_realloc_fn fn, void *ctx, void *ptr, size_t n)
     raw_lock();
     uint64_t old_size = 0;
     bool had = atomic_load_explicit(&A.live, memory_order_relaxed) &&
-               cp_ptrmap_take(&A.raw_map, (uintptr_t)ptr, &old_size);
+               cp_sizes_take(&A.raw_shadow, &A.raw_map, (uintptr_t)ptr, &old_size);
     raw_unlock();
     void *p = fn(ctx, ptr, n);
     raw_lock();
@@ -412,7 +416,7 @@ void *cp_alloc_raw_realloc(cp_realloc_fn fn, void *ctx, void *ptr, size_t n)
         uint64_t ignored;
         if (!p) {
             if (had)
-                cp_ptrmap_put(&A.raw_map, (uintptr_t)ptr, old_size, &ignored);
+                cp_sizes_put(&A.raw_shadow, &A.raw_map, (uintptr_t)ptr, old_size, &ignored);
         } else {
             if (had) {
                 atomic_fetch_sub_explicit(&A.raw_live, old_size, memory_order_relaxed);
@@ -524,6 +528,10 @@ void cp_alloc_start(void)
                                  CPYPROF_FUNC_SPECIAL);
     cp_ptrmap_clear(&A.gil_map); /* a previous run that was never dumped */
     cp_ptrmap_clear(&A.raw_map);
+    cp_shadow_clear(&A.gil_shadow);
+    cp_shadow_clear(&A.raw_shadow);
+    cp_shadow_init(&A.gil_shadow, SHADOW_REGIONS);
+    cp_shadow_init(&A.raw_shadow, SHADOW_REGIONS);
     cp_ptrmap_init(&A.gil_map, MAP_MAX_ENTRIES);
     cp_ptrmap_init(&A.raw_map, MAP_MAX_ENTRIES);
     A.gil_live = 0;
@@ -724,6 +732,8 @@ int cp_alloc_dump(char *err, size_t errlen)
                (unsigned long long)(A.gil_map.refused + A.raw_map.refused));
     cp_ptrmap_clear(&A.gil_map);
     cp_ptrmap_clear(&A.raw_map);
+    cp_shadow_clear(&A.gil_shadow);
+    cp_shadow_clear(&A.raw_shadow);
     A.gil_map.max_entries = 0;
     return rc;
 }
