@@ -117,7 +117,8 @@ def start(output=DEFAULT_OUTPUT, *, mode="trace", builtins=True, max_depth=None,
                  the result with `cpyprof report FILE` or `cpyprof flame
                  --alloc-bytes FILE`.
       buffer     timeline: per-thread event buffer in bytes, an int or a
-                 text such as "64M" (default "4M", 32 bytes per event).
+                 text such as "64M" (default "4M"; 32 bytes per event
+                 streamed, 16 per event kept by keep="last").
       keep       timeline: "all" (default: stream every event to the file,
                  drops counted) or "last" (flight recorder: only the newest
                  events that fit the buffer are kept).

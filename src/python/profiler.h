@@ -119,6 +119,18 @@ int cp_trace_is_ours(Py_tracefunc f);
 void cp_trace_prefill(cp_thread *th, cp_iframe *innermost);
 
 /* timeline_hook.c: the timeline mode hooks (streaming and flight recorder) */
+/** A flight recorder slot: the thread's ring memory seen as 16-byte slots
+ *  (twice as many as 32-byte records). info as in struct cpyprof_tl_rec,
+ *  with the hook's depth. */
+typedef struct cp_tl_slot {
+    uint64_t ticks;
+    uint32_t fid;
+    uint32_t info;
+} cp_tl_slot;
+static inline uint64_t cp_tl_slot_mask(const cp_ring *r)
+{
+    return r->mask * 2 + 1; /* 2 x capacity slots, a power of two */
+}
 int cp_tl_hook_stream(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg);
 int cp_tl_hook_last(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg);
 /** Records a frame active at start as a synthesized BEGIN. GIL held. */

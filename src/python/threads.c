@@ -114,6 +114,10 @@ cp_thread *cp_thread_new(PyThreadState *ts, uint32_t flags, char *err, size_t er
         return NULL;
     }
     th->tl_first_ns = th->tl_last_ns = -1;
+    /* The flight recorder's memory is fixed: touch it now, with the GIL,
+     * rather than take a page fault in the hook every 256 events. */
+    if (timeline && cp_g.cfg.keep == CP_KEEP_LAST)
+        memset(th->ring.slots, 0, cp_ring_capacity(&th->ring) * sizeof(cp_record));
     if (cp_g.cfg.transport == CP_TRANSPORT_RING || timeline) {
         th->agg = calloc(th->max_depth + 1, sizeof *th->agg);
         if (!th->agg) {

@@ -139,8 +139,10 @@ void cp_tl_feed(cp_thread *th, const cp_record *r)
  * outermost first. */
 static void tl_feed_window(cp_thread *th, bool have_gil)
 {
+    const cp_tl_slot *slots = (const cp_tl_slot *)th->ring.slots;
+    uint64_t mask = cp_tl_slot_mask(&th->ring);
     uint64_t head = atomic_load_explicit(&th->ring.head, memory_order_acquire);
-    uint64_t cap = cp_ring_capacity(&th->ring);
+    uint64_t cap = mask + 1;
     uint64_t n = head < cap ? head : cap;
     /* Without the GIL (SIGTERM dump) the hook may still be writing: the slot
      * it writes next is the oldest one; leave a margin. */
@@ -150,18 +152,23 @@ static void tl_feed_window(cp_thread *th, bool have_gil)
     th->tl_recorded = head;
     if (n == 0)
         return;
-    const cp_record *first = &th->ring.slots[start & th->ring.mask];
-    uint32_t d0 = first->kind == CPYPROF_EV_CALL ? (uint32_t)first->b - 1 : (uint32_t)first->b + 1;
+#define SLOT(i) (&slots[(i)&mask])
+#define IS_CALL(sl) (((sl)->info & CPYPROF_TL_KIND_MASK) == CPYPROF_TL_BEGIN)
+#define DEPTH(sl) ((sl)->info >> CPYPROF_TL_DEPTH_SHIFT)
+    /* Hook depths: a BEGIN carries the new frame's depth, an END the depth
+     * after the return (as the streaming records). */
+    const cp_tl_slot *first = SLOT(start);
+    uint32_t d0 = IS_CALL(first) ? DEPTH(first) - 1 : DEPTH(first) + 1;
     if (d0 > th->max_depth)
         d0 = th->max_depth;
     /* open[k]: function of the frame at depth k + 1 open at the window start. */
     uint32_t *open = calloc(d0 + 1, sizeof *open);
     uint32_t m = d0, lowest = d0;
     for (uint64_t i = start; open && i < head; i++) {
-        const cp_record *r = &th->ring.slots[i & th->ring.mask];
-        if (r->kind == CPYPROF_EV_RETURN && (uint32_t)r->b < m && (uint32_t)r->b + 1 <= d0) {
-            m = (uint32_t)r->b;
-            open[m] = r->a;
+        const cp_tl_slot *sl = SLOT(i);
+        if (!IS_CALL(sl) && DEPTH(sl) < m && DEPTH(sl) + 1 <= d0) {
+            m = DEPTH(sl);
+            open[m] = sl->fid;
             lowest = m;
         }
     }
@@ -173,19 +180,26 @@ static void tl_feed_window(cp_thread *th, bool have_gil)
     }
     free(open);
     for (uint64_t i = start; i < head; i++) {
-        cp_record r = th->ring.slots[i & th->ring.mask];
-        if (r.kind == CPYPROF_EV_CALL)
+        const cp_tl_slot *sl = SLOT(i);
+        cp_record r = {.ticks = sl->ticks,
+                       .kind = IS_CALL(sl) ? CPYPROF_EV_CALL : CPYPROF_EV_RETURN,
+                       .a = sl->fid,
+                       .b = DEPTH(sl),
+                       .c = sl->info & CPYPROF_TL_SYNTH};
+        if (IS_CALL(sl))
             tl_call(th, &r);
-        else if (r.kind == CPYPROF_EV_RETURN)
+        else
             tl_return(th, &r);
     }
+#undef SLOT
+#undef IS_CALL
+#undef DEPTH
 }
 
 static int write_info(const cp_thread *th, char *err, size_t errlen)
 {
     bool last = cp_g.cfg.keep == CP_KEEP_LAST;
     uint64_t head = atomic_load_explicit(&th->ring.head, memory_order_relaxed);
-    uint64_t cap = cp_ring_capacity(&th->ring);
     cp_buf b;
     cp_buf_init(&b);
     cp_buf_u32(&b, th->id);
@@ -194,7 +208,8 @@ static int write_info(const cp_thread *th, char *err, size_t errlen)
     cp_buf_u64(&b, th->tl_recorded + dropped);
     cp_buf_u64(&b, th->tl_written);
     cp_buf_u64(&b, dropped);
-    cp_buf_u64(&b, last && head > cap ? head - cap : 0);
+    uint64_t slots = cp_tl_slot_mask(&th->ring) + 1;
+    cp_buf_u64(&b, last && head > slots ? head - slots : 0);
     cp_buf_u64(&b, th->tl_synth);
     cp_buf_i64(&b, th->tl_first_ns);
     cp_buf_i64(&b, th->tl_last_ns);

@@ -7,9 +7,11 @@
  *    empties the ring, encodes the records into TIMELINE chunks and builds
  *    the call tree. A full ring drops the record and counts it; the hook
  *    never waits. Every quarter ring the hook wakes the writer.
- *  - last (flight recorder): the ring is overwritten in a circle and nobody
- *    drains it; the dump reads the newest `capacity` records (timeline.c).
- *    Memory is the ring, fixed at thread start.
+ *  - last (flight recorder): the ring's memory holds 16-byte slots
+ *    (cp_tl_slot: ticks, function, kind|flags|depth), overwritten in a
+ *    circle; nobody drains it; the dump reads the newest ones (timeline.c).
+ *    Memory is the ring, fixed and touched at thread start (threads.c), so
+ *    the hook takes no page faults.
  *
  * Same stack rules as the trace hooks (trace.c): generator resume/yield are
  * call/return, an exception unwinding a frame still gives its RETURN, a
@@ -36,24 +38,41 @@ static ALWAYS_INLINE void tl_emit(cp_thread *th, uint64_t now, uint32_t kind, ui
                                   uint32_t depth, uint32_t flags, bool last)
 {
     if (last) {
-        /* Only this thread writes head; the dump reads it after the hooks
-         * are gone (or, after SIGTERM, leaves a margin: timeline.c). */
+        /* Flight recorder: 16-byte slots (timeline.h layout), overwritten in
+         * a circle. Only this thread writes head; the dump reads it after
+         * the hooks are gone (or, after SIGTERM, leaves a margin). */
+        cp_tl_slot *slots = (cp_tl_slot *)th->ring.slots;
         uint64_t head = atomic_load_explicit(&th->ring.head, memory_order_relaxed);
-        cp_record *s = &th->ring.slots[head & th->ring.mask];
-        s->ticks = now;
-        s->kind = kind;
-        s->a = fid;
-        s->b = depth;
-        s->c = flags;
+        cp_tl_slot *sl = &slots[head & cp_tl_slot_mask(&th->ring)];
+        sl->ticks = now;
+        sl->fid = fid;
+        sl->info = CPYPROF_TL_INFO(kind == CPYPROF_EV_CALL ? CPYPROF_TL_BEGIN : CPYPROF_TL_END,
+                                   flags, depth);
         atomic_store_explicit(&th->ring.head, head + 1, memory_order_release);
         return;
     }
-    cp_record r = {.ticks = now, .kind = kind, .a = fid, .b = depth, .c = flags};
-    cp_ring_push(&th->ring, &r);
+    /* Streaming: the SPSC protocol of ring.c, inlined, without its
+     * re-entrancy guard (no signal handler pushes into a timeline thread's
+     * ring: sampling is another mode) and without the `pushed` count (the
+     * writer counts what it drains). Acquire on tail pairs with the
+     * writer's release after copying out; release on head publishes the
+     * slot. */
+    uint64_t head = atomic_load_explicit(&th->ring.head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&th->ring.tail, memory_order_acquire);
+    if (UNLIKELY(head - tail > th->ring.mask)) {
+        atomic_fetch_add_explicit(&th->ring.dropped, 1, memory_order_relaxed);
+        return;
+    }
+    cp_record *r = &th->ring.slots[head & th->ring.mask];
+    r->ticks = now;
+    r->kind = kind;
+    r->a = fid;
+    r->b = depth;
+    r->c = flags;
+    atomic_store_explicit(&th->ring.head, head + 1, memory_order_release);
     /* Every quarter ring, wake the writer rather than wait for its 10 ms
      * tick: a call-heavy thread fills a ring in a few ms. */
-    uint64_t head = atomic_load_explicit(&th->ring.head, memory_order_relaxed);
-    if (UNLIKELY((head & (th->ring.mask >> 2)) == 0) && cp_g.wake_fds[1] >= 0) {
+    if (UNLIKELY(((head + 1) & (th->ring.mask >> 2)) == 0) && cp_g.wake_fds[1] >= 0) {
         char c = 'W';
         ssize_t w = write(cp_g.wake_fds[1], &c, 1);
         (void)w;
