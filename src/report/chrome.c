@@ -331,8 +331,46 @@ static void write_footer(conv *c, cp_tl_file *t, const char *title)
     OB_LIT(o, "}}\n");
 }
 
+/* Garbage collections: slices on the thread that collected, and a counter. */
+static int write_gc(conv *c, const cp_alloc_data *gc)
+{
+    out_buf *o = &c->o;
+    uint64_t collected = 0;
+    for (size_t i = 0; gc && gc->gc_present && i < gc->n_gc; i++) {
+        const struct cpyprof_gc_rec *g = &gc->gc[i];
+        tstate *t = thread_of(c, g->thread_id == CPYPROF_NONE ? 0 : g->thread_id);
+        if (!t)
+            return -1;
+        OB_LIT(o, ",\n{\"ph\":\"X\",\"pid\":");
+        ob_put(o, c->pid, c->pid_n);
+        OB_LIT(o, ",\"tid\":");
+        ob_u64(o, t->tid);
+        OB_LIT(o, ",\"ts\":");
+        ob_us(o, g->start_ns);
+        OB_LIT(o, ",\"dur\":");
+        ob_us(o, g->duration_ns);
+        OB_LIT(o, ",\"name\":\"gc (generation ");
+        ob_u64(o, g->generation);
+        OB_LIT(o, ")\",\"cat\":\"gc\",\"args\":{\"collected\":");
+        ob_u64(o, g->collected);
+        OB_LIT(o, ",\"uncollectable\":");
+        ob_u64(o, g->uncollectable);
+        OB_LIT(o, "}}");
+        collected += g->collected;
+        OB_LIT(o, ",\n{\"ph\":\"C\",\"pid\":");
+        ob_put(o, c->pid, c->pid_n);
+        OB_LIT(o, ",\"tid\":0,\"ts\":");
+        ob_us(o, g->start_ns + g->duration_ns);
+        OB_LIT(o, ",\"name\":\"gc collected objects\",\"args\":{\"total\":");
+        ob_u64(o, collected);
+        OB_LIT(o, "}}");
+        c->st->gc++;
+    }
+    return 0;
+}
+
 int cp_chrome_write(FILE *out, cp_tl_file *t, const char *title, const cp_tl_filter *f,
-                    cp_chrome_stats *st, char *err, size_t errlen)
+                    const cp_alloc_data *gc, cp_chrome_stats *st, char *err, size_t errlen)
 {
     const cp_profile *p = &t->p;
     conv c = {.p = p, .filter = f, .st = st};
@@ -388,6 +426,8 @@ int cp_chrome_write(FILE *out, cp_tl_file *t, const char *title, const cp_tl_fil
             st->closed_eof++;
         }
     }
+    if (write_gc(&c, gc) != 0)
+        goto oom;
     write_footer(&c, t, title);
     ob_flush(&c.o);
     if (c.o.failed) {

@@ -17,6 +17,7 @@
 #ifndef CPYPROF_REPORT_CHROME_H
 #define CPYPROF_REPORT_CHROME_H
 
+#include "report/alloc.h"
 #include "report/timeline.h"
 
 #include <stdbool.h>
@@ -37,6 +38,7 @@ typedef struct cp_chrome_stats {
     uint64_t filtered;   /* calls left out by the filter */
     uint64_t unmatched;  /* ENDs with no open BEGIN (a damaged or hand-made file) */
     uint64_t closed_eof; /* calls still open at the end of a thread's timeline (truncated file) */
+    uint64_t gc;         /* garbage collections written */
 } cp_chrome_stats;
 
 /** True if function `func` (index into p->funcs) passes the include and
@@ -44,8 +46,12 @@ typedef struct cp_chrome_stats {
 bool cp_tl_filter_keeps(const cp_profile *p, uint32_t func, const cp_tl_filter *f);
 
 /** Writes the whole timeline of `t` to `out`. title names the process.
- *  Returns 0 or -1 with err set. */
+ *  With `gc` holding GC records (profile recorded with --alloc), each
+ *  collection is a complete event on the track of the thread that ran it
+ *  (name "gc (generation N)", cat "gc", args collected/uncollectable) and a
+ *  counter track "gc collected objects" sums what they freed. Returns 0 or
+ *  -1 with err set. */
 int cp_chrome_write(FILE *out, cp_tl_file *t, const char *title, const cp_tl_filter *f,
-                    cp_chrome_stats *st, char *err, size_t errlen);
+                    const cp_alloc_data *gc, cp_chrome_stats *st, char *err, size_t errlen);
 
 #endif

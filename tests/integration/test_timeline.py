@@ -322,3 +322,37 @@ def test_chrome_truncated_timeline(py, tmp_path):
     assert r.returncode == 1 and b"CRC mismatch" in r.stderr, describe(r)
     r = run([CLI, "report", cut])
     assert r.returncode == 0 and b"truncated" in r.stdout + r.stderr, describe(r)
+
+
+GC = """
+import gc
+
+class Node:
+    def __init__(self):
+        self.me = self  # a cycle: only the collector frees it
+
+def churn():
+    for _ in range(3):
+        for _ in range(1000):
+            Node()
+        gc.collect()
+
+churn()
+"""
+
+
+def test_chrome_gc_slices_and_counter(py, tmp_path):
+    prog, p, prof, f = record_timeline(py, tmp_path, GC, opts=BIG + ["--alloc"])
+    gc = prof.json["gc"]
+    doc, _ = chrome(prof.path, tmp_path)
+    check_chrome_nesting(doc)
+    gcs = [s for s in slices(doc) if s[1].startswith("gc (generation ")]
+    assert len(gcs) == gc["collections"] >= 3
+    assert sum(s[4]["collected"] for s in gcs) == sum(r["collected"] for r in gc["records"])
+    # each explicit collection runs inside gc.collect, called by churn
+    collect = [s for s in slices(doc) if s[1] == "collect"]
+    assert len(collect) == 3
+    for b, e in ((s[2], s[3]) for s in collect):
+        assert any(b <= g[2] and g[3] <= e for g in gcs), (b, e, gcs)
+    counter = [e for e in doc["traceEvents"] if e["ph"] == "C"]
+    assert [c["args"]["total"] for c in counter][-1] == sum(s[4]["collected"] for s in gcs)
