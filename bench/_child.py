@@ -111,6 +111,7 @@ def main():
     func = workloads.WORKLOADS[args.workload]
 
     start()
+    c0 = time.process_time()  # all threads of the process (a writer thread too)
     t0 = time.perf_counter()
     if args.seconds is not None:
         iterations, _, checksum = workloads.run_for(args.workload, args.seconds)
@@ -118,6 +119,7 @@ def main():
         iterations = args.iterations
         checksum = func(iterations)
     t1 = time.perf_counter()
+    c1 = time.process_time()
     stop()
     finish()
     t2 = time.perf_counter()
@@ -128,6 +130,7 @@ def main():
         "iterations": iterations,
         "checksum": checksum,
         "workload_s": t1 - t0,
+        "workload_cpu_s": c1 - c0,
         "setup_s": t0 - t_setup,
         "finish_s": t2 - t1,
     }

@@ -7,7 +7,9 @@ peak memory of converting a generated 10-million-event timeline to Chrome JSON.
 Every configuration runs the same workload (same iterations, same checksum) in a fresh
 process, in rounds with a rotating order so that machine noise hits them alike. The
 workload time is measured inside the child (time.perf_counter around the workload only);
-"process" is the child's whole wall time, which includes writing the output.
+"CPU s" is the process's CPU time over the same interval (all threads: cpyprof's writer
+thread too, which on a loaded 2-core machine competes with the workload); "process" is
+the child's whole wall time, which includes writing the output.
 
     python3 bench/bench_timeline.py                        # 5 rounds + the 10M conversion
     python3 bench/bench_timeline.py --quick                # 2 rounds, 2M-event conversion
@@ -239,14 +241,16 @@ def main():
     med = {k: statistics.median(x["workload_s"] for x in v) for k, v in results.items()}
     print("## Timeline mode overhead (%s, %d iterations, %d rounds, %s)\n"
           % (args.workload, args.iterations, rounds, args.python))
-    print("| configuration | workload median s | min s | × baseline | × cProfile | process s "
-          "| peak RSS | output | dropped |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    cpu = {k: statistics.median(x["workload_cpu_s"] for x in v) for k, v in results.items()}
+    print("| configuration | workload median s | min s | × baseline | × cProfile | CPU s "
+          "| CPU × cProfile | process s | peak RSS | output | dropped |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, label, _, _ in CONFIGS:
         rs = results[name]
-        print("| %s | %.3f | %.3f | %.2f× | %.2f× | %.2f | %d MB | %.1f MB | %s |" % (
+        print("| %s | %.3f | %.3f | %.2f× | %.2f× | %.3f | %.2f× | %.2f | %d MB | %.1f MB | %s |" % (
             label, med[name], min(x["workload_s"] for x in rs), med[name] / med["baseline"],
-            med[name] / med["cprofile"], statistics.median(x["process_s"] for x in rs),
+            med[name] / med["cprofile"], cpu[name], cpu[name] / cpu["cprofile"],
+            statistics.median(x["process_s"] for x in rs),
             max(x["rss_kb"] for x in rs) // 1024,
             max(x["out_bytes"] for x in rs) / 1e6, max(x["dropped"] for x in rs)))
     for name in ("timeline", "timeline-last"):

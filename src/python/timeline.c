@@ -31,6 +31,29 @@
 enum { TL_CHUNK_RECORDS = 65536 }; /* records per TIMELINE chunk at most (1 MiB) */
 enum { TL_SIGTERM_MARGIN = 1024 }; /* oldest ring records skipped without the GIL */
 
+/* Ticks to ns without long double and roundl per event (cp_clock_to_ns):
+ * ns = (ticks - tick0) x ns_per_tick in 64.64 fixed point, exact to far
+ * below a ns over days. Set up once per run (tl_clock_gen). Times before
+ * tick0 (none in practice: hooks start after calibration) go through
+ * cp_clock_to_ns. */
+static uint32_t tl_clock_gen;
+static unsigned __int128 tl_mult; /* ns per tick x 2^64 */
+
+static inline int64_t tl_ns(uint64_t ticks)
+{
+    if (tl_clock_gen != cp_g.generation) {
+        long double m = cp_g.clock.use_tsc ? (long double)cp_g.clock.ns_per_tick : 1.0L;
+        tl_mult = (unsigned __int128)(m * 18446744073709551616.0L); /* x 2^64 */
+        tl_clock_gen = cp_g.generation;
+    }
+    if (ticks < cp_g.clock.tick0)
+        return cp_clock_to_ns(&cp_g.clock, ticks);
+    unsigned __int128 ns =
+        ((unsigned __int128)(ticks - cp_g.clock.tick0) * tl_mult + ((unsigned __int128)1 << 63)) >>
+        64;
+    return ns > (unsigned __int128)INT64_MAX ? INT64_MAX : (int64_t)ns;
+}
+
 static void tl_put(cp_thread *th, uint64_t ticks, uint32_t fid, uint32_t info)
 {
     if (th->tl_n == 0) {
@@ -38,7 +61,7 @@ static void tl_put(cp_thread *th, uint64_t ticks, uint32_t fid, uint32_t info)
         cp_buf_u32(&th->tl_out, th->id);
         cp_buf_u32(&th->tl_out, 0); /* count, patched by cp_tl_flush */
     }
-    int64_t ns = cp_clock_to_ns(&cp_g.clock, ticks);
+    int64_t ns = tl_ns(ticks);
     uint8_t rec[16];
     for (int i = 0; i < 8; i++)
         rec[i] = (uint8_t)((uint64_t)ns >> (8 * i));

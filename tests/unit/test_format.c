@@ -206,6 +206,38 @@ START_TEST(crc_known_value)
 }
 END_TEST
 
+/* The bit-at-a-time definition, against the table-driven (slice-by-8 for
+ * long inputs) implementation, at every length and alignment near the
+ * 64-byte switch-over and on a long buffer. */
+static uint32_t crc_bitwise(uint32_t crc, const uint8_t *p, size_t n)
+{
+    crc = ~crc;
+    while (n--) {
+        crc ^= *p++;
+        for (int k = 0; k < 8; k++)
+            crc = crc & 1 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
+    }
+    return ~crc;
+}
+
+START_TEST(crc_long_inputs)
+{
+    static uint8_t buf[5000];
+    uint32_t x = 12345;
+    for (size_t i = 0; i < sizeof buf; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (uint8_t)(x >> 16);
+    }
+    for (size_t off = 0; off < 9; off++)
+        for (size_t n = 0; n < 200; n++)
+            ck_assert_uint_eq(cp_crc32(0, buf + off, n), crc_bitwise(0, buf + off, n));
+    ck_assert_uint_eq(cp_crc32(0, buf, sizeof buf), crc_bitwise(0, buf, sizeof buf));
+    /* incremental across the switch-over */
+    ck_assert_uint_eq(cp_crc32(cp_crc32(0, buf, 70), buf + 70, 1000),
+                      crc_bitwise(0, buf, 1070));
+}
+END_TEST
+
 START_TEST(buf_encoding)
 {
     cp_buf b;
@@ -595,6 +627,7 @@ int main(void)
     TCase *tc = tcase_create("format");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, crc_known_value);
+    tcase_add_test(tc, crc_long_inputs);
     tcase_add_test(tc, buf_encoding);
     tcase_add_test(tc, round_trip);
     tcase_add_test(tc, truncation_at_every_offset);
