@@ -2,12 +2,14 @@
 #include "cli.h"
 #include "report/text.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void cli_error(const char *fmt, ...)
 {
@@ -54,6 +56,100 @@ int cli_load(const char *path, cp_profile *p, bool warn)
     if (warn && cp_profile_warning(p, err, sizeof err))
         fprintf(stderr, "cpyprof: warning: %s: %s\n", path, err);
     return CLI_OK;
+}
+
+/* A growable list of file names (owned copies). */
+typedef struct name_list {
+    char **v;
+    size_t n, cap;
+} name_list;
+
+static bool names_add(name_list *l, const char *s)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        char **v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return false;
+        l->v = v;
+        l->cap = cap;
+    }
+    return (l->v[l->n] = strdup(s)) != NULL && ++l->n;
+}
+
+static void names_free(name_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Adds `path`, or each regular file of the directory `path` (sorted). */
+static int expand_path(name_list *l, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return names_add(l, path) ? CLI_OK : CLI_FAIL;
+    DIR *d = opendir(path);
+    if (!d) {
+        cli_error("%s: %s", path, strerror(errno));
+        return CLI_FAIL;
+    }
+    size_t first = l->n;
+    struct dirent *e;
+    char full[8192];
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(full, sizeof full, "%s/%s", path, e->d_name);
+        if (stat(full, &st) == 0 && S_ISREG(st.st_mode) && !names_add(l, full)) {
+            closedir(d);
+            return CLI_FAIL;
+        }
+    }
+    closedir(d);
+    if (l->n == first) {
+        cli_error("%s: a directory without profiles", path);
+        return CLI_FAIL;
+    }
+    qsort(l->v + first, l->n - first, sizeof *l->v, cmp_name);
+    return CLI_OK;
+}
+
+int cli_load_many(char *const *paths, size_t n, cp_profile *p, bool warn)
+{
+    name_list l = {0};
+    for (size_t i = 0; i < n; i++)
+        if (expand_path(&l, paths[i]) != CLI_OK) {
+            names_free(&l);
+            return CLI_FAIL;
+        }
+    if (l.n == 1 && n == 1 && strcmp(l.v[0], paths[0]) == 0) {
+        names_free(&l);
+        return cli_load(paths[0], p, warn);
+    }
+    cp_profile *parts = calloc(l.n, sizeof *parts);
+    int rc = parts ? CLI_OK : CLI_FAIL;
+    size_t loaded = 0;
+    for (; rc == CLI_OK && loaded < l.n; loaded++)
+        if (cli_load(l.v[loaded], &parts[loaded], warn) != CLI_OK)
+            rc = CLI_FAIL;
+    char err[1024];
+    if (rc == CLI_OK && cp_profile_merge(parts, l.n, p, err, sizeof err) != 0) {
+        cli_error("%s", err);
+        rc = CLI_FAIL;
+    }
+    if (rc != CLI_OK)
+        for (size_t i = 0; i < loaded; i++)
+            cp_profile_free(&parts[i]);
+    free(parts);
+    names_free(&l);
+    return rc;
 }
 
 FILE *cli_open_output(const char *path)

@@ -37,6 +37,12 @@ int cli_getopt_error(const char *cmd, int c, char **argv);
  *  CLI_OK. With `warn`, a truncated profile's warning goes to stderr. */
 int cli_load(const char *path, cp_profile *p, bool warn);
 
+/** Loads the profiles named by paths[0..n): one file is loaded as it is;
+ *  several files, or a directory (every regular file in it, as written by
+ *  record --subprocesses -o DIR/), are merged with one root frame per
+ *  process (cp_profile_merge). Messages and return values as cli_load. */
+int cli_load_many(char *const *paths, size_t n, cp_profile *p, bool warn);
+
 /** Opens `path` for writing ("-" = stdout). NULL after printing why. */
 FILE *cli_open_output(const char *path);
 

@@ -83,8 +83,10 @@ static const struct {
 
 static void help(void)
 {
-    printf("Usage: cpyprof convert FILE --to FORMAT -o OUT [OPTIONS]\n"
-           "Export a profile to another format.\n\n"
+    printf("Usage: cpyprof convert FILE... --to FORMAT -o OUT [OPTIONS]\n"
+           "Export a profile to another format. Several files, or a directory (record\n"
+           "--subprocesses -o DIR/), are merged under one 'process PID: COMMAND' root\n"
+           "frame per process.\n\n"
            "  -t, --to FORMAT   the output format (see below)\n"
            "  -o, --output OUT  the output file; '-' is standard output\n"
            "      --threads     keep threads apart (a 'thread NAME' root frame)\n"
@@ -172,8 +174,6 @@ int cmd_convert(int argc, char **argv)
     }
     if (optind >= argc)
         return cli_usage("convert", "missing the profile FILE");
-    if (argc - optind > 1)
-        return cli_usage("convert", "unexpected argument '%s'", argv[optind + 1]);
     if (!to)
         return cli_usage("convert", "missing --to FORMAT");
     if (!output)
@@ -207,7 +207,7 @@ int cmd_convert(int argc, char **argv)
     }
 
     cp_profile p;
-    if (cli_load(argv[optind], &p, true) != CLI_OK)
+    if (cli_load_many(argv + optind, (size_t)(argc - optind), &p, true) != CLI_OK)
         return CLI_FAIL;
     FILE *out = cli_open_output(output);
     if (!out) {

@@ -17,10 +17,12 @@
 
 static void help(void)
 {
-    printf("Usage: cpyprof flame FILE -o OUT.svg [OPTIONS]\n"
+    printf("Usage: cpyprof flame FILE... -o OUT.svg [OPTIONS]\n"
            "Draw the profile's call trees, all threads merged, as a flamegraph that opens\n"
            "in any browser (click to zoom, Ctrl-F to search). Widths are total time, or\n"
-           "sample counts for a sampled profile.\n\n"
+           "sample counts for a sampled profile. Several files, or a directory (record\n"
+           "--subprocesses -o DIR/), are merged under one 'process PID: COMMAND' frame\n"
+           "per process.\n\n"
            "  -o, --output OUT   the SVG file; '-' is standard output\n"
            "      --title TEXT   the title (default: the profiled command)\n"
            "      --width PX     the image width (default 1200)\n"
@@ -251,13 +253,14 @@ int cmd_flame(int argc, char **argv)
     }
     if (optind >= argc)
         return cli_usage("flame", "missing the profile FILE");
-    if (argc - optind > 1)
-        return cli_usage("flame", "unexpected argument '%s'", argv[optind + 1]);
+    if (a.gil && argc - optind > 1)
+        return cli_usage("flame", "--gil-wait and --gil-hold take one profile, not %d",
+                         argc - optind);
     if (!a.output)
         return cli_usage("flame", "missing -o OUT.svg ('-' for standard output)");
 
     cp_profile p;
-    if (cli_load(argv[optind], &p, true) != CLI_OK)
+    if (cli_load_many(argv + optind, (size_t)(argc - optind), &p, true) != CLI_OK)
         return CLI_FAIL;
     FILE *out = cli_open_output(a.output);
     if (!out) {

@@ -20,6 +20,7 @@
 #include "core/writer.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -30,6 +31,7 @@
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* CONFIG_HZ from a config file's text, or 0. */
@@ -111,6 +113,11 @@ static void help(void)
            "                        file, events that find the buffer full are dropped\n"
            "                        and counted; last: flight recorder, only the newest\n"
            "                        events that fit the buffer are kept (fixed memory)\n"
+           "      --subprocesses    follow child processes (fork, subprocess, multiprocessing\n"
+           "                        fork/spawn/forkserver): each Python process writes its\n"
+           "                        own file, FILE with the pid before the extension\n"
+           "                        (out.cpyprof -> out.PID.cpyprof), or DIR/cpyprof.PID.out\n"
+           "                        for -o DIR/; report and flame take several files\n"
            "  -q, --quiet           no messages except errors\n"
            "  -h, --help            this help\n\n"
            "The exit status is the program's. CPYPROF_LIBRARY overrides the path of the\n"
@@ -186,6 +193,52 @@ static void summarize(const char *shown, const char *path, bool existed, const s
     cp_profile_free(&p);
 }
 
+/* --subprocesses: the other processes' files, i.e. the names that
+ * cp_output_path gives for some pid other than `root`, modified since
+ * `since`. Counted by listing the directory: the pids are not known here. */
+static void summarize_children(const cp_config *cfg, long root, time_t since, bool quiet)
+{
+    char pattern[CP_PATH_MAX + 32], err[256];
+    /* The path for pid 0 splits into the text before and after the pid. */
+    if (quiet || cp_output_path(cfg, 0, pattern, sizeof pattern, err, sizeof err) != 0)
+        return;
+    char *slash = strrchr(pattern, '/');
+    char dir[CP_PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - pattern) : 1, slash ? pattern : ".");
+    const char *name = slash ? slash + 1 : pattern;
+    const char *zero = strstr(name, ".0");
+    while (zero && zero[2] != '.' && zero[2] != '\0')
+        zero = strstr(zero + 1, ".0");
+    if (!zero)
+        return;
+    size_t pre = (size_t)(zero - name) + 1; /* through the dot */
+    const char *post = zero + 2;
+    DIR *d = opendir(dir[0] ? dir : "/");
+    if (!d)
+        return;
+    unsigned long count = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *n = e->d_name;
+        size_t len = strlen(n), plen = strlen(post);
+        if (len <= pre + plen || strncmp(n, name, pre) != 0 || strcmp(n + len - plen, post) != 0)
+            continue;
+        char *end;
+        long pid = strtol(n + pre, &end, 10);
+        if (end != n + len - plen || pid <= 0 || pid == root)
+            continue;
+        char full[2 * CP_PATH_MAX];
+        struct stat st;
+        snprintf(full, sizeof full, "%s/%s", dir, n);
+        if (stat(full, &st) == 0 && st.st_mtime >= since)
+            count++;
+    }
+    closedir(d);
+    if (count)
+        fprintf(stderr, "cpyprof: and %lu profile%s of child processes (%s/%.*sPID%s)\n", count,
+                count == 1 ? "" : "s", dir, (int)pre, name, post);
+}
+
 /* Dies by `sig` like the child did; returns only if that fails. */
 static int die_like(int sig)
 {
@@ -203,11 +256,14 @@ static int die_like(int sig)
     return 128 + sig;
 }
 
-/* Runs argv[0] with the environment already set. Returns the exit code. */
-static int run_child(char **args, const char *shown, const char *path, bool quiet)
+/* Runs argv[0] with the environment already set. Returns the exit code.
+ * With cfg->subprocesses, `path` is the output pattern (cp_output_path). */
+static int run_child(char **args, const char *shown, const char *path, const cp_config *cfg)
 {
+    bool quiet = cfg->quiet;
     struct stat before;
-    bool existed = stat(path, &before) == 0;
+    bool existed = !cfg->subprocesses && stat(path, &before) == 0;
+    time_t started = time(NULL) - 1;
 
     static const int handled[] = {SIGINT, SIGQUIT, SIGTERM, SIGHUP};
     struct sigaction old_act[4];
@@ -286,11 +342,28 @@ static int run_child(char **args, const char *shown, const char *path, bool quie
         cli_error("cannot run '%s': %s", args[0], strerror(exec_errno));
         return 127;
     }
+    char own[CP_PATH_MAX + 32], own_shown[CP_PATH_MAX + 32], err[256];
+    if (cfg->subprocesses) {
+        /* The program's own file is named after its pid. */
+        cp_config c = *cfg;
+        snprintf(c.output, sizeof c.output, "%s", path);
+        if (cp_output_path(&c, (long)pid, own, sizeof own, err, sizeof err) != 0)
+            snprintf(own, sizeof own, "%s", path);
+        snprintf(c.output, sizeof c.output, "%s", shown);
+        if (cp_output_path(&c, (long)pid, own_shown, sizeof own_shown, err, sizeof err) != 0)
+            snprintf(own_shown, sizeof own_shown, "%s", shown);
+        path = own;
+        shown = own_shown;
+    }
     if (WIFSIGNALED(status)) {
         summarize(shown, path, existed, &before, quiet, true);
+        if (cfg->subprocesses)
+            summarize_children(cfg, (long)pid, started, quiet);
         return die_like(WTERMSIG(status));
     }
     summarize(shown, path, existed, &before, quiet, false);
+    if (cfg->subprocesses)
+        summarize_children(cfg, (long)pid, started, quiet);
     return WIFEXITED(status) ? WEXITSTATUS(status) : CLI_FAIL;
 }
 
@@ -310,6 +383,7 @@ int cmd_record(int argc, char **argv)
         OPT_ALLOC,
         OPT_BUFFER,
         OPT_KEEP,
+        OPT_SUBPROCESSES,
     };
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},
@@ -327,6 +401,7 @@ int cmd_record(int argc, char **argv)
         {"alloc", optional_argument, NULL, OPT_ALLOC},
         {"buffer", required_argument, NULL, OPT_BUFFER},
         {"keep", required_argument, NULL, OPT_KEEP},
+        {"subprocesses", no_argument, NULL, OPT_SUBPROCESSES},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -387,6 +462,9 @@ int cmd_record(int argc, char **argv)
         case OPT_KEEP:
             s.key = "keep";
             break;
+        case OPT_SUBPROCESSES:
+            s = (setting){"subprocesses", "1"};
+            break;
         case 'q':
             s = (setting){"quiet", "1"};
             break;
@@ -420,7 +498,20 @@ int cmd_record(int argc, char **argv)
             return CLI_FAIL;
         }
     }
-    if (cp_writer_check_path(path, err, sizeof err) != 0) {
+    if (cfg.subprocesses) {
+        /* Check where the files will go with a name of our own pid. */
+        size_t plen = strlen(path);
+        if (plen > 1 && path[plen - 1] == '/')
+            (void)mkdir(path, 0777); /* "-o DIR/": made if missing */
+        cp_config c = cfg;
+        snprintf(c.output, sizeof c.output, "%s", path);
+        char probe[CP_PATH_MAX + 32];
+        if (cp_output_path(&c, (long)getpid(), probe, sizeof probe, err, sizeof err) != 0 ||
+            cp_writer_check_path(probe, err, sizeof err) != 0) {
+            cli_error("%s", err);
+            return CLI_FAIL;
+        }
+    } else if (cp_writer_check_path(path, err, sizeof err) != 0) {
         cli_error("%s", err);
         return CLI_FAIL;
     }
@@ -455,5 +546,5 @@ int cmd_record(int argc, char **argv)
         cli_error("cannot set the environment: %s", strerror(errno));
         return CLI_FAIL;
     }
-    return run_child(argv + optind, cfg.output, path, cfg.quiet);
+    return run_child(argv + optind, cfg.output, path, &cfg);
 }

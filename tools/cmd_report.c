@@ -9,9 +9,11 @@
 
 static void help(void)
 {
-    printf("Usage: cpyprof report FILE [OPTIONS]\n"
+    printf("Usage: cpyprof report FILE... [OPTIONS]\n"
            "Print the functions of a profile with their calls, self and total time\n"
-           "(sample counts and percentages for a sampled profile).\n\n"
+           "(sample counts and percentages for a sampled profile). Several files, or a\n"
+           "directory (record --subprocesses -o DIR/), are merged: each process becomes a\n"
+           "root frame 'process PID: COMMAND' of its threads' trees.\n\n"
            "  -s, --sort KEY   calls, self (default), total, self-per-call, total-per-call, name\n"
            "  -n, --limit N    show the first N functions (default 30; 0 = all)\n"
            "      --json       JSON (schema cpyprof.report/1, see docs/format.md); all\n"
@@ -81,15 +83,13 @@ int cmd_report(int argc, char **argv)
     }
     if (optind >= argc)
         return cli_usage("report", "missing the profile FILE");
-    if (argc - optind > 1)
-        return cli_usage("report", "unexpected argument '%s'", argv[optind + 1]);
     const char *path = argv[optind];
     if (json && !limit_given)
         o.limit = 0;
     o.source = path;
 
     cp_profile p;
-    if (cli_load(path, &p, json) != CLI_OK)
+    if (cli_load_many(argv + optind, (size_t)(argc - optind), &p, json) != CLI_OK)
         return CLI_FAIL;
     if (o.lines && !p.samples) {
         cli_error("%s: --lines needs a sampled profile (record --mode sample): a traced "

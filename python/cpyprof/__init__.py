@@ -57,7 +57,8 @@ DEFAULT_OUTPUT = "cpyprof.out"
 # table in docs/usage.md. Each becomes one "key": "text" setting of the
 # native library (the same keys as the CPYPROF_<KEY> environment variables).
 _OPTION_NAMES = ("mode", "builtins", "max_depth", "ring_size", "transport", "quiet",
-                 "rate", "clock", "idle", "native", "gil", "alloc", "buffer", "keep")
+                 "rate", "clock", "idle", "native", "gil", "alloc", "buffer", "keep",
+                 "subprocesses")
 
 
 def _option_text(name, value):
@@ -82,7 +83,7 @@ def _options(kwargs):
 
 def start(output=DEFAULT_OUTPUT, *, mode="trace", builtins=True, max_depth=None,
           ring_size=None, transport=None, quiet=None, rate=None, clock=None, idle=None,
-          native=None, gil=None, alloc=None, buffer=None, keep=None):
+          native=None, gil=None, alloc=None, buffer=None, keep=None, subprocesses=None):
     """Start profiling this process; the profile goes to `output`.
 
     The file is written by stop(), or at interpreter exit if stop() is never
@@ -122,6 +123,15 @@ def start(output=DEFAULT_OUTPUT, *, mode="trace", builtins=True, max_depth=None,
       keep       timeline: "all" (default: stream every event to the file,
                  drops counted) or "last" (flight recorder: only the newest
                  events that fit the buffer are kept).
+      subprocesses  follow child processes (default False): forked children,
+                 Python programs started by subprocess/os.exec*, and
+                 multiprocessing workers (fork, spawn, forkserver) profile
+                 too, each into its own file: `output` with the process id
+                 before the extension ("out.cpyprof" -> "out.PID.cpyprof"), or
+                 DIR/cpyprof.PID.out when `output` ends in "/". Exec'd
+                 children are reached through LD_PRELOAD and CPYPROF_*
+                 variables that start() puts in os.environ and stop() takes
+                 out again.
 
     Profiling started inside a function begins with the frames active at
     that moment, so the call tree is still rooted at <module>.
@@ -136,12 +146,47 @@ def start(output=DEFAULT_OUTPUT, *, mode="trace", builtins=True, max_depth=None,
     options = _options(dict(mode=mode, builtins=builtins, max_depth=max_depth,
                             ring_size=ring_size, transport=transport, quiet=quiet, rate=rate,
                             clock=clock, idle=idle, native=native, gil=gil,
-                            alloc=alloc, buffer=buffer, keep=keep))
+                            alloc=alloc, buffer=buffer, keep=keep,
+                            subprocesses=subprocesses))
     if _cpyprof.is_running():
         raise RuntimeError(
             "cpyprof is already running in this process (one profiling run at a time): "
             "call cpyprof.stop() first")
     _cpyprof.start(output, options)
+    if options.get("subprocesses") == "1":
+        _export_for_children(output, options)
+
+
+# The environment start(subprocesses=True) changed: name -> previous value
+# (None: was unset), restored by stop().
+_saved_environ = {}
+
+
+def _export_for_children(output, options):
+    """Makes Python programs this process execs profile themselves: the
+    library is preloaded into them, and the CPYPROF_* variables carry the
+    settings (as `cpyprof record` does). Forked children need none of this:
+    the library restarts itself in them."""
+    absolute = _os.path.abspath(output) + ("/" if output.endswith("/") else "")
+    lib = library_path()
+    preload = _os.environ.get("LD_PRELOAD", "")
+    new = {"CPYPROF_OUTPUT": absolute}
+    for key, text in options.items():
+        new["CPYPROF_" + key.upper()] = text
+    if lib and lib not in preload.replace(":", " ").split():
+        new["LD_PRELOAD"] = lib + (":" + preload if preload else "")
+    for name, value in new.items():
+        _saved_environ.setdefault(name, _os.environ.get(name))
+        _os.environ[name] = value
+
+
+def _restore_environ():
+    while _saved_environ:
+        name, value = _saved_environ.popitem()
+        if value is None:
+            _os.environ.pop(name, None)
+        else:
+            _os.environ[name] = value
 
 
 def stop():
@@ -150,6 +195,7 @@ def stop():
     Returns the path of the file written, or None if profiling was not
     running. Raises OSError if the file could not be written completely.
     """
+    _restore_environ()
     return _cpyprof.stop()
 
 

@@ -72,6 +72,10 @@ _RECORD_OPTIONS = [
     (("--keep",), "keep", True, None,
      "timeline: all (default): stream every event to the file, drops counted; "
      "last: flight recorder, only the newest events that fit the buffer"),
+    (("--subprocesses",), "subprocesses", False, True,
+     "follow child processes (fork, subprocess, multiprocessing): each writes "
+     "its own file, FILE with the pid before the extension, or DIR/cpyprof.PID.out "
+     "for -o DIR/"),
 ]
 
 _METAVARS = {"output": "FILE", "mode": "MODE", "max_depth": "N", "ring_size": "SIZE",
@@ -329,6 +333,9 @@ def _record(argv):
     except (OSError, RuntimeError) as e:
         print("cpyprof: %s" % (e,), file=sys.stderr)
         return 1
+    if settings.get("subprocesses") == "1":
+        from . import _export_for_children
+        _export_for_children(output, settings)
 
     pid = os.getpid()
     completed = False

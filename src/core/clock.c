@@ -165,6 +165,16 @@ int cp_clock_calibrate(cp_clock *c, unsigned window_ms, bool allow_tsc)
     return 0;
 }
 
+void cp_clock_rebase(cp_clock *c)
+{
+    if (!c->use_tsc) {
+        use_monotonic(c);
+        return;
+    }
+    c->tick0 = cp_rdtsc();
+    c->ns0 = cp_monotonic_ns();
+}
+
 uint64_t cp_clock_delta_ns(const cp_clock *c, uint64_t dticks)
 {
     if (!c->use_tsc || c->ns_per_tick == 1.0)

@@ -75,6 +75,11 @@ static inline uint64_t cp_clock_ticks(const cp_clock *c)
  *  negative for ticks before it). */
 int64_t cp_clock_to_ns(const cp_clock *c, uint64_t ticks);
 
+/** Moves the time zero of a calibrated clock to now, keeping its rate: a
+ *  forked child's profile starts at the fork without the calibration's
+ *  sleep (the TSC rate is the parent's). */
+void cp_clock_rebase(cp_clock *c);
+
 /** Converts a tick difference to ns. */
 uint64_t cp_clock_delta_ns(const cp_clock *c, uint64_t dticks);
 

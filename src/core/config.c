@@ -20,7 +20,7 @@
 const char *const cp_config_keys[] = {
     "output", "mode",  "builtins", "max_depth", "ring_size", "transport", "quiet",
     "rate",   "clock", "idle",     "native",    "gil",       "alloc",     "buffer",
-    "keep",   NULL,
+    "keep",   "subprocesses", NULL,
 };
 
 typedef enum key_id {
@@ -39,6 +39,7 @@ typedef enum key_id {
     KEY_ALLOC,
     KEY_BUFFER,
     KEY_KEEP,
+    KEY_SUBPROCESSES,
     KEY_COUNT,
 } key_id;
 
@@ -457,6 +458,8 @@ int cp_config_set(cp_config *c, const char *key, const char *value, const char *
         return set_bool(&c->idle, &tb, prefix, key, value);
     case KEY_NATIVE:
         return set_bool(&c->native, &tb, prefix, key, value);
+    case KEY_SUBPROCESSES:
+        return set_bool(&c->subprocesses, &tb, prefix, key, value);
     case KEY_GIL: {
         /* A boolean turns exact accounting on or off (CPYPROF_GIL=1). */
         static const char *const gil_modes[3] = {"off", "exact", "sample"}; /* = cp_gil_mode */

@@ -72,6 +72,9 @@ typedef struct cp_config {
     /* timeline mode (src/python/timeline.c) */
     uint64_t buffer_bytes; /* "buffer": per-thread event buffer, K/M/G; default 4M, 64K..1G */
     cp_keep keep;          /* "keep": all (streaming) | last (flight recorder); default all */
+    /* child processes (docs/usage.md "Child processes") */
+    bool subprocesses; /* "subprocesses": every Python child profiles too, each into its own
+                          file (cp_output_path); default 0 */
 } cp_config;
 
 /** Fills `c` with the defaults. */
@@ -96,6 +99,14 @@ int cp_config_from_env(cp_config *c, char *const *envp, char *err, size_t errlen
 
 /** Parses a size with an optional K/M/G suffix (powers of 1024). */
 int cp_parse_size(const char *text, uint64_t *out);
+
+/** The file this process writes: `c->output` itself, or with subprocesses
+ *  on, one file per process: ".PID" goes before the last extension of the
+ *  file name ("out.cpyprof" -> "out.1234.cpyprof", "prof" -> "prof.1234"),
+ *  and an output that ends in '/' names a directory that gets
+ *  "cpyprof.PID.out". Returns 0, or -1 with err set when the result does
+ *  not fit in n bytes. No allocation (runs in a forked child). */
+int cp_output_path(const cp_config *c, long pid, char *buf, size_t n, char *err, size_t errlen);
 
 /** The names of all keys, NULL-terminated (for --help and errors). */
 extern const char *const cp_config_keys[];

@@ -6,7 +6,8 @@
  * symbols: /bin/sh, compilers), nothing in a process where the interpreter is
  * already running (we were loaded by `import cpyprof`: the module drives),
  * and nothing in a child of the profiled process (CPYPROF_PID names another
- * process).
+ * process) unless CPYPROF_SUBPROCESSES is on: then the child claims its own
+ * run and writes its own file (cp_output_path).
  *
  * In a Python that has not started yet it parses the CPYPROF_* settings and
  * adds an audit hook (allowed before initialisation). The interpreter raises
@@ -19,6 +20,7 @@
  */
 #include "python/profiler.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,15 +65,19 @@ __attribute__((constructor)) static void cp_preload_init(void)
     if (Py_IsInitialized())
         return;
     const char *pid = getenv("CPYPROF_PID");
-    if (pid && *pid && strtol(pid, NULL, 10) != (long)getpid())
-        return; /* a child of the profiled process */
+    bool child = pid && *pid && strtol(pid, NULL, 10) != (long)getpid();
     cp_config_defaults(&preload_cfg);
     char err[1024];
     if (cp_config_from_env(&preload_cfg, environ, err, sizeof err) != 0) {
-        cp_log("%s; profiling disabled", err);
+        if (!child) /* the profiled process already said it */
+            cp_log("%s; profiling disabled", err);
         return;
     }
-    if (!pid || !*pid) {
+    /* A child of the profiled process stays inactive, unless the run follows
+     * subprocesses: then it claims a run of its own (its own file). */
+    if (child && !preload_cfg.subprocesses)
+        return;
+    if (!pid || !*pid || child) {
         /* Claim the run so that Python children (which inherit LD_PRELOAD)
          * stay inactive. os.environ is built after this, so the program
          * sees CPYPROF_PID like any inherited variable. */

@@ -46,7 +46,7 @@ int cpyprof_is_running(void)
 
 const char *cpyprof_output(void)
 {
-    return cp_g.cfg.output;
+    return cp_g.path[0] ? cp_g.path : cp_g.cfg.output; /* the file of this process */
 }
 
 const char *cpyprof_library_path(void)

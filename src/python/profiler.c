@@ -20,6 +20,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 cp_profiler cp_g = {
@@ -62,6 +63,9 @@ static void die_by_sigterm_now(void)
     raise(SIGTERM);
 }
 
+/* A SIGTERM that came while the profile was being written at stop. */
+static _Atomic int term_while_stopping;
+
 static void on_sigterm(int sig)
 {
     /* Async-signal-safe only: write, poll, sigaction, raise.
@@ -73,6 +77,13 @@ static void on_sigterm(int sig)
      * writer, or it takes longer than 10 s, die without the profile. */
     (void)sig;
     int saved = errno;
+    if (atomic_load(&cp_g.state) == CP_STOPPING) {
+        /* cp_profiler_stop is writing the profile on another thread (or
+         * this one, interrupted): it delivers the signal when done. */
+        atomic_store(&term_while_stopping, 1);
+        errno = saved;
+        return;
+    }
     if (atomic_load(&cp_g.state) == CP_RUNNING && cp_g.writer_running && cp_g.wake_fds[1] >= 0) {
         char c = 'T';
         if (write(cp_g.wake_fds[1], &c, 1) == 1) {
@@ -144,6 +155,12 @@ static void atfork_child(void)
      * a run the child starts: its trees refer to the parent's function ids.
      * Freeing needs the GIL and malloc, so the next start does it. */
     cp_g.stale_run_state = true;
+    /* --subprocesses: the child profiles itself into its own file, but not
+     * from here (no GIL, no malloc in a child of a threaded parent): the
+     * after_in_child hook below restarts it with the GIL held. A child forked
+     * from C (subprocess's fork+exec) never runs that hook; it is followed
+     * by the library's constructor after the exec instead. */
+    cp_g.follow_fork = cp_g.cfg.subprocesses;
     atomic_store(&cp_g.state, CP_OFF);
 }
 
@@ -159,6 +176,17 @@ static PyObject *py_after_fork_child(PyObject *self, PyObject *unused)
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = SIG_DFL;
         sigaction(SIGTERM, &sa, NULL);
+    }
+    if (cp_g.follow_fork) {
+        /* After PyOS_AfterFork_Child: the GIL and the thread states are
+         * sane again, only this thread exists, and the parent's run state is
+         * dropped by the start (stale_run_state). */
+        cp_g.follow_fork = false;
+        cp_g.clock_from_parent = true;
+        cp_config cfg = cp_g.cfg;
+        char err[1024];
+        if (cp_profiler_start(&cfg, cp_g.activation, err, sizeof err) != 0)
+            cp_log("%s; this child process is not profiled", err);
     }
     Py_RETURN_NONE;
 }
@@ -207,8 +235,52 @@ static int call_module(const char *module, const char *func, const char *kw, PyM
     return r ? 0 : -1;
 }
 
+/* ---- os._exit (subprocesses) -------------------------------------------- */
+
+/* os._exit skips atexit, and it is how multiprocessing's forked workers and
+ * forkserver children end: without this their profiles would have no end.
+ * With subprocesses on, os._exit is replaced by a function that writes the
+ * profile and then calls the original (kept here for the process's life). */
+static PyObject *orig_os_exit;
+
+static PyObject *py_os_exit(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    (void)self;
+    char err[512];
+    if (atomic_load(&cp_g.state) == CP_RUNNING &&
+        cp_profiler_stop(CPYPROF_END_EXIT, err, sizeof err) < 0)
+        cp_log("%s", err);
+    return PyObject_Call(orig_os_exit, args, kwargs);
+}
+
+static PyMethodDef os_exit_def = {"_exit", (PyCFunction)(void (*)(void))py_os_exit,
+                                  METH_VARARGS | METH_KEYWORDS,
+                                  "Exit to the system with specified status, without normal exit "
+                                  "processing (cpyprof writes its profile first)."};
+
+static void wrap_os_exit(void)
+{
+    if (cp_g.os_exit_wrapped)
+        return;
+    PyObject *os = PyImport_ImportModule("os");
+    PyObject *fn = os ? PyObject_GetAttrString(os, "_exit") : NULL;
+    PyObject *wrapper = fn ? PyCFunction_NewEx(&os_exit_def, NULL, NULL) : NULL;
+    if (wrapper && PyObject_SetAttrString(os, "_exit", wrapper) == 0) {
+        orig_os_exit = fn; /* owned for good */
+        fn = NULL;
+        cp_g.os_exit_wrapped = true;
+    } else {
+        PyErr_Clear();
+    }
+    Py_XDECREF(wrapper);
+    Py_XDECREF(fn);
+    Py_XDECREF(os);
+}
+
 static void register_process_hooks(void)
 {
+    if (cp_g.cfg.subprocesses)
+        wrap_os_exit();
     if (!cp_g.atexit_registered) {
         if (call_module("atexit", "register", NULL, &atexit_def) == 0)
             cp_g.atexit_registered = true;
@@ -258,9 +330,18 @@ int cp_profiler_start(const cp_config *cfg, int activation, char *err, size_t er
             return -1;
         }
     }
-    if (cp_writer_open(&cp_g.writer, cfg->output, err, errlen) != 0)
+    if (cp_output_path(cfg, (long)getpid(), cp_g.path, sizeof cp_g.path, err, errlen) != 0)
         return -1;
-    cp_clock_calibrate(&cp_g.clock, 5, true);
+    size_t olen = strlen(cfg->output);
+    if (cfg->subprocesses && olen > 1 && cfg->output[olen - 1] == '/')
+        (void)mkdir(cfg->output, 0777); /* "-o dir/": made if missing; open says if not */
+    if (cp_writer_open(&cp_g.writer, cp_g.path, err, errlen) != 0)
+        return -1;
+    if (cp_g.clock_from_parent) /* a followed fork: the parent's rate holds */
+        cp_clock_rebase(&cp_g.clock);
+    else
+        cp_clock_calibrate(&cp_g.clock, 5, true);
+    cp_g.clock_from_parent = false;
     if (cp_symtab_init(&cp_g.syms) != 0 || cp_threads_init_type() != 0) {
         PyErr_Clear();
         snprintf(err, errlen, "out of memory");
@@ -322,7 +403,10 @@ int cp_profiler_stop(int end_reason, char *err, size_t errlen)
     cp_g.inert = 1;
     if (cp_g.cfg.mode == CP_MODE_SAMPLE)
         cp_sample_stop(); /* no handler runs after this */
-    remove_term_handler();
+    /* Our SIGTERM handler stays until the file is complete: while the state
+     * is STOPPING it only notes the signal (a pool's terminate() often hits
+     * a worker that is writing its profile in os._exit). */
+    atomic_store(&term_while_stopping, 0);
     cp_writer_thread_stop();
     int term = cp_take_pending_term();
     cp_drain_all();
@@ -333,6 +417,8 @@ int cp_profiler_stop(int end_reason, char *err, size_t errlen)
     if (cp_gc_dump(err, errlen) != 0)
         cp_log("%s", err);
     int rc = cp_dump_profile(end_reason, 0, true, err, errlen);
+    remove_term_handler();
+    term |= atomic_exchange(&term_while_stopping, 0);
     release_run_state();
     atomic_store(&cp_g.state, CP_OFF);
     if (term) /* a SIGTERM arrived while we stopped: deliver it now */

@@ -100,6 +100,12 @@ typedef struct cp_profiler {
     bool atfork_registered;
     /* a forked child still holds the parent's run state (freed at start) */
     bool stale_run_state;
+    /* subprocesses: a forked child restarts its own run after the fork
+     * (set by the atfork child handler, consumed by the after_in_child hook) */
+    bool follow_fork;
+    bool clock_from_parent; /* the next start rebases the clock, no calibration */
+    bool os_exit_wrapped; /* os._exit writes the profile first (subprocesses) */
+    char path[CP_PATH_MAX + 32]; /* the file of this process (cp_output_path) */
     /* untracked calls of threads whose state was dropped */
     uint64_t write_errors;
 } cp_profiler;

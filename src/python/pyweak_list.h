@@ -23,6 +23,7 @@
 #pragma weak PyObject_CallOneArg
 #pragma weak PyObject_Free
 #pragma weak PyObject_GetAttrString
+#pragma weak PyObject_SetAttrString
 #pragma weak PySys_AddAuditHook
 #pragma weak PySys_GetObject
 #pragma weak PyThreadState_Get

@@ -135,6 +135,25 @@ long cp_profile_thread_index(const cp_profile *p, uint32_t id);
  *  writes "") when the profile is complete. */
 bool cp_profile_warning(const cp_profile *p, char *buf, size_t n);
 
+/** A NUL-terminated copy of s[0..n) owned by `p` (freed with it); NULL when
+ *  out of memory. */
+char *cp_profile_add_text(cp_profile *p, const char *s, size_t n);
+
+/** Moves every text `src` owns to `dst` (pointers into it stay valid and
+ *  now live as long as `dst`); `src` no longer owns any. */
+void cp_profile_take_text(cp_profile *dst, cp_profile *src);
+
+/** Merges the profiles of several processes (one file each, as written with
+ *  the subprocesses option) into `out`: the threads of each process keep
+ *  their call trees below one new root frame "process PID: COMMAND" (a
+ *  SPECIAL function), so every view (table, flamegraph, folded stacks)
+ *  shows which process ran what. Parts are ordered by start time; `out`
+ *  takes the first one's META and sums the trailers' counters (the duration
+ *  is the longest). Sampled and traced profiles do not mix. `parts` are
+ *  emptied (their text moves to `out`) whatever the outcome. Returns 0 or
+ *  -1 with err set. */
+int cp_profile_merge(cp_profile *parts, size_t n, cp_profile *out, char *err, size_t errlen);
+
 /** "META", "STRINGS", ... or "unknown" for a chunk type. */
 const char *cp_chunk_type_name(uint32_t type);
 

@@ -89,6 +89,30 @@ static char *arena_text(cp_profile *p, const uint8_t *s, size_t n)
     return r;
 }
 
+char *cp_profile_add_text(cp_profile *p, const char *s, size_t n)
+{
+    return arena_text(p, (const uint8_t *)s, n);
+}
+
+void cp_profile_take_text(cp_profile *dst, cp_profile *src)
+{
+    /* Splice src's blocks in behind dst's current block: dst keeps filling
+     * its own head, and every text pointer into src stays valid. */
+    arena_block *tail = src->arena_;
+    if (!tail)
+        return;
+    while (tail->next)
+        tail = tail->next;
+    arena_block *head = dst->arena_;
+    if (head) {
+        tail->next = head->next;
+        head->next = src->arena_;
+    } else {
+        dst->arena_ = src->arena_;
+    }
+    src->arena_ = NULL;
+}
+
 const char *cp_chunk_type_name(uint32_t type)
 {
     switch (type) {

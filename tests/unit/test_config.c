@@ -13,7 +13,7 @@
     "CPYPROF_OUTPUT, CPYPROF_MODE, CPYPROF_BUILTINS, CPYPROF_MAX_DEPTH, CPYPROF_RING_SIZE, "       \
     "CPYPROF_TRANSPORT, CPYPROF_QUIET, CPYPROF_RATE, CPYPROF_CLOCK, CPYPROF_IDLE, "                \
     "CPYPROF_NATIVE, "                                                                             \
-    "CPYPROF_GIL, CPYPROF_ALLOC, CPYPROF_BUFFER, CPYPROF_KEEP"
+    "CPYPROF_GIL, CPYPROF_ALLOC, CPYPROF_BUFFER, CPYPROF_KEEP, CPYPROF_SUBPROCESSES"
 #define BOOL_EXPECT "(expected 1/0, true/false, yes/no, on/off)"
 #define RING_EXPECT "(expected 4K..1G bytes, with an optional K, M or G suffix)"
 
@@ -84,7 +84,8 @@ START_TEST(test_keys_list)
     static const char *const want[] = {"output",    "mode",      "builtins", "max_depth",
                                        "ring_size", "transport", "quiet",    "rate",
                                        "clock",     "idle",      "native",   "gil",
-                                       "alloc",     "buffer",    "keep"};
+                                       "alloc",     "buffer",    "keep",
+                                       "subprocesses"};
     size_t n = 0;
     while (cp_config_keys[n])
         n++;
@@ -337,13 +338,13 @@ START_TEST(test_unknown_key)
     set_bad("--", "ring_sise", "5",
             "--ring-sise: unknown setting (known: --output, --mode, --builtins, --max-depth, "
             "--ring-size, --transport, --quiet, --rate, --clock, --idle, --native, --gil, --alloc, "
-            "--buffer, --keep)");
+            "--buffer, --keep, --subprocesses)");
     set_bad(NULL, "Raet", "5",
             "Raet: unknown setting (known: output, mode, builtins, max_depth, ring_size, "
-            "transport, quiet, rate, clock, idle, native, gil, alloc, buffer, keep)");
+            "transport, quiet, rate, clock, idle, native, gil, alloc, buffer, keep, subprocesses)");
     set_bad("", "", "5",
             ": unknown setting (known: output, mode, builtins, max_depth, ring_size, "
-            "transport, quiet, rate, clock, idle, native, gil, alloc, buffer, keep)");
+            "transport, quiet, rate, clock, idle, native, gil, alloc, buffer, keep, subprocesses)");
 }
 END_TEST
 
