@@ -253,8 +253,8 @@ int cmd_flame(int argc, char **argv)
     }
     if (optind >= argc)
         return cli_usage("flame", "missing the profile FILE");
-    if (a.gil && argc - optind > 1)
-        return cli_usage("flame", "--gil-wait and --gil-hold take one profile, not %d",
+    if ((a.gil || a.alloc) && argc - optind > 1)
+        return cli_usage("flame", "--gil-* and --alloc-* take one profile, not %d",
                          argc - optind);
     if (!a.output)
         return cli_usage("flame", "missing -o OUT.svg ('-' for standard output)");

@@ -100,7 +100,11 @@ int cmd_report(int argc, char **argv)
     }
     char err[1024];
     cp_alloc_data alloc;
-    if (cp_alloc_load(path, &alloc, err, sizeof err) != 0) {
+    memset(&alloc, 0, sizeof alloc);
+    /* Allocation tables are per file (they name its function ids): several
+     * processes merged show calls and times only. */
+    bool merged = cp_profile_meta(&p, "processes") != NULL;
+    if (!merged && cp_alloc_load(path, &alloc, err, sizeof err) != 0) {
         cli_error("%s", err);
         cp_profile_free(&p);
         return CLI_FAIL;
