@@ -42,14 +42,8 @@ static int export_chrome(FILE *out, const char *path, const convert_options *o, 
     char command[1024];
     const char *title = cli_profile_command(&t.p, command, sizeof command);
     cp_chrome_stats st;
-    /* GC records (--alloc): read from the file again, like every ALLOC/GC user. */
-    cp_alloc_data gc = {0};
-    if (cp_alloc_load(path, &gc, err, errlen) != 0) {
-        cp_tl_close(&t);
-        return -1;
-    }
-    int r = cp_chrome_write(out, &t, title ? title : path, &o->filter, &gc, &st, err, errlen);
-    cp_alloc_free(&gc);
+    int r = cp_chrome_write(out, &t, title ? title : path, &o->filter, &t.alloc, &st, err,
+                            errlen);
     if (r == 0 && st.unmatched)
         cli_error("warning: %s: %llu timeline ends without a begin were ignored", path,
                   (unsigned long long)st.unmatched);

@@ -17,6 +17,7 @@
 #ifndef CPYPROF_REPORT_TIMELINE_H
 #define CPYPROF_REPORT_TIMELINE_H
 
+#include "report/alloc.h"
 #include "report/profile.h"
 
 #include <stdio.h>
@@ -37,6 +38,7 @@ typedef struct cp_tl_file {
     uint64_t n_events; /* events in all TIMELINE chunks (their counts) */
     struct cpyprof_tl_info_rec *info;
     size_t n_info;
+    cp_alloc_data alloc; /* ALLOC and GC chunks (--alloc), from the same pass */
     uint8_t *buf; /* the current chunk's payload */
     size_t cap;
 } cp_tl_file;
@@ -44,6 +46,11 @@ typedef struct cp_tl_file {
 /** Opens and indexes `path`. Returns 0, or -1 with a one-line message (the
  *  reader's messages for a damaged file). */
 int cp_tl_open(cp_tl_file *t, const char *path, char *err, size_t errlen);
+
+/** Same from an open stream (which cp_tl_close closes) of `size` bytes;
+ *  `path` names it in messages. For memory: fmemopen. */
+int cp_tl_open_stream(cp_tl_file *t, FILE *f, uint64_t size, const char *path, char *err,
+                      size_t errlen);
 
 /** The next TIMELINE chunk: *thread is its file thread id, *recs points at
  *  *n records of 16 bytes (decode with cp_tl_decode). Returns 1, 0 at the

@@ -130,23 +130,42 @@ oom:
 
 int cp_tl_open(cp_tl_file *t, const char *path, char *err, size_t errlen)
 {
-    memset(t, 0, sizeof *t);
-    t->path = path;
+    FILE *f;
     do {
-        t->f = fopen(path, "rbe");
-    } while (!t->f && errno == EINTR);
+        f = fopen(path, "rbe");
+    } while (!f && errno == EINTR);
     struct stat st;
-    if (!t->f || fstat(fileno(t->f), &st) != 0) {
+    if (!f || fstat(fileno(f), &st) != 0) {
         snprintf(err, errlen, "cannot read profile '%s': %s", path, strerror(errno));
-        cp_tl_close(t);
+        if (f)
+            fclose(f);
+        memset(t, 0, sizeof *t);
         return -1;
     }
     if (S_ISDIR(st.st_mode)) {
         snprintf(err, errlen, "cannot read profile '%s': %s", path, strerror(EISDIR));
-        cp_tl_close(t);
+        fclose(f);
+        memset(t, 0, sizeof *t);
         return -1;
     }
-    uint64_t size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen,
+                 "cannot read profile '%s': not a regular file (the timeline is "
+                 "read twice)",
+                 path);
+        fclose(f);
+        memset(t, 0, sizeof *t);
+        return -1;
+    }
+    return cp_tl_open_stream(t, f, (uint64_t)st.st_size, path, err, errlen);
+}
+
+int cp_tl_open_stream(cp_tl_file *t, FILE *f, uint64_t size, const char *path, char *err,
+                      size_t errlen)
+{
+    memset(t, 0, sizeof *t);
+    t->path = path;
+    t->f = f;
     uint64_t kept = CPYPROF_FILE_HEADER_SIZE;
     image im = {0};
     int r = 0;
@@ -181,6 +200,13 @@ int cp_tl_open(cp_tl_file *t, const char *path, char *err, size_t errlen)
     }
     if (r == 0)
         r = cp_profile_load_mem(&t->p, im.data, im.len, path, err, errlen);
+    /* GC records for the trace, from the image: reading the file again
+     * (cp_alloc_load) would hold all of it, timeline included, in memory. */
+    char aerr[512];
+    if (r == 0 && cp_alloc_parse(im.data, im.len, &t->alloc, aerr, sizeof aerr) != 0) {
+        snprintf(err, errlen, "%s: %s", path, aerr);
+        r = -1;
+    }
     free(im.data);
     if (r != 0) {
         cp_tl_close(t);
@@ -247,6 +273,7 @@ void cp_tl_close(cp_tl_file *t)
     free(t->chunks);
     free(t->info);
     free(t->buf);
+    cp_alloc_free(&t->alloc);
     cp_profile_free(&t->p);
     memset(t, 0, sizeof *t);
 }

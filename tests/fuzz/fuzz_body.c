@@ -20,6 +20,8 @@
 #include "convert.h" /* tools/: export_speedscope */
 #include "core/writer.h" /* cp_crc32 */
 #include "report/alloc.h"
+#include "report/chrome.h"
+#include "report/pprof.h"
 #include "report/folded.h"
 #include "report/model.h"
 #include "report/profile.h"
@@ -266,6 +268,11 @@ static void consume(const cp_profile *p, unsigned sel)
 
     convert_options co = {.per_thread = false, .source = "fuzz"};
     export_speedscope(out, p, &co, err, sizeof err);
+
+    cp_pb pb = {0};
+    if (cp_pprof_encode(p, NULL, &pb, err, sizeof err) == 0)
+        CHECK(pb.len > 0);
+    cp_pb_free(&pb);
     fflush(out);
     clearerr(out);
 }
@@ -300,8 +307,39 @@ static void run_alloc(const cp_profile *p, const uint8_t *data, size_t size)
     cp_alloc_free(&a);
 }
 
+/* The timeline reader (TIMELINE/TIMELINE_INFO chunks, streamed) and the
+ * Chrome export, with and without filters. */
+static void run_timeline(const uint8_t *data, size_t size, unsigned sel)
+{
+    if (size == 0)
+        return;
+    FILE *f = fmemopen((void *)data, size, "rb");
+    CHECK(f);
+    cp_tl_file t;
+    char err[1024];
+    if (cp_tl_open_stream(&t, f, size, "fuzz", err, sizeof err) != 0) {
+        CHECK(strncmp(err, "fuzz", 4) == 0);
+        return;
+    }
+    static const char *const globs[] = {"*a*"};
+    cp_tl_filter none = {0};
+    cp_tl_filter some = {.min_duration_ns = sel % 100, .max_depth = 1 + sel % 5,
+                         .include = globs, .n_include = sel & 1, .exclude = globs,
+                         .n_exclude = (sel >> 1) & 1};
+    cp_chrome_stats st;
+    for (int k = 0; k < 2; k++) {
+        if (cp_chrome_write(sink(), &t, "fuzz", k ? &some : &none, &t.alloc, &st, err,
+                            sizeof err) == 0)
+            CHECK(st.slices + st.filtered <= st.events);
+    }
+    fflush(sink());
+    clearerr(sink());
+    cp_tl_close(&t);
+}
+
 static void load_and_consume(const uint8_t *data, size_t size, unsigned sel)
 {
+    run_timeline(data, size, sel);
     cp_profile p;
     char err[1024];
     if (cp_profile_load_mem(&p, data, size, "fuzz", err, sizeof err) == 0) {

@@ -72,6 +72,16 @@ def gc(recs, dropped=0, count=None):
                  + b"".join(struct.pack("<qqIIIIQQ", *r) for r in recs))
 
 
+def timeline(tid, evs, count=None):
+    """evs: (time_ns, func, kind, synth, depth); kind 1 BEGIN, 2 END."""
+    body = b"".join(struct.pack("<qII", t, f, k | (4 if sy else 0) | (d << 8)) for t, f, k, sy, d in evs)
+    return chunk(12, struct.pack("<II", tid, len(evs) if count is None else count) + body)
+
+
+def timeline_info(tid, size=64):
+    return chunk(13, (struct.pack("<IIQQQQQqq", tid, 0, 4, 4, 0, 0, 1, 0, 9) + b"\0" * 64)[:size])
+
+
 def trailer(threads=1):
     return chunk(TRAILER, struct.pack("<QQQQqIIQQ", 0, 0, 0, threads, 1000, 0, 0, 0, 0))
 
@@ -146,6 +156,16 @@ FILES = {
                                                  (0, 0, (1 << 64) - 1, (1 << 64) - 1, 0, (1 << 64) - 1)])),
     "edge-alloc-run-short": valid(chunk(ALLOC, struct.pack("<I", 1) + b"\0" * 40)),
     "edge-gc-count-too-big": valid(gc([], count=0xFFFFFFFF)),
+    "edge-timeline": valid(timeline(0, [(1, 0, 1, True, 1), (2, 1, 1, False, 2), (3, 1, 2, False, 2),
+                                         (9, 0, 2, True, 1)]), timeline_info(0)),
+    "edge-timeline-unbalanced": valid(timeline(0, [(5, 1, 2, False, 1), (1, 0, 1, False, 7), (0, 77, 1, False, 1 << 23),
+                                                   (-3, 1, 2, False, 0), (2, 1, 3, False, 2)])),
+    "edge-timeline-unknown-thread-and-func": valid(timeline(9, [(1, 99, 1, False, 1), (2, 99, 2, False, 1)]),
+                                                   timeline(NONE, [(1, 0, 1, False, 1)])),
+    "edge-timeline-count-too-big": valid(timeline(0, [(1, 0, 1, False, 1)], count=0x7FFFFFFF)),
+    "edge-timeline-odd-size": valid(chunk(12, struct.pack("<II", 0, 1) + b"\0" * 15)),
+    "edge-timeline-info-short": valid(timeline_info(0, size=63)),
+    "edge-timeline-cut": (valid(timeline(0, [(1, 0, 1, False, 1), (2, 0, 2, False, 1)]))[:-80]),
     "edge-gc-negative-times": valid(gc([(-5, -(1 << 63), 99, 7, 1, 0, (1 << 64) - 1, (1 << 64) - 1)] * 3)),
 }
 

@@ -41,6 +41,8 @@ for prog in tests/fuzz/programs/*.py; do
     seed "$name.smallring" --ring-size 4K -- /usr/bin/python3 "$prog"
     seed "$name.sample" -m sample --rate 1000 -- /usr/bin/python3 "$prog"
     seed "$name.alloc" --alloc -- /usr/bin/python3 "$prog"
+    seed "$name.timeline" -m timeline --buffer 64K -- /usr/bin/python3 "$prog"
+    seed "$name.flight" -m timeline --buffer 64K --keep last -- /usr/bin/python3 "$prog"
 done
 cp tests/fuzz/crashers/* "$SEEDS/" 2>/dev/null || true
 
