@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- growable buffer -------------------------------------------------- */
@@ -243,7 +244,14 @@ int cp_writer_open(cp_writer *w, const char *path, char *err, size_t errlen)
         fail(w, errno, err, errlen);
         return -1;
     }
+    fd = cp_fd_move_high(fd);
     w->fd = fd;
+    if (!cp_fd_identify(fd, &w->id)) {
+        fail(w, errno, err, errlen);
+        close(fd);
+        w->fd = -1;
+        return -1;
+    }
 
     uint8_t hdr[CPYPROF_FILE_HEADER_SIZE];
     memcpy(hdr, CPYPROF_MAGIC, CPYPROF_MAGIC_LEN);
@@ -280,9 +288,48 @@ int cp_writer_check_path(const char *path, char *err, size_t errlen)
     return 0;
 }
 
+bool cp_writer_fd_ok(const cp_writer *w)
+{
+    return w->fd >= 0 && cp_fd_same(w->fd, &w->id);
+}
+
+/* The program closed our descriptor (and maybe reopened its number for a
+ * file of its own, which must not get our bytes): open the profile again by
+ * path, if it is still the same file with exactly what we wrote. */
+static int reopen(cp_writer *w)
+{
+    int fd;
+    do {
+        fd = open(w->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_dev != w->id.dev ||
+        (uint64_t)st.st_ino != w->id.ino || (uint64_t)st.st_size != w->bytes) {
+        close(fd);
+        return ESTALE; /* replaced, or written by someone else */
+    }
+    w->fd = cp_fd_move_high(fd);
+    return 0;
+}
+
 int cp_writer_chunk(cp_writer *w, uint32_t type, const void *payload, size_t n, char *err,
                     size_t errlen)
 {
+    if (!w->failed && w->fd >= 0 && !cp_writer_fd_ok(w)) {
+        int e = reopen(w);
+        if (e) {
+            w->fd = -1; /* not ours any more: never write to it or close it */
+            fail(w, e, err, errlen);
+            if (e == ESTALE && err && errlen)
+                snprintf(err, errlen,
+                         "cannot write profile '%s': the program closed its file descriptor "
+                         "and the file was replaced or changed",
+                         w->path);
+            return -1;
+        }
+    }
     if (w->failed || w->fd < 0) {
         w->errors++;
         set_err(err, errlen, w->path, w->last_errno ? w->last_errno : EBADF);
@@ -324,6 +371,10 @@ int cp_writer_close(cp_writer *w, char *err, size_t errlen)
         return 0;
     /* No retry on EINTR: Linux releases the descriptor even then, and a retry
      * could close a descriptor another thread just opened. */
+    if (!cp_writer_fd_ok(w)) { /* the program's now, or closed */
+        w->fd = -1;
+        return 0;
+    }
     int r = close(w->fd);
     w->fd = -1;
     if (r < 0 && errno != EINTR) {

@@ -9,6 +9,8 @@
 #ifndef CPYPROF_CORE_WRITER_H
 #define CPYPROF_CORE_WRITER_H
 
+#include "core/fdsafe.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +47,8 @@ typedef struct cp_writer {
     uint64_t errors; /* chunks that could not be written */
     int last_errno;
     char path[4096]; /* the file's path, for messages (truncated if longer) */
+    cp_fd_id id;     /* the file fd must still be (fdsafe.h); a program that
+                        closed fd gets it reopened by path, or the writer fails */
 } cp_writer;
 
 /** Creates/truncates `path` (mode 0644, O_CLOEXEC) and writes the file
@@ -61,7 +65,12 @@ int cp_writer_check_path(const char *path, char *err, size_t errlen);
 int cp_writer_chunk(cp_writer *w, uint32_t type, const void *payload, size_t n, char *err,
                     size_t errlen);
 
-/** Closes the file. Returns 0 or -1 with err set when close() itself fails
+/** True while w->fd is still the profile file (not closed, or closed and
+ *  reused, by the program). Async-signal-safe. */
+bool cp_writer_fd_ok(const cp_writer *w);
+
+/** Closes the file (unless the program already closed the descriptor: then
+ *  its number may be one of the program's files and is left alone). Returns 0 or -1 with err set when close() itself fails
  *  (an earlier chunk failure was already reported by cp_writer_chunk; check
  *  `failed`/`errors`). Closing a closed writer does nothing. */
 int cp_writer_close(cp_writer *w, char *err, size_t errlen);

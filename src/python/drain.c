@@ -137,14 +137,40 @@ static void handle_term(void)
     kill(getpid(), SIGTERM);
 }
 
+/* The pipe's numbers are not ours any more: forget them, never close them. */
+static void disown_wake_pipe(void)
+{
+    cp_g.wake_fds[1] = -1;
+    cp_g.wake_fds[0] = -1;
+}
+
+void cp_wake_writer(char c)
+{
+    int fd = cp_g.wake_fds[1];
+    if (fd >= 0 && cp_fd_same(fd, &cp_g.wake_id)) {
+        ssize_t w = write(fd, &c, 1);
+        (void)w;
+    }
+}
+
+void cp_note_term(void)
+{
+    atomic_store(&term_pending, 1);
+}
+
 static void *writer_main(void *unused)
 {
     (void)unused;
     pthread_setname_np(pthread_self(), "cpyprof-writer");
     while (!atomic_load(&cp_g.writer_quit)) {
+        /* A program that closes every descriptor closes our pipe too, and
+         * may reuse its numbers: stop using it (the hot paths' writes check
+         * for -1; they and the SIGTERM flag fall back on the 10 ms poll). */
+        if (cp_g.wake_fds[0] >= 0 && !cp_fd_same(cp_g.wake_fds[0], &cp_g.wake_id))
+            disown_wake_pipe();
         struct pollfd p = {.fd = cp_g.wake_fds[0], .events = POLLIN};
         int r = poll(&p, 1, 10);
-        if (r > 0 && (p.revents & POLLIN)) {
+        if (r > 0 && (p.revents & POLLIN) && cp_g.wake_fds[0] >= 0) {
             char buf[64];
             ssize_t n = read(cp_g.wake_fds[0], buf, sizeof buf);
             for (ssize_t i = 0; i < n; i++)
@@ -167,6 +193,9 @@ int cp_writer_thread_start(char *err, size_t errlen)
         snprintf(err, errlen, "cannot start the writer thread: %s", strerror(errno));
         return -1;
     }
+    cp_g.wake_fds[0] = cp_fd_move_high(cp_g.wake_fds[0]);
+    cp_g.wake_fds[1] = cp_fd_move_high(cp_g.wake_fds[1]);
+    cp_fd_identify(cp_g.wake_fds[0], &cp_g.wake_id); /* both ends: one pipe inode */
     atomic_store(&cp_g.writer_quit, 0);
     atomic_store(&term_pending, 0);
     sigset_t all, old;
@@ -191,21 +220,27 @@ void cp_writer_thread_stop(void)
     if (!cp_g.writer_running)
         return;
     atomic_store(&cp_g.writer_quit, 1);
-    char c = 'Q';
-    ssize_t w = write(cp_g.wake_fds[1], &c, 1);
-    (void)w;
+    bool ours = cp_g.wake_fds[0] >= 0 && cp_fd_same(cp_g.wake_fds[0], &cp_g.wake_id);
+    if (ours) {
+        char c = 'Q';
+        ssize_t w = write(cp_g.wake_fds[1], &c, 1);
+        (void)w;
+    }
     /* Hazard: called with the GIL held. The writer never takes the GIL, so
-     * joining cannot deadlock. */
+     * joining cannot deadlock. Without the pipe it notices writer_quit within
+     * its 10 ms poll. */
     pthread_join(cp_g.writer_tid, NULL);
     cp_g.writer_running = false;
-    char buf[64];
-    ssize_t n;
-    while ((n = read(cp_g.wake_fds[0], buf, sizeof buf)) > 0)
-        for (ssize_t i = 0; i < n; i++)
-            if (buf[i] == 'T')
-                atomic_store(&term_pending, 1);
-    close(cp_g.wake_fds[0]);
-    close(cp_g.wake_fds[1]);
+    if (ours && cp_fd_same(cp_g.wake_fds[0], &cp_g.wake_id)) {
+        char buf[64];
+        ssize_t n;
+        while ((n = read(cp_g.wake_fds[0], buf, sizeof buf)) > 0)
+            for (ssize_t i = 0; i < n; i++)
+                if (buf[i] == 'T')
+                    atomic_store(&term_pending, 1);
+        close(cp_g.wake_fds[0]);
+        close(cp_g.wake_fds[1]);
+    }
     cp_g.wake_fds[0] = cp_g.wake_fds[1] = -1;
 }
 

@@ -84,17 +84,19 @@ static void on_sigterm(int sig)
         errno = saved;
         return;
     }
-    if (atomic_load(&cp_g.state) == CP_RUNNING && cp_g.writer_running && cp_g.wake_fds[1] >= 0) {
-        char c = 'T';
-        if (write(cp_g.wake_fds[1], &c, 1) == 1) {
-            /* SIGTERM is blocked while its handler runs; unblock it so the
-             * writer's re-raise (at SIG_DFL) ends the process at once. */
-            sigset_t set;
-            sigemptyset(&set);
-            sigaddset(&set, SIGTERM);
-            pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-            poll(NULL, 0, 10000);
-        }
+    if (atomic_load(&cp_g.state) == CP_RUNNING && cp_g.writer_running) {
+        /* The flag is enough (the writer polls every 10 ms); the byte wakes
+         * it at once, if the pipe is still ours (the program may have closed
+         * it and reused the number: fstat is async-signal-safe). */
+        cp_note_term();
+        cp_wake_writer('T');
+        /* SIGTERM is blocked while its handler runs; unblock it so the
+         * writer's re-raise (at SIG_DFL) ends the process at once. */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        poll(NULL, 0, 10000);
     }
     die_by_sigterm_now();
     errno = saved;
@@ -140,13 +142,15 @@ static void atfork_child(void)
     cp_g.inert = 1;
     cp_sample_atfork_child();
     cp_g.writer_running = false;
-    if (cp_g.writer.fd >= 0)
+    /* Closed only if still ours (fstat is async-signal-safe): a number the
+     * program closed and reused belongs to the program. */
+    if (cp_writer_fd_ok(&cp_g.writer))
         close(cp_g.writer.fd);
     cp_g.writer.fd = -1;
-    if (cp_g.wake_fds[0] >= 0)
+    if (cp_g.wake_fds[0] >= 0 && cp_fd_same(cp_g.wake_fds[0], &cp_g.wake_id)) {
         close(cp_g.wake_fds[0]);
-    if (cp_g.wake_fds[1] >= 0)
         close(cp_g.wake_fds[1]);
+    }
     cp_g.wake_fds[0] = cp_g.wake_fds[1] = -1;
     cp_g.term_handler_installed = false;
     atomic_store(&cp_g.dumped, 1);

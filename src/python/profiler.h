@@ -15,6 +15,7 @@
 
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/fdsafe.h"
 #include "core/ring.h"
 #include "core/symtab.h"
 #include "core/tree.h"
@@ -91,6 +92,7 @@ typedef struct cp_profiler {
     pthread_t writer_tid;
     bool writer_running;
     int wake_fds[2];             /* [0] read by the writer, [1] written by handlers */
+    cp_fd_id wake_id;            /* the pipe's identity (core/fdsafe.h): both ends */
     _Atomic int writer_quit;
     uint64_t events_written;
     /* SIGTERM */
@@ -182,6 +184,11 @@ void cp_cthreads_stop(void);
 int cp_writer_thread_start(char *err, size_t errlen);
 void cp_writer_thread_stop(void);
 int cp_take_pending_term(void); /* a SIGTERM came in while stopping */
+/** Wakes the writer thread with byte `c`, if the pipe is still ours (a
+ *  program may have closed it and reused the number: one fstat per call,
+ *  which hot paths make once per thousands of records). Async-signal-safe. */
+void cp_wake_writer(char c);
+void cp_note_term(void); /* async-signal-safe: a SIGTERM for the writer thread to handle */
 void cp_drain_all(void); /* moves every ring's records into trees / event chunks */
 
 /* dump.c */

@@ -146,9 +146,7 @@ static inline void ring_event(cp_thread *th, uint64_t now, uint32_t kind, uint32
      * thousands of records. */
     uint64_t head = atomic_load_explicit(&th->ring.head, memory_order_relaxed);
     if (UNLIKELY((head & (th->ring.mask >> 2)) == 0) && cp_g.wake_fds[1] >= 0) {
-        char c = 'W';
-        ssize_t w = write(cp_g.wake_fds[1], &c, 1);
-        (void)w;
+        cp_wake_writer('W'); /* checks that the pipe is still ours */
     }
 }
 
