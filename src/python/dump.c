@@ -7,8 +7,10 @@
  * still be running their hooks. That is memory-safe because trees, the
  * symbol tables and the thread list only grow, by release-published
  * appends into storage that is never moved while profiling (tree.h,
- * symtab.h); values read may be off by the call in flight.
+ * symtab.h); values read may be off by the call in flight. The GIL chunks
+ * follow the same rule (gil.c).
  */
+#include "python/gil.h"
 #include "python/profiler.h"
 #include "python/sample.h"
 
@@ -222,6 +224,12 @@ int cp_dump_profile(int end_reason, int end_signal, bool have_gil, char *err, si
         snprintf(err, errlen, "profile file is not open");
         return -1;
     }
+    /* GIL chunks first: without the GIL this also ends GIL accounting, so
+     * every function and thread id they use is already in the tables the
+     * chunks below write. Losing them loses only GIL data. */
+    char gerr[256];
+    if (cp_gil_dump(have_gil, gerr, sizeof gerr) != 0)
+        cp_log("%s", gerr);
     uint64_t now = cp_clock_ticks(&cp_g.clock);
     if (have_gil)
         cp_threads_refresh_names();

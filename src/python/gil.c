@@ -531,15 +531,16 @@ typedef struct out_node {
     uint64_t count, ns;
 } out_node;
 
-/* Pre-order walk of one tree (parents before children), iterative. */
-static void walk_tree(cp_buf *b, uint32_t root, uint32_t kind, uint32_t *count, uint32_t *stack,
-                      uint32_t *outpos)
+/* Pre-order walk of one tree (parents before children), iterative, over
+ * the nodes below `nn` (the snapshot `stack` and `outpos` are sized for):
+ * without the GIL a thread may still be adding nodes. A node is published
+ * (first_child, release) after its fields, so following a sibling link
+ * through a newer node is safe; the newer node itself is left out. */
+static void walk_tree(cp_buf *b, uint32_t root, uint32_t kind, uint32_t nn, uint32_t *count,
+                      uint32_t *stack, uint32_t *outpos)
 {
-    if (root == GIL_NONE)
+    if (root == GIL_NONE || root >= nn)
         return;
-    uint32_t nn = atomic_load(&G.nnodes);
-    if (nn > GIL_MAX_NODES)
-        nn = GIL_MAX_NODES;
     const gil_node *r = &G.nodes[root];
     /* The root itself: transitions with no Python frame at all. */
     if (r->count) {
@@ -553,8 +554,9 @@ static void walk_tree(cp_buf *b, uint32_t root, uint32_t kind, uint32_t *count, 
     }
     uint32_t sp = 0;
     for (uint32_t c = atomic_load_explicit(&((gil_node *)r)->first_child, memory_order_acquire);
-         c != GIL_NONE && c < nn; c = G.nodes[c].next_sibling)
-        stack[sp++] = c;
+         c != GIL_NONE && c < GIL_MAX_NODES; c = G.nodes[c].next_sibling)
+        if (c < nn)
+            stack[sp++] = c;
     while (sp > 0) {
         uint32_t i = stack[--sp];
         const gil_node *nd = &G.nodes[i];
@@ -569,8 +571,9 @@ static void walk_tree(cp_buf *b, uint32_t root, uint32_t kind, uint32_t *count, 
         (*count)++;
         for (uint32_t c =
                  atomic_load_explicit(&((gil_node *)nd)->first_child, memory_order_acquire);
-             c != GIL_NONE && c < nn && sp < nn; c = G.nodes[c].next_sibling)
-            stack[sp++] = c;
+             c != GIL_NONE && c < GIL_MAX_NODES && sp < nn; c = G.nodes[c].next_sibling)
+            if (c < nn)
+                stack[sp++] = c;
     }
 }
 
@@ -598,10 +601,25 @@ static void thread_head(cp_buf *b, uint32_t tid, uint64_t native, uint64_t hold,
     cp_buf_u64(b, held);
 }
 
-int cp_gil_dump(char *err, size_t errlen)
+/* The SIGTERM dump (no GIL, writer thread): end accounting where it is.
+ * Wrappers past their `live` check may still finish one transition; their
+ * totals are plain stores read one transition old at worst, and a node they
+ * add lies past the snapshot of nnodes that walk_tree keeps to. The sampler
+ * keeps sampling; its counters are atomics. Nothing is restored: the
+ * process dies by SIGTERM right after the dump. */
+static void freeze_without_gil(void)
 {
-    if (!G.method || cp_g.writer.fd < 0 || atomic_load(&cp_g.dumped))
+    atomic_store(&G.live, 0);
+    G.until = now_ns();
+    G.switch1 = cp311_gil_switches(G.gil);
+}
+
+int cp_gil_dump(bool have_gil, char *err, size_t errlen)
+{
+    if (!G.method || cp_g.writer.fd < 0)
         return 0;
+    if (!have_gil)
+        freeze_without_gil();
     int method = G.method;
     G.method = 0;
     uint64_t dur = G.until > G.since ? G.until - G.since : 0;
@@ -658,8 +676,8 @@ int cp_gil_dump(char *err, size_t errlen)
         uint32_t count = 0;
         cp_buf_reset(&nodes);
         if (stack && outpos) {
-            walk_tree(&nodes, s->root[0], 0, &count, stack, outpos);
-            walk_tree(&nodes, s->root[1], 1, &count, stack, outpos);
+            walk_tree(&nodes, s->root[0], 0, nn, &count, stack, outpos);
+            walk_tree(&nodes, s->root[1], 1, nn, &count, stack, outpos);
         }
         cp_buf_reset(&b);
         thread_head(&b, thread_id_of(s->native_tid), s->native_tid, hold, wait,

@@ -6,6 +6,7 @@
 #ifndef CPYPROF_PYTHON_GIL_H
 #define CPYPROF_PYTHON_GIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /** Starts accounting per cp_g.cfg.gil, with the GIL held, after the
@@ -17,9 +18,14 @@ void cp_gil_start(void);
  *  joins the sampling thread. Safe when accounting never started. */
 void cp_gil_stop(void);
 
-/** Writes the GIL chunks (after cp_gil_stop, GIL held, before the dump
- *  that writes the trailer). 0, or -1 with err. Writes nothing (0) when
- *  accounting did not run. */
-int cp_gil_dump(char *err, size_t errlen);
+/** Writes the GIL chunks; called by cp_dump_profile (dump.c) once per run,
+ *  before the threads, symbols and trailer. With the GIL (`have_gil`),
+ *  after cp_gil_stop. Without it (the SIGTERM dump on the writer thread,
+ *  the program's threads still running): accounting is turned off first
+ *  (a flag; the GOT slots stay, the process is about to die) and the
+ *  totals, histograms and trees are read as they are — memory-safe, see
+ *  gil.c. 0, or -1 with err. Writes nothing (0) when accounting did not
+ *  run. */
+int cp_gil_dump(bool have_gil, char *err, size_t errlen);
 
 #endif

@@ -414,9 +414,8 @@ int cp_profiler_stop(int end_reason, char *err, size_t errlen)
     cp_writer_thread_stop();
     int term = cp_take_pending_term();
     cp_drain_all();
-    if (cp_gil_dump(err, errlen) != 0) /* before the trailer; losing it loses only GIL data */
-        cp_log("%s", err);
-    if (cp_alloc_dump(err, errlen) != 0) /* likewise */
+    /* GIL chunks: cp_dump_profile writes them (also on SIGTERM). */
+    if (cp_alloc_dump(err, errlen) != 0) /* before the trailer; losing it loses only ALLOC data */
         cp_log("%s", err);
     if (cp_gc_dump(err, errlen) != 0)
         cp_log("%s", err);
