@@ -60,7 +60,12 @@ int cmd_gil(int argc, char **argv)
         return CLI_FAIL;
     }
     int rc = CLI_OK;
-    if (!g.present) {
+    const char *why = cp_profile_meta(&p, "gil_disabled");
+    if (!g.present && why) {
+        cli_error("%s has no GIL data: GIL accounting was asked for but disabled in the run: %s",
+                  argv[optind], why);
+        rc = CLI_FAIL;
+    } else if (!g.present) {
         cli_error("%s has no GIL data: record with --gil (cpyprof record --gil -- python3 "
                   "app.py), CPYPROF_GIL=1 or cpyprof.start(gil=True)",
                   argv[optind]);

@@ -51,6 +51,7 @@ _Static_assert(sizeof cp_config_keys / sizeof cp_config_keys[0] == KEY_COUNT + 1
 static const char *const reserved_env[] = {
     "CPYPROF_PID",     "CPYPROF_SKIP_INSTALL_TEST", /* read by the test suite, not the library */
     "CPYPROF_LIBRARY", "CPYPROF_BUILD_DIR",         "CPYPROF_ACTIVE",
+    "CPYPROF_TEST_GIL_SHIFT", /* test knob read by python/gil.c */
 };
 
 #define ENV_PREFIX "CPYPROF_"

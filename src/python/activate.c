@@ -85,6 +85,16 @@ __attribute__((constructor)) static void cp_preload_init(void)
         snprintf(v, sizeof v, "%ld", (long)getpid());
         setenv("CPYPROF_PID", v, 1);
     }
+    /* Refuse another version or a debug build here, before the audit hook
+     * exists: the hook later unlinks itself by walking _PyRuntime at the
+     * offsets of our 3.11 headers, which in another layout is someone
+     * else's memory (it crashed 3.10 and hung 3.13); and a hook left in the
+     * list is freed at exit with the wrong allocator under -X dev. The check
+     * reads only Py_GetVersion (safe before initialisation) and symbols. */
+    if (cp311_check_runtime(err, sizeof err) != 0) {
+        cp_log("%s; profiling disabled", err);
+        return;
+    }
     if (PySys_AddAuditHook(audit_hook, NULL) != 0)
         return;
     preload_armed = 1;

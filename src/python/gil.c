@@ -409,11 +409,45 @@ static int check_gil(cp311_gil *g, char *err, size_t errlen)
     if (cp311_gil_locked(g) != 1 || cp311_gil_last_holder(g) != (uintptr_t)me) {
         snprintf(err, errlen,
                  "the GIL at _PyRuntime.ceval.gil does not look held by this thread "
-                 "(locked=%d): this interpreter's layout differs from the headers built against",
+                 "(locked=%d): this interpreter's layout differs from the headers cpyprof was "
+                 "built against",
                  cp311_gil_locked(g));
         return -1;
     }
     return 0;
+}
+
+/* Accounting was asked for but cannot run: one line on stderr, and a META
+ * entry `gil_disabled` so that `cpyprof gil FILE` can say why the file has
+ * no GIL data. Start holds the GIL and the writer thread does not run yet:
+ * the chunk write is ours alone. */
+static void disabled(const char *why)
+{
+    cp_log("GIL accounting disabled: %s; profiling goes on without GIL data", why);
+    cp_buf b;
+    cp_buf_init(&b);
+    cp_buf_meta(&b, "gil_disabled", why);
+    char err[256];
+    if (!b.oom)
+        (void)cp_writer_chunk(&cp_g.writer, CPYPROF_CHUNK_META, b.data, b.len, err, sizeof err);
+    cp_buf_free(&b);
+}
+
+/* Test knob (tests/integration/test_gil_unverifiable.py, reserved in
+ * core/config.c): CPYPROF_TEST_GIL_SHIFT=n looks for the GIL n bytes away
+ * from where our headers put it, as a build whose layout differs would, so
+ * that the layout check and the path without GIL data run for real in a
+ * supported interpreter. n is a multiple of 8 within +-64: still inside
+ * _PyRuntime, which is all the check reads. */
+static cp311_gil *shifted_for_test(cp311_gil *g)
+{
+    const char *v = getenv("CPYPROF_TEST_GIL_SHIFT");
+    if (!g || !v || !*v)
+        return g;
+    long n = strtol(v, NULL, 10);
+    if (n < -64 || n > 64 || n % 8 != 0)
+        return g;
+    return (cp311_gil *)((char *)g + n);
 }
 
 void cp_gil_start(void)
@@ -422,9 +456,9 @@ void cp_gil_start(void)
     if (cp_g.cfg.gil == CP_GIL_OFF)
         return;
     char err[512];
-    cp311_gil *g = cp311_gil_get();
+    cp311_gil *g = shifted_for_test(cp311_gil_get());
     if (check_gil(g, err, sizeof err) != 0) {
-        cp_log("GIL accounting disabled: %s; profiling goes on without GIL data", err);
+        disabled(err);
         return;
     }
     if (G.npatches) {
@@ -456,7 +490,7 @@ void cp_gil_start(void)
 
     if (cp_g.cfg.gil == CP_GIL_SAMPLE) {
         if (sampler_start(err, sizeof err) != 0) {
-            cp_log("GIL accounting disabled: %s", err);
+            disabled(err);
             return;
         }
         G.method = CPYPROF_GIL_SAMPLE;
@@ -464,7 +498,7 @@ void cp_gil_start(void)
     }
     if (map_once((void **)&G.slots, GIL_MAX_SLOTS * sizeof(gil_slot)) != 0 ||
         map_once((void **)&G.nodes, (size_t)GIL_MAX_NODES * sizeof(gil_node)) != 0) {
-        cp_log("GIL accounting disabled: out of memory");
+        disabled("out of memory");
         return;
     }
     if (!G.atfork_registered && pthread_atfork(NULL, NULL, atfork_child) == 0)
@@ -484,9 +518,10 @@ void cp_gil_start(void)
         if (r > 0)
             cp_got_restore_patches(G.patches, (size_t)r);
         atomic_store(&G.live, 0);
-        cp_log("GIL accounting disabled: the interpreter's calls to pthread_mutex_lock/unlock "
-               "cannot be redirected (%s)",
-               r < 0 ? "no loaded object holds _PyRuntime" : "no GOT slots for them");
+        snprintf(err, sizeof err,
+                 "the interpreter's calls to pthread_mutex_lock/unlock cannot be redirected (%s)",
+                 r < 0 ? "no loaded object holds _PyRuntime" : "no GOT slots for them");
+        disabled(err);
         return;
     }
     G.npatches = r;
