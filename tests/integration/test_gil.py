@@ -194,16 +194,24 @@ MIXED = textwrap.dedent("""
 
 @pytest.mark.parametrize("activation", ["record", "import"])
 def test_spinner_and_sleeper(py, tmp_path, activation):
-    p, g = run_mode(py, tmp_path, activation, MIXED)
-    t = by_name(g)
-    assert share(t["sleeper"], g, "hold_ns") < 2, g
-    # Each of its ~4 wake-ups waits for the spinner's switch interval (5 ms)
-    # and then for a CPU: on a loaded two-core machine 8 ms each was seen.
-    assert share(t["sleeper"], g, "wait_ns") < 5, g
-    assert t["sleeper"]["max_wait_ns"] < 0.1 * g["duration_ns"], g
-    assert share(t["spinner"], g, "hold_ns") > 85, g
-    # the spinner gives the GIL up at every sleeper wake-up, briefly
-    assert share(t["spinner"], g, "wait_ns") < 10, g
+    def check():
+        p, g = run_mode(py, tmp_path, activation, MIXED)
+        t = by_name(g)
+        assert share(t["sleeper"], g, "hold_ns") < 2, g
+        assert t["sleeper"]["acquisitions"] <= 6, g  # ~4 wake-ups
+        # Each of its ~4 wake-ups waits for the spinner's switch interval
+        # (5 ms), then for the spinner and itself to get a CPU: 8 ms each on a
+        # loaded two-core machine, 20 ms when it is overloaded (the spinner
+        # preempted while holding the GIL).
+        if share(t["sleeper"], g, "wait_ns") >= 3:
+            return "sleeper waits 3%% or more: %s" % g
+        if share(t["spinner"], g, "hold_ns") <= 85:
+            return "spinner holds 85%% or less: %s" % g
+        # the spinner gives the GIL up at every sleeper wake-up, briefly
+        if share(t["spinner"], g, "wait_ns") >= 10:
+            return "spinner waits 10%% or more: %s" % g
+        return None
+    attempts(check)
 
 
 ZLIB = textwrap.dedent("""
