@@ -17,7 +17,8 @@
  * Hazards, and why each is safe:
  *  - The wrappers run on every pthread_mutex_lock/unlock of the interpreter,
  *    including inside signal handlers and at any point of thread creation
- *    and teardown: they take no lock, never allocate, keep errno, and use
+ *    and teardown: they take no lock, never allocate, keep errno (only a
+ *    thread's first call of a run makes a syscall, and restores it), and use
  *    only initial-exec TLS (no __tls_get_addr, which may allocate). For a
  *    mutex that is not the GIL's the cost is one compare.
  *  - Per-thread accounting lives in slots of a table mapped once and never
@@ -81,7 +82,9 @@ typedef struct gil_node {
 } gil_node;
 
 typedef struct gil_slot {
-    cp_gil_acct acct;
+    /* Aligned: a slot is written by its thread at every transition, and a
+     * neighbour sharing a line would pay a miss for it. */
+    _Alignas(64) cp_gil_acct acct;
     uint64_t native_tid;
     uint32_t root[2]; /* tree roots: 0 wait, 1 hold; GIL_NONE until needed */
     _Atomic uint32_t used;
@@ -95,22 +98,31 @@ typedef struct gil_sample_entry {
 } gil_sample_entry;
 
 static struct {
-    _Atomic int live; /* wrappers account */
-    int method;       /* enum cpyprof_gil_method, 0 when off */
+    /* What the wrappers read on every call, in one cache line that nothing
+     * writes while accounting runs (copies of cp_g's clock kind and co_extra
+     * index included: cp_g's lines are written by the writer thread and by
+     * name registration, and sharing them costs a miss per transition). */
+    _Alignas(64) _Atomic int live; /* wrappers account */
+    uint32_t generation;
+    bool use_tsc;             /* cp_g.clock.use_tsc */
+    uint32_t extra_gen;       /* cp_g.generation: co_extra ids of this run */
+    Py_ssize_t extra_index;   /* cp_g.co_extra_index */
     pthread_mutex_t *mutex;
     pthread_mutex_t *switch_mutex;
     cp311_gil *gil;
-    uint32_t generation;
     uint64_t tick0, mult; /* time base of now_ns(): ticks at start, ns/tick in 32.32 */
     uint64_t since;       /* now_ns() when accounting began */
-    uint64_t until;       /* ns when it ended */
+    gil_slot *slots;      /* GIL_MAX_SLOTS, mapped once */
+    gil_node *nodes;      /* GIL_MAX_NODES, mapped once */
+    /* hot, but written when a node or slot is claimed: a line of their own */
+    _Alignas(64) _Atomic uint32_t nnodes;
+    _Atomic uint32_t nslots;
+    /* cold */
+    _Alignas(64) int method; /* enum cpyprof_gil_method, 0 when off */
+    uint64_t until;          /* ns when it ended */
     unsigned long switch0, switch1;
     cp_got_patch patches[4];
     int npatches;
-    gil_slot *slots; /* GIL_MAX_SLOTS, mapped once */
-    _Atomic uint32_t nslots;
-    gil_node *nodes; /* GIL_MAX_NODES, mapped once */
-    _Atomic uint32_t nnodes;
     _Atomic uint64_t stacks_dropped;
     _Atomic uint64_t threads_dropped;
     uint32_t unknown_fid, nopy_fid;
@@ -134,7 +146,7 @@ static __thread uint32_t tls_gen TLS_IE;
  * before start) count as 0. */
 static inline uint64_t now_ns(void)
 {
-    uint64_t t = cp_clock_ticks(&cp_g.clock);
+    uint64_t t = G.use_tsc ? cp_rdtsc() : (uint64_t)cp_monotonic_ns();
     if (t <= G.tick0)
         return 0;
     return (uint64_t)(((unsigned __int128)(t - G.tick0) * G.mult) >> 32);
@@ -142,10 +154,11 @@ static inline uint64_t now_ns(void)
 
 /* ---- per-thread slots ------------------------------------------------------- */
 
-static gil_slot *my_slot(void)
+/* The first call of a thread in a run: claims a slot. Out of line, so that
+ * the fast path below inlines into every wrapper. */
+static __attribute__((noinline, cold)) gil_slot *claim_slot(void)
 {
-    if (tls_gen == G.generation)
-        return tls_slot; /* NULL if the table was full */
+    int saved = errno;   /* syscall() below; nothing else in the wrappers sets errno */
     uint32_t i = atomic_fetch_add(&G.nslots, 1);
     gil_slot *s = NULL;
     if (i < GIL_MAX_SLOTS) {
@@ -161,7 +174,15 @@ static gil_slot *my_slot(void)
     }
     tls_slot = s;
     tls_gen = G.generation;
+    errno = saved;
     return s;
+}
+
+static inline gil_slot *my_slot(void)
+{
+    if (__builtin_expect(tls_gen == G.generation, 1))
+        return tls_slot; /* NULL if the table was full */
+    return claim_slot();
 }
 
 /* ---- stack trees ------------------------------------------------------------ */
@@ -206,8 +227,8 @@ static uint32_t child_of(uint32_t parent, uint32_t func)
  * "[unregistered]". Reads co_extra only (no Python call). */
 static inline uint32_t frame_fid(cp_iframe *f)
 {
-    uintptr_t x = (uintptr_t)cp311_code_extra(cp311_iframe_code(f), cp_g.co_extra_index);
-    return (uint32_t)(x >> 32) == cp_g.generation ? (uint32_t)x : G.unknown_fid;
+    uintptr_t x = (uintptr_t)cp311_code_extra(cp311_iframe_code(f), G.extra_index);
+    return (uint32_t)(x >> 32) == G.extra_gen ? (uint32_t)x : G.unknown_fid;
 }
 
 /* Charges `dur` ns to this thread's current stack in tree `kind`. */
@@ -236,35 +257,31 @@ static void add_stack(gil_slot *s, int kind, PyThreadState *ts, uint64_t dur)
 
 /* ---- the wrappers ----------------------------------------------------------- */
 
+/* errno: only my_slot's slow path can change it, and it restores it. */
 static void on_lock(void)
 {
-    int saved = errno;
     gil_slot *s = my_slot();
-    if (s)
+    if (s && !s->acct.holding && !s->acct.waiting) /* else no change: skip the clock */
         cp_gil_on_lock(&s->acct, now_ns());
-    errno = saved;
 }
 
 static void on_switch_lock(void)
 {
-    int saved = errno;
     gil_slot *s = my_slot();
-    if (s)
+    if (s && !s->acct.holding && !s->acct.waiting)
         cp_gil_on_switch_lock(&s->acct, now_ns());
-    errno = saved;
 }
 
 static void on_unlock(void)
 {
-    int saved = errno;
     gil_slot *s = my_slot();
     if (!s)
-        goto out;
+        return;
     /* Read while the mutex is held: take_gil/drop_gil change these only
      * under it, so they are stable here. */
     int locked = cp311_gil_locked(G.gil);
     if (s->acct.holding ? locked != 0 : locked != 1)
-        goto out; /* nothing can change: skip the clock */
+        return; /* nothing can change: skip the clock */
     PyThreadState *me = cp311_gil_own_tstate();
     /* Without a TSS entry (a state made by PyThreadState_New and swapped in
      * by hand) trust our own wait flag. */
@@ -276,8 +293,6 @@ static void on_unlock(void)
         add_stack(s, 0, me, dur); /* the stack that waited */
     else if (ev == CP_GIL_EV_RELEASED)
         add_stack(s, 1, me, dur); /* the stack that releases, charged with the hold */
-out:
-    errno = saved;
 }
 
 static int wrap_mutex_lock(pthread_mutex_t *m)
@@ -483,6 +498,9 @@ void cp_gil_start(void)
     uint32_t nopy = cp_names_string("[no Python frame]");
     G.unknown_fid = cp_symtab_func(&cp_g.syms, unk, CPYPROF_NONE, 0, CPYPROF_FUNC_SPECIAL);
     G.nopy_fid = cp_symtab_func(&cp_g.syms, nopy, CPYPROF_NONE, 0, CPYPROF_FUNC_SPECIAL);
+    G.use_tsc = cp_g.clock.use_tsc;
+    G.extra_gen = cp_g.generation;
+    G.extra_index = cp_g.co_extra_index;
     G.tick0 = cp_clock_ticks(&cp_g.clock);
     G.mult = (uint64_t)(cp_g.clock.ns_per_tick * 4294967296.0 + 0.5);
     G.since = now_ns();
