@@ -3,14 +3,16 @@
  *
  * Exit codes for every subcommand: 0 success, 1 failure (unreadable or
  * corrupt profile, cannot write), 2 usage error. `record` exits with the
- * profiled program's status instead.
+ * profiled program's status instead; `diff` exits 1 when a rule is broken
+ * and 2 for any usage or input error.
  */
 #include "cli.h"
 #include "core/version.h"
 
 #include <string.h>
 
-int cmd_gil(int argc, char **argv); /* cmd_gil.c */
+int cmd_gil(int argc, char **argv);  /* cmd_gil.c */
+int cmd_diff(int argc, char **argv); /* cmd_diff.c */
 
 static const struct {
     const char *name;
@@ -22,6 +24,7 @@ static const struct {
     {"flame", cmd_flame, "draw an interactive SVG flamegraph"},
     {"convert", cmd_convert, "export a profile to another format (folded stacks, ...)"},
     {"gil", cmd_gil, "GIL hold and wait per thread, and what they mean"},
+    {"diff", cmd_diff, "compare profiles function by function; fail on regressions"},
 };
 
 static void usage(FILE *out)

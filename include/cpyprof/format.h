@@ -49,7 +49,7 @@ enum cpyprof_chunk_type {
      * Keys written by the profiler (all values are text):
      *   cpyprof_version, python_version, python_executable, pid, ppid,
      *   argv (arguments joined by NUL bytes), mode (trace|sample),
-     *   clock_source (tsc|monotonic), tsc_hz, start_unix_ns, hostname,
+     *   clock_source (tsc|monotonic), tsc_hz, start_unix_ns, hostname, cwd,
      *   builtins (0|1), activation (preload|import).
      * Unknown keys must be ignored by readers. */
     CPYPROF_CHUNK_META = 1,

@@ -102,6 +102,12 @@ int cp_write_meta(char *err, size_t errlen)
         v[sizeof v - 1] = '\0';
         cp_buf_meta(&b, "hostname", v);
     }
+    /* cpyprof diff makes file names relative to it, so profiles taken in
+     * different checkouts (a CI runner, a laptop) compare function by
+     * function. */
+    static char cwd[4096];
+    if (getcwd(cwd, sizeof cwd))
+        cp_buf_meta(&b, "cwd", cwd);
     cp_buf_meta(&b, "builtins", cp_g.cfg.builtins ? "1" : "0");
     cp_buf_meta(&b, "transport", cp_g.cfg.transport == CP_TRANSPORT_RING ? "ring" : "inline");
     cp_buf_meta(&b, "activation", cp_g.activation == CP_ACT_PRELOAD ? "preload" : "import");
