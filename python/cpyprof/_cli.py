@@ -23,6 +23,7 @@ FORWARDED = {
     "report": "print the top functions of a profile (text or JSON)",
     "flame": "draw an interactive SVG flamegraph",
     "convert": "export a profile to another format (folded stacks, speedscope)",
+    "diff": "compare profiles function by function; fail on regressions",
 }
 
 
