@@ -193,6 +193,14 @@ static void summarize(const char *shown, const char *path, bool existed, const s
     cp_profile_free(&p);
 }
 
+/* Puts `path` into c->output, cut to fit (the caller checked the length). */
+static void set_output(cp_config *c, const char *path)
+{
+    size_t n = strnlen(path, sizeof c->output - 1);
+    memcpy(c->output, path, n);
+    c->output[n] = '\0';
+}
+
 /* --subprocesses: the other processes' files, i.e. the names that
  * cp_output_path gives for some pid other than `root`, modified since
  * `since`. Counted by listing the directory: the pids are not known here. */
@@ -346,10 +354,10 @@ static int run_child(char **args, const char *shown, const char *path, const cp_
     if (cfg->subprocesses) {
         /* The program's own file is named after its pid. */
         cp_config c = *cfg;
-        snprintf(c.output, sizeof c.output, "%s", path);
+        set_output(&c, path);
         if (cp_output_path(&c, (long)pid, own, sizeof own, err, sizeof err) != 0)
             snprintf(own, sizeof own, "%s", path);
-        snprintf(c.output, sizeof c.output, "%s", shown);
+        set_output(&c, shown);
         if (cp_output_path(&c, (long)pid, own_shown, sizeof own_shown, err, sizeof err) != 0)
             snprintf(own_shown, sizeof own_shown, "%s", shown);
         path = own;
@@ -504,7 +512,7 @@ int cmd_record(int argc, char **argv)
         if (plen > 1 && path[plen - 1] == '/')
             (void)mkdir(path, 0777); /* "-o DIR/": made if missing */
         cp_config c = cfg;
-        snprintf(c.output, sizeof c.output, "%s", path);
+        set_output(&c, path);
         char probe[CP_PATH_MAX + 32];
         if (cp_output_path(&c, (long)getpid(), probe, sizeof probe, err, sizeof err) != 0 ||
             cp_writer_check_path(probe, err, sizeof err) != 0) {

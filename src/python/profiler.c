@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 cp_profiler cp_g = {
@@ -133,6 +134,15 @@ static void remove_term_handler(void)
 
 /* ---- fork ----------------------------------------------------------------- */
 
+/* Whether the thread calling fork() is the process's first thread (Python's
+ * main thread). Recorded in the parent, read in the child. */
+static volatile int fork_from_main;
+
+static void atfork_prepare(void)
+{
+    fork_from_main = (pid_t)syscall(SYS_gettid) == getpid();
+}
+
 static void atfork_child(void)
 {
     /* Async-signal-safe context (after fork in a threaded parent): only
@@ -164,7 +174,12 @@ static void atfork_child(void)
      * after_in_child hook below restarts it with the GIL held. A child forked
      * from C (subprocess's fork+exec) never runs that hook; it is followed
      * by the library's constructor after the exec instead. */
-    cp_g.follow_fork = cp_g.cfg.subprocesses;
+    /* Not after a fork from another thread: there the child's only thread
+     * ends with pthread_exit when its function returns (no atexit, no
+     * exit()), and the process ends when its last thread does, so our
+     * writer thread would keep it alive for ever (test_threading's
+     * join-in-forked-from-thread tests hung). Such a child is not followed. */
+    cp_g.follow_fork = cp_g.cfg.subprocesses && fork_from_main;
     atomic_store(&cp_g.state, CP_OFF);
 }
 
@@ -292,7 +307,7 @@ static void register_process_hooks(void)
             PyErr_Clear();
     }
     if (!cp_g.atfork_registered) {
-        pthread_atfork(NULL, NULL, atfork_child);
+        pthread_atfork(atfork_prepare, NULL, atfork_child);
         if (call_module("os", "register_at_fork", "after_in_child", &after_fork_def) != 0)
             PyErr_Clear();
         cp_g.atfork_registered = true;

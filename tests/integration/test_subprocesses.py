@@ -334,3 +334,33 @@ def test_pool_terminate(py, tmp_path):
         assert n == 0 or not prof.truncated, (f, prof.summary())
         total += n
     assert total == 60
+
+
+def test_fork_from_a_thread_is_not_followed(py, tmp_path):
+    """A child forked from a thread other than the main one ends by
+    pthread_exit when its function returns (no atexit): a profiler writer
+    thread in it would keep the process alive for ever (CPython's
+    test_threading join-in-forked-from-thread tests hung). Such a child is
+    not followed: it ends as without the profiler, and only the parent writes."""
+    prog = write_prog(tmp_path, """
+        import os, threading
+        def child_only():
+            return 1
+        def func():
+            pid = os.fork()
+            if pid == 0:
+                child_only()
+                print("child", flush=True)
+            else:
+                print("parent", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+        th = threading.Thread(target=func)
+        th.start()
+        th.join()
+    """)
+    p, d = run_sub(py, prog, tmp_path)
+    assert p.returncode == 0 and p.stderr == b"", describe(p)
+    assert sorted(p.stdout.splitlines()) == [b"child", b"parent 0"], describe(p)
+    profs = by_pid(d)
+    assert len(profs) == 1, sorted(profs)
+    (parent,) = profs.values()
+    assert parent.calls("func", prog) == 1 and parent.funcs("child_only", prog) == []
