@@ -37,7 +37,10 @@ export LSAN_OPTIONS=exitcode=88
 note "unit tests under ASan + UBSan (ctest in build-san)"
 # The fork-per-test mode of Check and LeakSanitizer do not mix: run the
 # suites without forking (CK_FORK=no) so leaks are checked in one process.
-(cd build-san && CK_FORK=no ctest --output-on-failure -j "$JOBS") || bad "ctest under sanitizers"
+# test_symbols is left out: ASan interposes libc functions (qsort resolves to
+# __interceptor_qsort in libasan), and that test checks libc's own names.
+(cd build-san && CK_FORK=no ctest --output-on-failure -j "$JOBS" -E unit.test_symbols) ||
+    bad "ctest under sanitizers"
 
 work=$(mktemp -d /tmp/cpyprof-sanitize.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -82,7 +85,7 @@ rec() { # NAME OPTIONS...
         bad "record $name"
 }
 rec trace
-rec ring --transport ring
+CPYPROF_TRANSPORT=ring rec ring
 rec sample --mode sample --clock wall --rate 1000
 rec native --mode sample --native
 rec gil --gil

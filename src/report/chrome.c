@@ -360,7 +360,8 @@ static int write_gc(conv *c, const cp_alloc_data *gc)
         OB_LIT(o, ",\n{\"ph\":\"C\",\"pid\":");
         ob_put(o, c->pid, c->pid_n);
         OB_LIT(o, ",\"tid\":0,\"ts\":");
-        ob_us(o, g->start_ns + g->duration_ns);
+        /* wrapping, not overflowing, on hostile values (UBSan, fuzz crasher) */
+        ob_us(o, (int64_t)((uint64_t)g->start_ns + (uint64_t)g->duration_ns));
         OB_LIT(o, ",\"name\":\"gc collected objects\",\"args\":{\"total\":");
         ob_u64(o, collected);
         OB_LIT(o, "}}");

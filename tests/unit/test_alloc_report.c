@@ -69,7 +69,6 @@ static void build(cp_buf *f, bool bad_parent, bool trailer)
 START_TEST(test_parse_and_table)
 {
     cp_buf f;
-    tb_begin(&f);
     build(&f, false, true);
     cp_alloc_data a;
     char err[256];
@@ -147,7 +146,6 @@ END_TEST
 START_TEST(test_refuses_bad_parent_and_sizes)
 {
     cp_buf f;
-    tb_begin(&f);
     build(&f, true, true);
     cp_alloc_data a;
     char err[256];
@@ -186,7 +184,6 @@ END_TEST
 START_TEST(test_truncated_keeps_what_is_complete)
 {
     cp_buf f;
-    tb_begin(&f);
     build(&f, false, false);
     cp_alloc_data a;
     char err[256];
@@ -206,7 +203,6 @@ END_TEST
 START_TEST(test_no_alloc_data)
 {
     cp_buf f;
-    tb_begin(&f);
     tb_sample(&f, true);
     cp_alloc_data a;
     char err[256];
