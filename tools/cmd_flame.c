@@ -7,6 +7,7 @@
  */
 #include "cli.h"
 #include "report/alloc.h"
+#include "report/flame_diff.h"
 #include "report/gil.h"
 #include "report/model.h"
 #include "report/svg.h"
@@ -33,6 +34,9 @@ static void help(void)
            "      --alloc-bytes  the stacks that allocated, by bytes allocated (--alloc\n"
            "                     profiles; one tower per thread)\n"
            "      --alloc-count  the same, by number of allocations\n"
+           "      --diff         differential: FILE... is BASE NEW; widths from NEW, red\n"
+           "                     where NEW is slower, blue where faster, stronger for larger\n"
+           "                     changes (4x = full colour); tooltips show both values\n"
            "  -h, --help         this help\n");
 }
 
@@ -44,6 +48,7 @@ typedef struct flame_args {
     bool per_thread;
     int gil;   /* 0: call trees; 1: GIL wait stacks; 2: GIL hold stacks */
     int alloc; /* 0: not; 1: bytes allocated; 2: allocation count */
+    bool diff; /* BASE NEW: a differential flamegraph */
 } flame_args;
 
 /* --gil-wait / --gil-hold: the GIL stack trees, one tower per thread. */
@@ -118,16 +123,22 @@ static int draw_alloc(const cp_profile *p, const char *path, const flame_args *a
 }
 
 /* Builds the svg nodes and writes them. */
-static int draw(const cp_profile *p, const flame_args *a, FILE *out, char *err, size_t errlen)
+static int draw(const cp_profile *p, const cp_profile *base, const flame_args *a, FILE *out,
+                char *err, size_t errlen)
 {
-    cp_merged m;
+    cp_merged m, bm = {0};
     if (cp_merged_build(p, a->per_thread, &m, err, errlen))
         return -1;
+    if (base && cp_merged_build(base, a->per_thread, &bm, err, errlen)) {
+        cp_merged_free(&m);
+        return -1;
+    }
     uint32_t *order = malloc(m.n * sizeof *order);
     uint32_t *pos = malloc(m.n * sizeof *pos); /* merged index -> position in order */
     cp_flame_node *nodes = malloc(m.n * sizeof *nodes);
+    cp_flame_base *bases = base ? malloc(m.n * sizeof *bases) : NULL;
     int r = -1;
-    if (!order || !pos || !nodes) {
+    if (!order || !pos || !nodes || (base && !bases)) {
         snprintf(err, errlen, "out of memory while drawing the flamegraph");
         goto out;
     }
@@ -143,6 +154,8 @@ static int draw(const cp_profile *p, const flame_args *a, FILE *out, char *err, 
         const cp_mframe *f = &m.frames[n->frame];
         nodes[k] = (cp_flame_node){f->name, f->detail, pos[n->parent], n->total_ns, f->kind};
     }
+    if (base && cp_flame_diff_fill(base, &bm, p, &m, order, bases, err, errlen))
+        goto out;
 
     char command[1024], title[1200], subtitle[512];
     if (a->title)
@@ -162,7 +175,10 @@ static int draw(const cp_profile *p, const flame_args *a, FILE *out, char *err, 
     }
     int len = snprintf(subtitle, sizeof subtitle, "%s, %zu thread%s, ", mode ? mode : "trace",
                        p->n_threads, p->n_threads == 1 ? "" : "s");
-    if (p->has_trailer)
+    if (base)
+        snprintf(subtitle + len, sizeof subtitle - (size_t)len,
+                 "width: NEW; red: slower than BASE, blue: faster");
+    else if (p->has_trailer)
         snprintf(subtitle + len, sizeof subtitle - (size_t)len, "%llu records dropped",
                  (unsigned long long)p->trailer.events_dropped);
     else
@@ -172,13 +188,50 @@ static int draw(const cp_profile *p, const flame_args *a, FILE *out, char *err, 
                           .unit = p->samples ? "samples" : "ns",
                           .width = a->width,
                           .inverted = a->inverted};
-    r = cp_svg_write(out, nodes, m.n, &opt, err, errlen);
+    r = cp_svg_write_diff(out, nodes, m.n, bases, &opt, err, errlen);
 out:
     free(order);
     free(pos);
     free(nodes);
+    free(bases);
     cp_merged_free(&m);
+    if (base)
+        cp_merged_free(&bm);
     return r;
+}
+
+/* --diff BASE NEW */
+static int flame_diff(const char *base_path, const char *new_path, const flame_args *a)
+{
+    cp_profile base, p;
+    if (cli_load(base_path, &base, true) != CLI_OK)
+        return CLI_FAIL;
+    if (cli_load(new_path, &p, true) != CLI_OK) {
+        cp_profile_free(&base);
+        return CLI_FAIL;
+    }
+    int rc = CLI_FAIL;
+    char err[1024];
+    if (base.samples != p.samples) {
+        cli_error("flame --diff: %s is %s and %s is not: record both in the same --mode",
+                  base.samples ? base_path : new_path, "a sampled profile",
+                  base.samples ? new_path : base_path);
+        goto done;
+    }
+    FILE *out = cli_open_output(a->output);
+    if (!out)
+        goto done;
+    if (draw(&p, &base, a, out, err, sizeof err)) {
+        cli_error("%s", err);
+        if (out != stdout)
+            fclose(out);
+        goto done;
+    }
+    rc = cli_close_output(out, a->output);
+done:
+    cp_profile_free(&base);
+    cp_profile_free(&p);
+    return rc;
 }
 
 int cmd_flame(int argc, char **argv)
@@ -191,7 +244,8 @@ int cmd_flame(int argc, char **argv)
         OPT_GIL_WAIT,
         OPT_GIL_HOLD,
         OPT_ALLOC_BYTES,
-        OPT_ALLOC_COUNT
+        OPT_ALLOC_COUNT,
+        OPT_DIFF
     };
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},
@@ -203,6 +257,7 @@ int cmd_flame(int argc, char **argv)
         {"gil-hold", no_argument, NULL, OPT_GIL_HOLD},
         {"alloc-bytes", no_argument, NULL, OPT_ALLOC_BYTES},
         {"alloc-count", no_argument, NULL, OPT_ALLOC_COUNT},
+        {"diff", no_argument, NULL, OPT_DIFF},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -244,6 +299,9 @@ int cmd_flame(int argc, char **argv)
         case OPT_ALLOC_COUNT:
             a.alloc = 2;
             break;
+        case OPT_DIFF:
+            a.diff = true;
+            break;
         case 'h':
             help();
             return CLI_OK;
@@ -254,10 +312,15 @@ int cmd_flame(int argc, char **argv)
     if (optind >= argc)
         return cli_usage("flame", "missing the profile FILE");
     if ((a.gil || a.alloc) && argc - optind > 1)
-        return cli_usage("flame", "--gil-* and --alloc-* take one profile, not %d",
-                         argc - optind);
+        return cli_usage("flame", "--gil-* and --alloc-* take one profile, not %d", argc - optind);
     if (!a.output)
         return cli_usage("flame", "missing -o OUT.svg ('-' for standard output)");
+    if (a.diff && (a.gil || a.alloc))
+        return cli_usage("flame", "--diff draws call trees: not with --gil-* or --alloc-*");
+    if (a.diff && argc - optind != 2)
+        return cli_usage("flame", "--diff takes two profiles, BASE and NEW, not %d", argc - optind);
+    if (a.diff)
+        return flame_diff(argv[optind], argv[optind + 1], &a);
 
     cp_profile p;
     if (cli_load_many(argv + optind, (size_t)(argc - optind), &p, true) != CLI_OK)
@@ -277,7 +340,7 @@ int cmd_flame(int argc, char **argv)
     }
     int r = a.gil     ? draw_gil(&p, argv[optind], &a, out, err, sizeof err)
             : a.alloc ? draw_alloc(&p, argv[optind], &a, out, err, sizeof err)
-                      : draw(&p, &a, out, err, sizeof err);
+                      : draw(&p, NULL, &a, out, err, sizeof err);
     cp_profile_free(&p);
     if (r) {
         cli_error("%s", err);

@@ -11,6 +11,7 @@
  * follow the same rule (gil.c).
  */
 #include "python/gil.h"
+#include "python/hwcount.h"
 #include "python/profiler.h"
 #include "python/sample.h"
 
@@ -257,7 +258,7 @@ int cp_dump_profile(int end_reason, int end_signal, bool have_gil, char *err, si
     for (uint32_t i = 0; i < k; i++) {
         cp_thread *t = order[k - 1 - i];
         if (cp_g.cfg.mode != CP_MODE_TIMELINE || cp_g.cfg.keep != CP_KEEP_LAST)
-        dropped += cp_ring_dropped(&t->ring);
+            dropped += cp_ring_dropped(&t->ring);
         untracked += t->untracked + t->tree.full;
         if (rc == 0)
             rc = write_thread(t, now, err, errlen);
@@ -268,6 +269,13 @@ int cp_dump_profile(int end_reason, int end_signal, bool have_gil, char *err, si
         rc = write_symbols(&ns, &nf, err, errlen);
     if (rc == 0 && cp_g.cfg.mode == CP_MODE_SAMPLE) /* after the names they use */
         rc = cp_sample_dump(ns, nf, err, errlen);
+    if (rc == 0) { /* run totals known only now: a further META chunk */
+        cp_buf m;
+        cp_buf_init(&m);
+        cp_hw_meta(&m);
+        rc = put_chunk(CPYPROF_CHUNK_META, &m, err, errlen);
+        cp_buf_free(&m);
+    }
 
     cp_buf b;
     cp_buf_init(&b);

@@ -10,6 +10,7 @@
 #include "python/alloc.h"
 #include "python/gc.h"
 #include "python/gil.h"
+#include "python/hwcount.h"
 #include "python/sample.h"
 
 #include "cpyprof/format.h"
@@ -42,8 +43,8 @@ void cp_log(const char *fmt, ...)
     va_end(ap);
     if (m < 0)
         return;
-    size_t len = (size_t)n + ((size_t)m < sizeof buf - (size_t)n - 1 ? (size_t)m
-                                                                       : sizeof buf - (size_t)n - 2);
+    size_t len = (size_t)n +
+                 ((size_t)m < sizeof buf - (size_t)n - 1 ? (size_t)m : sizeof buf - (size_t)n - 2);
     buf[len++] = '\n';
     ssize_t w = write(2, buf, len);
     (void)w;
@@ -210,8 +211,8 @@ static PyObject *py_after_fork_child(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-static PyMethodDef after_fork_def = {"_cpyprof_after_fork_child", py_after_fork_child,
-                                     METH_NOARGS, "cpyprof: stop profiling in a forked child"};
+static PyMethodDef after_fork_def = {"_cpyprof_after_fork_child", py_after_fork_child, METH_NOARGS,
+                                     "cpyprof: stop profiling in a forked child"};
 
 /* ---- atexit --------------------------------------------------------------- */
 
@@ -376,6 +377,7 @@ int cp_profiler_start(const cp_config *cfg, int activation, char *err, size_t er
         cp_symtab_destroy(&cp_g.syms);
         return -1;
     }
+    cp_hw_start(); /* instructions of this thread, when the machine counts them */
     /* Imports (atexit, os) before the hooks go live: not in the profile. */
     register_process_hooks();
     cp_g.inert = 0;
@@ -394,7 +396,7 @@ int cp_profiler_start(const cp_config *cfg, int activation, char *err, size_t er
         return -1;
     }
     cp_cthreads_start();
-    cp_gil_start(); /* never fails the run: logs why and goes on without GIL data */
+    cp_gil_start();   /* never fails the run: logs why and goes on without GIL data */
     cp_gc_start();    /* likewise */
     cp_alloc_start(); /* likewise; last, so that our own start is not counted */
     if (cp_writer_thread_start(err, errlen) != 0) {

@@ -317,6 +317,31 @@ static void put_colour(FILE *out, const char *name, int kind)
     fprintf(out, "rgb(%u,%u,%u)", r, g, bl);
 }
 
+/* Differential colour: grey when unchanged (within 1%), towards red when
+ * NEW is larger, towards blue when smaller; the strength grows with
+ * |log2(new/base)| and is full at 4x either way. A stack absent from BASE is
+ * full red. */
+static void put_diff_colour(FILE *out, const cp_flame_node *n, const cp_flame_base *b)
+{
+    static const double grey[3] = {225, 225, 225}, red[3] = {225, 45, 45}, blue[3] = {50, 95, 225};
+    double t = 1;
+    const double *to = red;
+    if (b->present && b->value > 0) {
+        double ratio = (double)n->total / (double)b->value;
+        if (ratio < 1)
+            to = blue;
+        t = fabs(log2(ratio > 0 ? ratio : 1.0 / 1024)) / 2;
+        if (t > 1)
+            t = 1;
+        if (fabs(ratio - 1) < 0.01)
+            t = 0;
+    } else if (b->present && n->total == 0)
+        t = 0;
+    fprintf(out, "rgb(%u,%u,%u)", (unsigned)(grey[0] + (to[0] - grey[0]) * t),
+            (unsigned)(grey[1] + (to[1] - grey[1]) * t),
+            (unsigned)(grey[2] + (to[2] - grey[2]) * t));
+}
+
 /* ---- the script --------------------------------------------------------- */
 
 /*
@@ -637,6 +662,12 @@ static int write_empty(FILE *out, const cp_svg_options *opt, unsigned width, sbu
 int cp_svg_write(FILE *out, const cp_flame_node *nodes, size_t n, const cp_svg_options *opt,
                  char *err, size_t errlen)
 {
+    return cp_svg_write_diff(out, nodes, n, NULL, opt, err, errlen);
+}
+
+int cp_svg_write_diff(FILE *out, const cp_flame_node *nodes, size_t n, const cp_flame_base *base,
+                      const cp_svg_options *opt, char *err, size_t errlen)
+{
     static const cp_svg_options defaults = {0};
     char dummy[1];
     if (!err || errlen == 0) {
@@ -742,6 +773,21 @@ int cp_svg_write(FILE *out, const cp_flame_node *nodes, size_t n, const cp_svg_o
         fputs(" (", out);
         put_fixed2(out, total ? (double)node->total * 100.0 / (double)total : 0.0);
         fputs("%)", out);
+        if (base) {
+            const cp_flame_base *b = &base[i];
+            if (!b->present)
+                fputs("\nnot in BASE", out);
+            else {
+                fputs("\nBASE: ", out);
+                put_value(out, &tmp2, b->value, opt->unit);
+                if (b->value > 0) {
+                    double ch = ((double)node->total - (double)b->value) * 100.0 / (double)b->value;
+                    fputs(ch >= 0 ? " (+" : " (-", out);
+                    put_fixed2(out, fabs(ch));
+                    fputs("%)", out);
+                }
+            }
+        }
         if (i == 0 && l.hidden > 0)
             fprintf(out, "\n%zu tiny frame%s hidden", l.hidden, l.hidden == 1 ? "" : "s");
         fputs("</title><rect x=\"", out);
@@ -749,7 +795,10 @@ int cp_svg_write(FILE *out, const cp_flame_node *nodes, size_t n, const cp_svg_o
         fprintf(out, "\" y=\"%u\" width=\"", y);
         put_coord(out, pw);
         fprintf(out, "\" height=\"%d\" rx=\"2\" ry=\"2\" fill=\"", RECT_H);
-        put_colour(out, node->name, node->kind);
+        if (base)
+            put_diff_colour(out, node, &base[i]);
+        else
+            put_colour(out, node->name, node->kind);
         fputs("\"/><text x=\"", out);
         put_coord(out, px + LABEL_PAD);
         fputs("\" y=\"", out);

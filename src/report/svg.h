@@ -24,6 +24,12 @@ typedef struct cp_flame_node {
     int kind;           /* 0 python, 1 builtin/C, 2 special: picks the colour family */
 } cp_flame_node;
 
+/** A node's value in the BASE profile of a differential flamegraph. */
+typedef struct cp_flame_base {
+    uint64_t value; /* inclusive, as cp_flame_node.total */
+    bool present;   /* BASE has this stack at all */
+} cp_flame_base;
+
 typedef struct cp_svg_options {
     const char *title;    /* e.g. "cpyprof: python3 app.py" */
     const char *subtitle; /* e.g. "wall time, 4 threads, 0 records dropped"; may be NULL */
@@ -37,5 +43,12 @@ typedef struct cp_svg_options {
  *  bad tree). */
 int cp_svg_write(FILE *out, const cp_flame_node *nodes, size_t n, const cp_svg_options *opt,
                  char *err, size_t errlen);
+
+/** A differential flamegraph: the same, with base[i] the BASE value of
+ *  nodes[i]. Colours by the change from BASE to `total` (red slower, blue
+ *  faster, grey within 1%, stronger for larger changes: full at 4x either
+ *  way; a stack absent from BASE is full red); tooltips show both values. */
+int cp_svg_write_diff(FILE *out, const cp_flame_node *nodes, size_t n, const cp_flame_base *base,
+                      const cp_svg_options *opt, char *err, size_t errlen);
 
 #endif

@@ -123,6 +123,12 @@ static void write_header(FILE *out, const cp_profile *p, const cp_table_options 
         fprintf(out, "dropped:  %llu records\n", (unsigned long long)p->trailer.events_dropped);
     else
         fprintf(out, "dropped:  unknown (no trailer)\n");
+    /* hardware counters: shown when measured; when not (most VMs), META
+     * instructions_unavailable says why (report --json) */
+    const char *instructions = cp_profile_meta(p, "instructions");
+    if (instructions)
+        fprintf(out, "instructions: %.40s (user space, the thread that started profiling)\n",
+                instructions);
     if (cp_profile_warning(p, buf, sizeof buf))
         fprintf(out, "warning: %s\n", buf);
 }

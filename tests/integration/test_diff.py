@@ -158,3 +158,45 @@ def test_unreadable_profiles_exit_2(tmp_path):
         assert p.returncode == 2, describe(p)
         err = p.stderr.decode()
         assert err.count("\n") == 1 and str(args[1]) in err, err
+
+
+def test_flame_diff(tmp_path):
+    """flame --diff: widths from NEW, slow() (20x the work) full red with
+    both values in its tooltip; helper (same calls) close to grey."""
+    py = PYTHONS[0]
+    base = record(py, tmp_path, "a", 10, 2)
+    new = record(py, tmp_path, "b", 10, 40)
+    out = tmp_path / "d.svg"
+    p = run([CLI, "flame", "--diff", base, new, "-o", out])
+    assert p.returncode == 0 and p.stderr == b"", describe(p)
+    svg = ET.parse(out).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    frames = {}
+    for g in svg.iter(ns + "g"):
+        title, rect = g.find(ns + "title"), g.find(ns + "rect")
+        if title is not None and rect is not None:
+            frames[title.text.split("\n")[0]] = (title.text, rect.get("fill"))
+    text, fill = frames["slow"]
+    assert "\nBASE: " in text and "%)" in text, text
+    assert fill == "rgb(225,45,45)", (text, fill)  # 20x slower: full red
+    assert "red: slower than BASE" in out.read_text()
+
+    p = run([CLI, "flame", "--diff", base, "-o", out])
+    assert p.returncode == 2 and b"--diff takes two profiles" in p.stderr, describe(p)
+
+
+def test_instruction_counter_detected(py, tmp_path):
+    """perf_event_open instructions: a count when the machine has hardware
+    counters, else one clear reason in META (these VMs have none)."""
+    prog = write_prog(tmp_path, "print(sum(range(100000)))\n")
+    p, prof = run_record(py, [prog], tmp_path)
+    assert p.returncode == 0 and p.stdout == b"4999950000\n", describe(p)
+    meta = prof.json["meta"]
+    if "instructions" in meta:
+        assert int(meta["instructions"]) > 100000, meta
+        assert "instructions_unavailable" not in meta
+    else:
+        why = meta["instructions_unavailable"]
+        assert why.startswith("perf_event_open(instructions): "), why
+    # nothing about it on the program's output or the command's stderr
+    assert b"perf_event" not in p.stderr

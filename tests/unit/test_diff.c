@@ -12,6 +12,7 @@
  */
 #include "profile_builder.h"
 #include "report/diff.h"
+#include "report/flame_diff.h"
 
 #include <check.h>
 #include <math.h>
@@ -174,7 +175,7 @@ enum { F_MAIN, F_WORK, F_SLOW, F_HELPER, F_FAST, NF };
  * Self times in ns: main 1 ms, work 2 ms, slow 5 ms x slow_factor, helper
  * 3 ms (scaled with its calls), fast 4 ms, each times noise(sigma).
  */
-static void add_run(cp_diff *d, int side, double sigma, double slow_factor, uint64_t helper_calls)
+static void build_run(cp_buf *out, double sigma, double slow_factor, uint64_t helper_calls)
 {
     static const char *const str[] = {"main",   "app.py", "work",      "slow",
                                       "helper", "fast",   "MainThread"};
@@ -213,6 +214,13 @@ static void add_run(cp_diff *d, int side, double sigma, double slow_factor, uint
     tb_tree(&f, 0, nodes, 5);
     struct cpyprof_trailer_rec tr = {.threads = 1};
     tb_trailer(&f, &tr);
+    *out = f;
+}
+
+static void add_run(cp_diff *d, int side, double sigma, double slow_factor, uint64_t helper_calls)
+{
+    cp_buf f;
+    build_run(&f, sigma, slow_factor, helper_calls);
     char err[512];
     ck_assert_msg(cp_diff_add_mem(d, side, f.data, f.len, side ? "new" : "base", err, sizeof err) ==
                       0,
@@ -515,6 +523,72 @@ START_TEST(mixing_sampled_and_traced_refused)
 }
 END_TEST
 
+/* flame --diff: NEW's stacks found in BASE, coloured by change */
+START_TEST(flame_diff_colours_by_change)
+{
+    cp_buf fb, fn;
+    build_run(&fb, 0, 1, 100);
+    build_run(&fn, 0, 20, 100); /* slow: 20x */
+    cp_profile b, n;
+    TB_LOAD(&b, &fb);
+    TB_LOAD(&n, &fn);
+    cp_merged bm, nm;
+    char err[256];
+    ck_assert_int_eq(cp_merged_build(&b, false, &bm, err, sizeof err), 0);
+    ck_assert_int_eq(cp_merged_build(&n, false, &nm, err, sizeof err), 0);
+    uint32_t order[16];
+    ck_assert_uint_le(nm.n, 16);
+    cp_merged_preorder(&nm, order);
+    cp_flame_node nodes[16];
+    uint32_t pos[16];
+    for (size_t k = 0; k < nm.n; k++)
+        pos[order[k]] = (uint32_t)k;
+    for (size_t k = 0; k < nm.n; k++) {
+        const cp_mnode *x = &nm.nodes[order[k]];
+        nodes[k] = (cp_flame_node){k ? nm.frames[x->frame].name : "all",
+                                   k ? nm.frames[x->frame].detail : NULL,
+                                   k ? pos[x->parent] : UINT32_MAX, x->total_ns, 0};
+    }
+    cp_flame_base bases[16];
+    ck_assert_int_eq(cp_flame_diff_fill(&b, &bm, &n, &nm, order, bases, err, sizeof err), 0);
+    int seen = 0;
+    for (size_t k = 0; k < nm.n; k++) {
+        ck_assert(bases[k].present);
+        if (strcmp(nodes[k].name, "slow") == 0) {
+            ck_assert_uint_eq(bases[k].value, 5000000);
+            ck_assert_uint_eq(nodes[k].total, 100000000);
+            seen++;
+        }
+        if (strcmp(nodes[k].name, "fast") == 0) {
+            ck_assert_uint_eq(bases[k].value, nodes[k].total);
+            seen++;
+        }
+    }
+    ck_assert_int_eq(seen, 2);
+    char *svg = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&svg, &len);
+    cp_svg_options o = {.title = "t", .unit = "ns"};
+    ck_assert_int_eq(cp_svg_write_diff(f, nodes, nm.n, bases, &o, err, sizeof err), 0);
+    fclose(f);
+    /* slow: 20x is full red; fast: unchanged grey; tooltips with BASE */
+    ck_assert_ptr_nonnull(strstr(svg, "<title>slow\napp.py:9\n100.00 ms (90.91%)\nBASE: 5.00 ms "
+                                      "(+1900.00%)</title>"));
+    const char *slow = strstr(svg, "<title>slow");
+    ck_assert_ptr_nonnull(strstr(slow, "fill=\"rgb(225,45,45)\""));
+    const char *fast = strstr(svg, "<title>fast");
+    const char *fill = strstr(fast, "fill=\"");
+    ck_assert_int_eq(strncmp(fill, "fill=\"rgb(225,225,225)\"", 23), 0);
+    free(svg);
+    cp_merged_free(&bm);
+    cp_merged_free(&nm);
+    cp_profile_free(&b);
+    cp_profile_free(&n);
+    cp_buf_free(&fb);
+    cp_buf_free(&fn);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("diff");
@@ -535,6 +609,7 @@ static Suite *suite(void)
     tcase_add_test(tc, pattern_rule_beats_general_rule);
     tcase_add_test(tc, outputs_name_the_function);
     tcase_add_test(tc, mixing_sampled_and_traced_refused);
+    tcase_add_test(tc, flame_diff_colours_by_change);
     suite_add_tcase(s, tc);
     return s;
 }

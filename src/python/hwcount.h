@@ -1,0 +1,25 @@
+/*
+ * hwcount.h — hardware instruction counts (perf_event_open), when the
+ * machine offers them: one counter of user-space instructions retired by the
+ * thread that started profiling, from start to the end of the run.
+ *
+ * Many virtual machines (these development VMs among them) expose no
+ * hardware counters: perf_event_open fails (ENOENT, EOPNOTSUPP) or
+ * perf_event_paranoid forbids it (EACCES). Then the profile's META says
+ * why, once, in `instructions_unavailable`, and nothing else changes.
+ */
+#ifndef CPYPROF_PYTHON_HWCOUNT_H
+#define CPYPROF_PYTHON_HWCOUNT_H
+
+#include "core/writer.h"
+
+/** Opens the counter on the calling thread (closing one left from an
+ *  earlier run). Never fails the run: a failure is remembered for META. */
+void cp_hw_start(void);
+
+/** Appends META entries: `instructions` (decimal) and `instructions_scope`,
+ *  or `instructions_unavailable` with the reason. Reads the counter with
+ *  read(2) only (this runs at exit and from the SIGTERM path). */
+void cp_hw_meta(cp_buf *b);
+
+#endif
