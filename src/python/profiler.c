@@ -79,6 +79,15 @@ static void on_sigterm(int sig)
      * writer, or it takes longer than 10 s, die without the profile. */
     (void)sig;
     int saved = errno;
+    if (getpid() != cp_g.run_pid) {
+        /* A forked child before its fork handler ran: the state, the writer
+         * and the pipe are the parent's; a byte in that pipe would make the
+         * parent dump and kill itself (a pool's terminate() hitting a worker
+         * being forked). Die as without us. */
+        die_by_sigterm_now();
+        errno = saved;
+        return;
+    }
     if (atomic_load(&cp_g.state) == CP_STOPPING) {
         /* cp_profiler_stop is writing the profile on another thread (or
          * this one, interrupted): it delivers the signal when done. */
@@ -342,6 +351,7 @@ int cp_profiler_start(const cp_config *cfg, int activation, char *err, size_t er
     }
     cp_g.cfg = *cfg;
     cp_g.activation = activation;
+    cp_g.run_pid = getpid();
     if (cp_g.co_extra_index < 0) {
         cp_g.co_extra_index = _PyEval_RequestCodeExtraIndex(NULL);
         if (cp_g.co_extra_index < 0) {

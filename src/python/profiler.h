@@ -104,6 +104,7 @@ typedef struct cp_profiler {
     bool stale_run_state;
     /* subprocesses: a forked child restarts its own run after the fork
      * (set by the atfork child handler, consumed by the after_in_child hook) */
+    pid_t run_pid; /* the process the run belongs to (signal handlers in a fresh fork) */
     bool follow_fork;
     bool clock_from_parent; /* the next start rebases the clock, no calibration */
     bool os_exit_wrapped; /* os._exit writes the profile first (subprocesses) */
