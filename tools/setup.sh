@@ -46,6 +46,7 @@ PACKAGES=(
     python3-pytest    # integration tests
     python3-jsonschema # speedscope JSON checked against its schema (tests)
     python3-venv      # the pip-install test
+    libpython3.11-testsuite # CPython's own tests, for tools/cpython-tests.sh
     python3.11-dbg    # the "debug builds are refused" test
     libxml2-utils     # xmllint: checking the SVG flamegraphs
 )
