@@ -11,6 +11,7 @@
 #include "python/sample_agg.h"
 
 #include <signal.h>
+#include <sys/types.h>
 #include <stdbool.h>
 #include <time.h>
 
@@ -18,6 +19,9 @@
 typedef struct cp_sample_thread {
     int slot;    /* index in the handler's slot table, -1 when none */
     cp_sagg agg; /* writer side */
+    /* Repeats (wall clock) still counted when the thread's slot was
+     * released: added to its last sample by the dump, after the last drain. */
+    _Atomic uint64_t leftover;
 } cp_sample_thread;
 
 /* sample_timer.c: start/stop and per-thread timers (GIL held unless noted) */
@@ -58,8 +62,36 @@ typedef struct cp_sample_slot {
     _Atomic int active;   /* handlers running on this slot */
     timer_t timer;
     _Atomic int has_timer;
+    /* wall clock (sample_wall.c): the thread's kernel id and CPU clock, for
+     * the sampler thread; set before th is published */
+    pid_t tid;
+    clockid_t cpu_clock;
+    bool has_cpu_clock;
+    /* Periods skipped because the thread had not run: gen << 32 | count.
+     * Added by the sampler thread, taken by the thread's own handler (or by
+     * release_slot), both by compare-and-swap on the generation. */
+    _Atomic uint64_t repeats;
+    /* The thread's last sample: gen << 2 | CP_SLOT_LAST_*; written by its
+     * handler. Repeats are counted only after a sample of this generation. */
+    _Atomic uint32_t last;
+    /* cpu mode jitter: xorshift state, touched only by the thread's handler */
+    uint32_t rng;
 } cp_sample_slot;
+#define CP_SLOT_LAST_KEPT 1u    /* published: repeats add to it */
+#define CP_SLOT_LAST_DROPPED 2u /* dropped by --no-idle: repeats are too */
 extern cp_sample_slot cp_sample_slots[CP_SAMPLE_SLOTS];
+/** Slots ever claimed (the sampler thread scans [0, hwm)). */
+extern _Atomic int cp_sample_slots_hwm;
+
+/** Takes the slot's repeat count if it belongs to generation gen. */
+uint64_t cp_sample_take_repeats(cp_sample_slot *sl, uint32_t gen);
+
+/* sample_wall.c: the wall-clock sampler thread */
+int cp_sample_wall_start(char *err, size_t errlen);
+void cp_sample_wall_stop(void);
+void cp_sample_wall_atfork_child(void);
+/** Periods the wall sampler signalled / counted as repeats (this run). */
+extern _Atomic uint64_t cp_sample_wall_signals, cp_sample_wall_repeats;
 
 /* sample_agg glue (sample_timer.c): writer side */
 void cp_sample_feed(cp_thread *th, const cp_record *r);

@@ -177,6 +177,17 @@ static void commit(cp_sagg *a)
     if (a->flags & CP_SAMPLE_F_GIL)
         n->ticks += a->weight;
     a->samples += a->weight;
+    a->last_ok = true;
+}
+
+void cp_sagg_repeat(cp_sagg *a, uint64_t count)
+{
+    if (!a->last_ok || count == 0 || a->in_sample)
+        return; /* no complete previous sample: nothing to repeat */
+    uint64_t w = a->weight;
+    a->weight = count;
+    commit(a);
+    a->weight = w;
 }
 
 static void push_frame(cp_sagg *a, uint32_t func, uint32_t line)
@@ -198,9 +209,16 @@ static void abandon(cp_sagg *a)
 void cp_sagg_feed(cp_sagg *a, const cp_record *r)
 {
     uint32_t kind = cp_srec_kind(r->kind);
+    if (kind == CP_SREC_REPEAT) {
+        if (a->in_sample)
+            abandon(a);
+        cp_sagg_repeat(a, r->c);
+        return;
+    }
     if (kind == CP_SREC_SAMPLE) {
         if (a->in_sample)
             abandon(a);
+        a->last_ok = false; /* frames[] is about to be overwritten */
         a->in_sample = true;
         a->in_code = false;
         a->want = r->a > CP_SAMPLE_MAX_FRAMES ? CP_SAMPLE_MAX_FRAMES : r->a;

@@ -69,6 +69,7 @@ typedef struct cp_sagg {
     bool in_sample;
     uint32_t want, have, flags;
     uint64_t weight;
+    bool last_ok; /* frames/flags hold the last committed sample (REPEAT) */
     cp_sagg_frame frames[CP_SAMPLE_MAX_FRAMES];
     /* a CODE entry waiting for its text */
     bool in_code;
@@ -83,6 +84,10 @@ typedef struct cp_sagg {
 /** Returns 0, or -1 when out of memory. */
 int cp_sagg_init(cp_sagg *a, cp_sfuncs *funcs, uint32_t truncated_fid);
 void cp_sagg_destroy(cp_sagg *a);
+
+/** Adds the last committed sample `count` more times (a REPEAT record, or
+ *  the repeats still counted when the thread's sampling ended). */
+void cp_sagg_repeat(cp_sagg *a, uint64_t count);
 
 /** Feeds one sample record (cp_srec_is_sample(r->kind) is true). */
 void cp_sagg_feed(cp_sagg *a, const cp_record *r);

@@ -176,9 +176,27 @@ static int write_thread_samples(const cp_thread *th, const uint32_t *map, uint32
     return rc;
 }
 
+/* A second META chunk, at the end (the first is written at start): the wall
+ * sampler's counts, known only now. Readers keep the union of META chunks. */
+static int write_wall_meta(char *err, size_t errlen)
+{
+    char v[32];
+    cp_buf b;
+    cp_buf_init(&b);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)atomic_load(&cp_sample_wall_signals));
+    cp_buf_meta(&b, "sample_wall_signals", v);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)atomic_load(&cp_sample_wall_repeats));
+    cp_buf_meta(&b, "sample_wall_repeats", v);
+    int rc = put(CPYPROF_CHUNK_META, &b, err, errlen);
+    cp_buf_free(&b);
+    return rc;
+}
+
 int cp_sample_dump(uint32_t nstrings, uint32_t nfuncs, char *err, size_t errlen)
 {
-    int rc = 0;
+    int rc = cp_g.cfg.clock == CP_CLOCK_WALL ? write_wall_meta(err, errlen) : 0;
+    if (rc != 0)
+        return -1;
     uint32_t *map = map_private(nstrings, nfuncs, &rc, err, errlen);
     if (!map)
         return -1;
@@ -189,8 +207,12 @@ int cp_sample_dump(uint32_t nstrings, uint32_t nfuncs, char *err, size_t errlen)
         nth++;
     for (uint32_t id = 0; rc == 0 && id < nth; id++)
         for (cp_thread *t = atomic_load(&cp_g.threads); t; t = t->next)
-            if (t->id == id && t->sample && nfuncs > 0)
+            if (t->id == id && t->sample && nfuncs > 0) {
+                /* wall clock: periods counted after the thread's last
+                 * drained sample (sample_wall.c) */
+                cp_sagg_repeat(&t->sample->agg, atomic_exchange(&t->sample->leftover, 0));
                 rc = write_thread_samples(t, map, np, nfuncs, err, errlen);
+            }
     free(map);
     return rc;
 }

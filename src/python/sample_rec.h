@@ -17,7 +17,12 @@
  *           only, never dereferenced later); followed by
  *           ceil((name+file)/28) TEXT records carrying the qualified name
  *           then the file name, copied from the live object by the handler.
- *   (NATIVE, for --native later: a = 0, b = instruction pointer.)
+ *   NATIVE  (--native) a = 0, b = instruction pointer
+ *
+ * A REPEAT record (c = count) stands alone, before a SAMPLE: the thread was
+ * not interrupted for `count` periods because it had not run since its
+ * previous sample (wall clock, sample_timer.c), so its stack was the
+ * previous sample's; the writer adds the previous stack `count` more times.
  *
  * Kinds are above every CPYPROF_EV_* value, so drain.c can tell them apart.
  */
@@ -33,7 +38,8 @@
 #define CP_SREC_FRAME 0x5302u
 #define CP_SREC_CODE 0x5303u
 #define CP_SREC_TEXT 0x5304u   /* kind | (bytes << 16) */
-#define CP_SREC_NATIVE 0x5305u /* reserved for native frames */
+#define CP_SREC_NATIVE 0x5305u /* a native frame (--native) */
+#define CP_SREC_REPEAT 0x5306u /* c = n more of the thread's previous sample */
 
 #define CP_SAMPLE_F_GIL 1u       /* the sampled thread held the GIL */
 #define CP_SAMPLE_F_TRUNCATED 2u /* deeper than CP_SAMPLE_MAX_FRAMES */
@@ -54,7 +60,7 @@ static inline uint32_t cp_srec_kind(uint32_t kind)
 static inline int cp_srec_is_sample(uint32_t kind)
 {
     uint32_t k = cp_srec_kind(kind);
-    return k >= CP_SREC_SAMPLE && k <= CP_SREC_NATIVE;
+    return k >= CP_SREC_SAMPLE && k <= CP_SREC_REPEAT;
 }
 
 /** Packs up to 28 bytes of text into a TEXT record (ticks, a, b, c). */

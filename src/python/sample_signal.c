@@ -241,9 +241,10 @@ static __attribute__((noinline)) bool guarded_walk(sring *s, PyThreadState *ts, 
     return ok;
 }
 
-static void take_sample(cp_thread *th, PyThreadState *ts, uint64_t weight, const void *uc)
+static void take_sample(cp_sample_slot *sl, uint32_t gen, cp_thread *th, uint64_t weight,
+                        const void *uc)
 {
-    if (cp311s_own_tstate() != ts)
+    if (cp311s_own_tstate() != sl->tstate)
         return; /* not this slot's thread state (ended, or reused) */
     cp_ring *r = &th->ring;
     if (r->busy) { /* interrupted a push on this ring: drop */
@@ -255,45 +256,68 @@ static void take_sample(cp_thread *th, PyThreadState *ts, uint64_t weight, const
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
     sring s = {r, head, (r->mask + 1) - (head - tail), 0};
+    /* Periods the wall sampler counted as repeats of our previous sample
+     * (sample_wall.c): published first, so they add to that sample. */
+    uint64_t reps = cp_sample_take_repeats(sl, gen);
+    bool ok = true;
+    if (reps && atomic_load(&sl->last) == (gen << 2 | CP_SLOT_LAST_KEPT)) {
+        cp_record rep = {.kind = CP_SREC_REPEAT, .c = reps};
+        ok = sr_put(&s, &rep);
+    }
+    uint64_t hdr_at = s.n;
     cp_record hdr = {.ticks = cp_clock_ticks(&cp_g.clock), .kind = CP_SREC_SAMPLE, .c = weight};
-    bool ok = sr_put(&s, &hdr), truncated = false;
+    ok = ok && sr_put(&s, &hdr);
+    bool truncated = false;
     uint32_t nframes = 0;
     if (ok)
-        ok = guarded_walk(&s, ts, uc, &nframes, &truncated);
+        ok = guarded_walk(&s, sl->tstate, uc, &nframes, &truncated);
     if (ok) {
         hdr.a = nframes;
-        hdr.b =
-            (cp311s_holds_gil(ts) ? CP_SAMPLE_F_GIL : 0) | (truncated ? CP_SAMPLE_F_TRUNCATED : 0);
+        hdr.b = (cp311s_holds_gil(sl->tstate) ? CP_SAMPLE_F_GIL : 0) |
+                (truncated ? CP_SAMPLE_F_TRUNCATED : 0);
+        uint32_t last = CP_SLOT_LAST_KEPT;
         if (!cp_g.cfg.idle && cp_g.cfg.clock == CP_CLOCK_WALL && !(hdr.b & CP_SAMPLE_F_GIL)) {
-            s.n = 0; /* idle=0: drop samples of threads not holding the GIL */
+            s.n = hdr_at; /* idle=0: drop samples of threads not holding the GIL */
+            last = CP_SLOT_LAST_DROPPED;
         } else {
-            r->slots[head & r->mask] = hdr;
+            r->slots[(head + hdr_at) & r->mask] = hdr;
+        }
+        if (s.n) {
             /* Release: the whole sample is visible before the new head. */
             atomic_store_explicit(&r->head, head + s.n, memory_order_release);
             uint64_t p = atomic_load_explicit(&r->pushed, memory_order_relaxed);
             atomic_store_explicit(&r->pushed, p + s.n, memory_order_relaxed);
         }
+        atomic_store(&sl->last, gen << 2 | last);
     } else {
         atomic_fetch_add_explicit(&r->dropped, s.n ? s.n : 1, memory_order_relaxed);
+        atomic_store(&sl->last, 0); /* no repeats of a sample not taken */
     }
     atomic_signal_fence(memory_order_seq_cst);
     r->busy = 0;
 }
 
+/* Timer expiry (SI_TIMER, cpu clock) or the wall sampler's signal
+ * (SI_QUEUE from this process, sample_wall.c); anything else is not ours. */
+static bool from_sampler(const siginfo_t *si)
+{
+    return si->si_code == SI_TIMER || (si->si_code == SI_QUEUE && si->si_pid == getpid());
+}
+
 static void on_sample(int sig, siginfo_t *si, void *uc)
 {
     (void)sig;
-    (void)uc;
     int saved = errno;
-    if (si && si->si_code == SI_TIMER) {
+    if (si && from_sampler(si)) {
         uint32_t v = (uint32_t)si->si_value.sival_int;
         cp_sample_slot *sl = &cp_sample_slots[v % CP_SAMPLE_SLOTS];
+        uint32_t gen = v / CP_SAMPLE_SLOTS;
         atomic_fetch_add(&sl->active, 1); /* seq_cst: pairs with cp_sample_stop */
-        if (atomic_load(&cp_sample_live) && atomic_load(&sl->gen) == v / CP_SAMPLE_SLOTS) {
+        if (atomic_load(&cp_sample_live) && atomic_load(&sl->gen) == gen) {
             cp_thread *th = atomic_load(&sl->th);
+            uint64_t overrun = si->si_code == SI_TIMER && si->si_overrun > 0 ? si->si_overrun : 0;
             if (th)
-                take_sample(th, sl->tstate, 1 + (uint64_t)(si->si_overrun > 0 ? si->si_overrun : 0),
-                            uc);
+                take_sample(sl, gen, th, 1 + overrun, uc);
         }
         atomic_fetch_sub(&sl->active, 1);
     }

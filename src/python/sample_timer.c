@@ -36,15 +36,34 @@
 #include <time.h>
 
 cp_sample_slot cp_sample_slots[CP_SAMPLE_SLOTS];
+_Atomic int cp_sample_slots_hwm;
 static cp_sfuncs sfuncs; /* writer-only */
 static uint32_t truncated_fid = CPYPROF_NONE;
 static pthread_key_t exit_key;
 static bool exit_key_made;
 static int64_t last_register_ns;
 
+uint64_t cp_sample_take_repeats(cp_sample_slot *sl, uint32_t gen)
+{
+    uint64_t v = atomic_load(&sl->repeats);
+    do {
+        if ((uint32_t)(v >> 32) != gen || (uint32_t)v == 0)
+            return 0;
+    } while (!atomic_compare_exchange_weak(&sl->repeats, &v, (uint64_t)gen << 32));
+    return (uint32_t)v;
+}
+
 static void release_slot(int i)
 {
     cp_sample_slot *sl = &cp_sample_slots[i];
+    /* Repeats not taken by the thread's handler yet (wall clock): kept for
+     * the dump. A repeat the sampler adds after this is lost (one period of
+     * a thread that is going away). */
+    cp_thread *th = atomic_load(&sl->th);
+    uint32_t gen = atomic_load(&sl->gen);
+    uint64_t n = cp_sample_take_repeats(sl, gen);
+    if (th && th->sample && n && atomic_load(&sl->last) == (gen << 2 | CP_SLOT_LAST_KEPT))
+        atomic_fetch_add(&th->sample->leftover, n);
     atomic_store(&sl->th, NULL); /* handlers from here on do nothing */
     atomic_fetch_add(&sl->gen, 1);
     /* Read the id before releasing: once has_timer is 0 the slot may be
@@ -91,15 +110,35 @@ int cp_sample_thread_attach(cp_thread *th, PyThreadState *ts, bool on_self, char
     }
     cp_sample_slot *sl = &cp_sample_slots[i];
     clockid_t clk = CLOCK_MONOTONIC;
-    if (cp_g.cfg.clock == CP_CLOCK_CPU) {
-        int rc = pthread_getcpuclockid((pthread_t)cp311_tstate_ident(ts), &clk);
-        if (rc != 0) {
-            snprintf(err, errlen, "cannot get the CPU clock of thread %u: %s", th->id,
-                     strerror(rc));
-            return -1;
-        }
+    int crc = pthread_getcpuclockid((pthread_t)cp311_tstate_ident(ts), &clk);
+    if (crc != 0 && cp_g.cfg.clock == CP_CLOCK_CPU) {
+        snprintf(err, errlen, "cannot get the CPU clock of thread %u: %s", th->id, strerror(crc));
+        return -1;
     }
     sl->tstate = ts;
+    sl->rng = (th->id + 1) * 2654435761u | 1u;
+    if (on_self && exit_key_made)
+        pthread_setspecific(exit_key, (void *)(intptr_t)(i + 1));
+    if (on_self && cp_g.cfg.native)
+        cp_unwind_thread_init(); /* libunwind's first use allocates: not in the handler */
+    if (cp_g.cfg.clock == CP_CLOCK_WALL) {
+        /* No timer: the sampler thread (sample_wall.c) signals or counts a
+         * repeat every period. Fields first, th last (the sampler reads th,
+         * then these). */
+        uint32_t g = atomic_load(&sl->gen) % (0x7FFFFFFFu / CP_SAMPLE_SLOTS);
+        atomic_store(&sl->gen, g);
+        sl->tid = (pid_t)th->native_tid;
+        sl->cpu_clock = clk;
+        sl->has_cpu_clock = crc == 0;
+        atomic_store(&sl->repeats, (uint64_t)g << 32);
+        atomic_store(&sl->last, 0);
+        int hwm = atomic_load(&cp_sample_slots_hwm);
+        while (hwm <= i && !atomic_compare_exchange_weak(&cp_sample_slots_hwm, &hwm, i + 1))
+            ;
+        atomic_store(&sl->th, th);
+        st->slot = i;
+        return 0;
+    }
     struct sigevent sev;
     memset(&sev, 0, sizeof sev);
     sev.sigev_notify = SIGEV_THREAD_ID;
@@ -116,10 +155,6 @@ int cp_sample_thread_attach(cp_thread *th, PyThreadState *ts, bool on_self, char
     atomic_store(&sl->has_timer, 1);
     atomic_store(&sl->th, th);
     st->slot = i;
-    if (on_self && exit_key_made)
-        pthread_setspecific(exit_key, (void *)(intptr_t)(i + 1));
-    if (on_self && cp_g.cfg.native)
-        cp_unwind_thread_init(); /* libunwind's first use allocates: not in the handler */
     /* First expiry spread over one period so threads are not in lockstep. */
     long period = 1000000000L / (long)cp_g.cfg.rate_hz;
     long first = period / 2 + (long)((th->id * 7919u) % (unsigned long)(period / 2 + 1));
@@ -201,12 +236,20 @@ int cp_sample_start(char *err, size_t errlen)
     atomic_store(&cp_sample_want_register, 0);
     last_register_ns = 0;
     cp_sample_register_stacks();
-    return cp_sample_signal_install(err, errlen);
+    if (cp_sample_signal_install(err, errlen) != 0)
+        return -1;
+    if (cp_g.cfg.clock == CP_CLOCK_WALL && cp_sample_wall_start(err, errlen) != 0) {
+        atomic_store(&cp_sample_live, 0);
+        cp_sample_signal_remove();
+        return -1;
+    }
+    return 0;
 }
 
 void cp_sample_stop(void)
 {
     atomic_store(&cp_sample_live, 0); /* seq_cst: pairs with the handler's entry */
+    cp_sample_wall_stop();            /* no new signals or repeats after this */
     for (int i = 0; i < CP_SAMPLE_SLOTS; i++)
         if (atomic_load(&cp_sample_slots[i].th) || atomic_load(&cp_sample_slots[i].has_timer))
             release_slot(i);
@@ -231,6 +274,7 @@ void cp_sample_atfork_child(void)
         atomic_store(&sl->active, 0);
         atomic_fetch_add(&sl->gen, 1);
     }
+    cp_sample_wall_atfork_child();
 }
 
 /* Private functions made by the writer: for sample_dump.c. */

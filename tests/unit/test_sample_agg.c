@@ -100,6 +100,43 @@ START_TEST(test_frames_innermost_first)
 }
 END_TEST
 
+static void repeat(uint64_t n)
+{
+    cp_record r = {.kind = CP_SREC_REPEAT, .c = n};
+    cp_sagg_feed(&A, &r);
+}
+
+/* REPEAT adds the previous complete sample again, with its GIL flag; never
+ * a half-fed or abandoned one, and nothing before the first sample. */
+START_TEST(test_repeat_previous_sample)
+{
+    repeat(5); /* nothing to repeat yet */
+    ck_assert_uint_eq(A.samples, 0);
+    sample(2, CP_SAMPLE_F_GIL, 1);
+    frame(2, 20);
+    frame(1, 10);
+    repeat(4);
+    uint32_t p[] = {1, 2};
+    uint64_t gil;
+    ck_assert_int_eq(self_of(p, 2, &gil), 5);
+    ck_assert_uint_eq(gil, 5);
+    sample(2, 0, 1);
+    frame(3, 30); /* half a sample, then a repeat: abandoned, not repeated */
+    repeat(7);
+    ck_assert_int_eq(self_of(p, 2, NULL), 5);
+    ck_assert_uint_eq(A.malformed, 1);
+    cp_sagg_repeat(&A, 3); /* the end-of-run flush: still nothing */
+    ck_assert_uint_eq(A.samples, 5);
+    sample(1, 0, 1);
+    frame(4, 40);
+    cp_sagg_repeat(&A, 2);
+    uint32_t q[] = {4};
+    ck_assert_int_eq(self_of(q, 1, &gil), 3); /* the latest stack, without the GIL */
+    ck_assert_uint_eq(gil, 0);
+    ck_assert_uint_eq(A.samples, 8);
+}
+END_TEST
+
 START_TEST(test_code_text_interned)
 {
     const char *longfile = "/a/very/long/path/that/needs/more/than/one/text/record/mod.py";
@@ -166,6 +203,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_frames_innermost_first);
     tcase_add_test(tc, test_code_text_interned);
+    tcase_add_test(tc, test_repeat_previous_sample);
     tcase_add_test(tc, test_truncated_marker_at_root);
     tcase_add_test(tc, test_malformed_sequences_dropped);
     tcase_add_test(tc, test_text_pack_roundtrip);
