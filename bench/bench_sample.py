@@ -236,12 +236,66 @@ def accuracy(args, tmp):
             rows.append((label, None, 0, str(e)))
             continue
         remark = "runs: " + ", ".join("%.1f" % x for x in shares)
+        if len(shares) > 1:
+            remark += "; spread (max-min) %.1f pts, stdev %.1f" % (
+                max(shares) - min(shares), statistics.stdev(shares))
         rows.append((label, statistics.median(shares), int(statistics.median(ns)), remark))
     truth = None
     if measured:
         truth = statistics.median(100 * m["heavy_s"] / (m["heavy_s"] + m["light_s"])
                                   for m in measured)
     return rows, truth
+
+
+def print_accuracy(args, acc_rows, truth):
+    print("\n## Accuracy: 3:1 split (heavy share of heavy+light samples)\n")
+    print("| profiler | heavy %% (median of %d) | samples | error vs 75 | remark |"
+          % args.accuracy_runs)
+    print("|---|---:|---:|---:|---|")
+    print("| truth (loop counts) | 75.0 | | | |")
+    if truth is not None:
+        print("| truth (process_time measured by the program) | %.1f | | %+.1f | |"
+              % (truth, truth - 75))
+    for label, share, n, remark in acc_rows:
+        if share is None:
+            print("| %s | | | | %s |" % (label, remark))
+        else:
+            print("| %s | %.1f | %d | %+.1f | %s |" % (label, share, n, share - 75, remark))
+
+
+
+# ---- cost of one sample -------------------------------------------------------
+
+def sample_cost(args, tmp, iterations, base_cpu):
+    """ns per sample: the library's own count of time in the signal handler (closing
+    META: sample_handler_ns / sample_handler_calls), and the extra CPU time of the process
+    per sample (handler + signal delivery + writer), on call_heavy at 1 kHz wall (one
+    running thread: every period interrupts it)."""
+    rows = []
+    for label, native in (("Python-only", False), ("--native", True)):
+        per, cpu_per, calls = [], [], []
+        for _ in range(args.cost_runs):
+            out = os.path.join(tmp, "cost.cpyprof")
+            env = sample_env(args.lib, out, 1000, "wall", native=native)
+            p = subprocess.run(child_argv(args, "call_heavy", iterations), capture_output=True,
+                               text=True, env=clean_env(env), timeout=RUN_TIMEOUT)
+            line = [l for l in p.stdout.splitlines() if l.startswith("{")]
+            r = subprocess.run([args.cli, "report", out, "--json"], capture_output=True,
+                               text=True)
+            if p.returncode != 0 or not line or r.returncode != 0:
+                break
+            meta = json.loads(r.stdout)["meta"]
+            n = int(meta.get("sample_handler_calls", 0))
+            if not n:
+                break
+            per.append(int(meta["sample_handler_ns"]) / n)
+            cpu = json.loads(line[-1])["cpu"]
+            cpu_per.append((cpu - base_cpu) * 1e9 / n if base_cpu else float("nan"))
+            calls.append(n)
+        if per:
+            rows.append((label, statistics.median(per), statistics.median(cpu_per),
+                         int(statistics.median(calls))))
+    return rows
 
 
 # ---- main ----------------------------------------------------------------------
@@ -257,6 +311,8 @@ def main():
     ap.add_argument("--split-rounds", type=int, default=150, help="size of the 3:1 program")
     ap.add_argument("--accuracy-runs", type=int, default=3, help="runs per profiler (median)")
     ap.add_argument("--no-pyspy", action="store_true")
+    ap.add_argument("--accuracy-only", action="store_true", help="only the 3:1 accuracy runs")
+    ap.add_argument("--cost-runs", type=int, default=3, help="runs per cost-of-a-sample row")
     ap.add_argument("--quick", action="store_true", help="2 rounds of ~0.5 s")
     ap.add_argument("--json", help="also write every run here")
     args = ap.parse_args()
@@ -273,6 +329,8 @@ def main():
         Config("baseline", "baseline"),
         Config("cpyprof-100-cpu", "cpyprof sample 100 Hz cpu",
                sample_env(args.lib, "x", 100, "cpu")),
+        Config("cpyprof-100-wall", "cpyprof sample 100 Hz wall",
+               sample_env(args.lib, "x", 100, "wall")),
         Config("cpyprof-1k-wall", "cpyprof sample 1 kHz wall",
                sample_env(args.lib, "x", 1000, "wall")),
         Config("cpyprof-native-100", "cpyprof sample 100 Hz cpu --native",
@@ -282,7 +340,7 @@ def main():
     ]
     tmp = tempfile.mkdtemp(prefix="cpyprof-bench-sample-")
     try:
-        native = configs[3]
+        native = [c for c in configs if c.name == "cpyprof-native-100"][0]
         try:
             native.note = native_note(args, native, tmp)
         except (OSError, subprocess.SubprocessError) as e:
@@ -293,6 +351,10 @@ def main():
             if c.pyspy_rate and not args.pyspy:
                 c.skip = "py-spy not installed" if not args.no_pyspy else "--no-pyspy"
 
+        if args.accuracy_only:
+            acc_rows, truth = accuracy(args, tmp)
+            print_accuracy(args, acc_rows, truth)
+            return 0
         iters = {}
         for w in workloads:
             iters[w] = calibrate(args, w)
@@ -320,6 +382,10 @@ def main():
             print("round %d/%d done" % (rnd + 1, args.rounds), file=sys.stderr)
 
         acc_rows, truth = accuracy(args, tmp)
+        cost_rows = []
+        if "call_heavy" in iters and configs[0].cpu.get("call_heavy"):
+            cost_rows = sample_cost(args, tmp, iters["call_heavy"],
+                                    statistics.median(configs[0].cpu["call_heavy"]))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -365,19 +431,16 @@ def main():
         if c.note:
             print("\nNote (%s): %s" % (c.label, c.note))
 
-    print("\n## Accuracy: 3:1 split (heavy share of heavy+light samples)\n")
-    print("| profiler | heavy %% (median of %d) | samples | error vs 75 | remark |"
-          % args.accuracy_runs)
-    print("|---|---:|---:|---:|---|")
-    print("| truth (loop counts) | 75.0 | | | |")
-    if truth is not None:
-        print("| truth (process_time measured by the program) | %.1f | | %+.1f | |"
-              % (truth, truth - 75))
-    for label, share, n, remark in acc_rows:
-        if share is None:
-            print("| %s | | | | %s |" % (label, remark))
-        else:
-            print("| %s | %.1f | %d | %+.1f | %s |" % (label, share, n, share - 75, remark))
+    print_accuracy(args, acc_rows, truth)
+
+    if cost_rows:
+        print("\n## Cost of one sample (call_heavy, 1 kHz wall, median of %d runs)\n"
+              % args.cost_runs)
+        print("| stacks | samples | ns in the handler (library's count) "
+              "| extra CPU ns per sample (vs baseline) |")
+        print("|---|---:|---:|---:|")
+        for label, per, cpu_per, n in cost_rows:
+            print("| %s | %d | %.0f | %.0f |" % (label, n, per, cpu_per))
 
     if args.json:
         with open(args.json, "w") as f:

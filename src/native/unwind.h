@@ -15,8 +15,9 @@
  *    so cp_unwind_thread_init() does a first unw_backtrace on the thread,
  *    outside any handler, and the handler captures only on threads where it
  *    ran (an initial-exec TLS flag). Threads that existed when sampling
- *    started, other than the starting one, never run it: their samples have
- *    Python frames only;
+ *    started, other than the starting one, run it from a one-shot profile
+ *    hook at their next Python call (sample_timer.c); Python frames only
+ *    until then;
  *  - an address not in the trace cache yet makes libunwind read DWARF CFI
  *    (dl_iterate_phdr: the loader's recursive lock; libunwind's own locks
  *    are taken with all signals blocked, so a handler never finds one held

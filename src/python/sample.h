@@ -52,6 +52,10 @@ int cp_sample_signo(void);
 extern _Atomic int cp_sample_want_register;
 /** 1 while sampling runs: handlers do nothing when 0. */
 extern _Atomic int cp_sample_live;
+/** The nominal period, set at start (cpu clock jitter). */
+extern long cp_sample_period_ns;
+/** Clock ticks spent in the handler taking samples, and how many it took. */
+extern _Atomic uint64_t cp_sample_handler_ticks, cp_sample_handler_count;
 
 /* sample_slots (sample_timer.c): what the handler knows of each thread */
 #define CP_SAMPLE_SLOTS 4096

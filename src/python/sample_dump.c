@@ -176,17 +176,27 @@ static int write_thread_samples(const cp_thread *th, const uint32_t *map, uint32
     return rc;
 }
 
-/* A second META chunk, at the end (the first is written at start): the wall
- * sampler's counts, known only now. Readers keep the union of META chunks. */
-static int write_wall_meta(char *err, size_t errlen)
+/* A second META chunk, at the end (the first is written at start): counts
+ * known only now. Readers keep the union of META chunks. */
+static int write_end_meta(char *err, size_t errlen)
 {
     char v[32];
     cp_buf b;
     cp_buf_init(&b);
+    uint64_t n = atomic_load(&cp_sample_handler_count);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)n);
+    cp_buf_meta(&b, "sample_handler_calls", v);
+    snprintf(
+        v, sizeof v, "%llu",
+        (unsigned long long)cp_clock_delta_ns(&cp_g.clock, atomic_load(&cp_sample_handler_ticks)));
+    cp_buf_meta(&b, "sample_handler_ns", v);
+    if (cp_g.cfg.clock != CP_CLOCK_WALL)
+        goto out;
     snprintf(v, sizeof v, "%llu", (unsigned long long)atomic_load(&cp_sample_wall_signals));
     cp_buf_meta(&b, "sample_wall_signals", v);
     snprintf(v, sizeof v, "%llu", (unsigned long long)atomic_load(&cp_sample_wall_repeats));
     cp_buf_meta(&b, "sample_wall_repeats", v);
+out:;
     int rc = put(CPYPROF_CHUNK_META, &b, err, errlen);
     cp_buf_free(&b);
     return rc;
@@ -194,7 +204,7 @@ static int write_wall_meta(char *err, size_t errlen)
 
 int cp_sample_dump(uint32_t nstrings, uint32_t nfuncs, char *err, size_t errlen)
 {
-    int rc = cp_g.cfg.clock == CP_CLOCK_WALL ? write_wall_meta(err, errlen) : 0;
+    int rc = write_end_meta(err, errlen);
     if (rc != 0)
         return -1;
     uint32_t *map = map_private(nstrings, nfuncs, &rc, err, errlen);

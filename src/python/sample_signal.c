@@ -50,6 +50,8 @@
 
 _Atomic int cp_sample_want_register;
 _Atomic int cp_sample_live;
+long cp_sample_period_ns;
+_Atomic uint64_t cp_sample_handler_ticks, cp_sample_handler_count;
 
 static int sample_sig = -1;
 static struct sigaction old_sample, old_segv, old_bus;
@@ -297,6 +299,30 @@ static void take_sample(cp_sample_slot *sl, uint32_t gen, cp_thread *th, uint64_
     r->busy = 0;
 }
 
+/* cpu clock: the next expiry is drawn uniformly from [3/4, 5/4] of the
+ * period (the mean stays one period, so each sample still weighs one
+ * period). CPU-time timers only fire at the kernel tick; a fixed period
+ * that is a near multiple of the tick samples the same phase of a periodic
+ * program run after run, and the shares scatter (bench/README.md,
+ * "Jitter"). timer_settime is async-signal-safe; the slot's timer is only
+ * deleted after its th is cleared (checked by the caller), by this thread
+ * itself or by cp_sample_stop, which creates no timer meanwhile. */
+static void rearm_jittered(cp_sample_slot *sl)
+{
+    long period = cp_sample_period_ns;
+    if (period <= 0 || !atomic_load(&sl->has_timer))
+        return;
+    uint32_t x = sl->rng ? sl->rng : 1u;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    sl->rng = x;
+    long next = period * 3 / 4 + (long)(x % (uint32_t)(period / 2 + 1));
+    struct itimerspec its = {.it_interval = {period / 1000000000L, period % 1000000000L},
+                             .it_value = {next / 1000000000L, next % 1000000000L}};
+    (void)timer_settime(sl->timer, 0, &its, NULL);
+}
+
 /* Timer expiry (SI_TIMER, cpu clock) or the wall sampler's signal
  * (SI_QUEUE from this process, sample_wall.c); anything else is not ours. */
 static bool from_sampler(const siginfo_t *si)
@@ -316,8 +342,17 @@ static void on_sample(int sig, siginfo_t *si, void *uc)
         if (atomic_load(&cp_sample_live) && atomic_load(&sl->gen) == gen) {
             cp_thread *th = atomic_load(&sl->th);
             uint64_t overrun = si->si_code == SI_TIMER && si->si_overrun > 0 ? si->si_overrun : 0;
-            if (th)
+            if (th) {
+                /* Time in the handler (clock ticks: rdtsc when usable), for
+                 * the cost of one sample reported in the closing META. */
+                uint64_t t0 = cp_clock_ticks(&cp_g.clock);
                 take_sample(sl, gen, th, 1 + overrun, uc);
+                if (si->si_code == SI_TIMER && cp_g.cfg.clock == CP_CLOCK_CPU)
+                    rearm_jittered(sl);
+                uint64_t t1 = cp_clock_ticks(&cp_g.clock);
+                atomic_fetch_add_explicit(&cp_sample_handler_ticks, t1 - t0, memory_order_relaxed);
+                atomic_fetch_add_explicit(&cp_sample_handler_count, 1, memory_order_relaxed);
+            }
         }
         atomic_fetch_sub(&sl->active, 1);
     }

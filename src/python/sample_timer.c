@@ -91,6 +91,33 @@ static int claim_slot(void)
     return -1;
 }
 
+/* --native, threads that existed at start (other than the starting one):
+ * libunwind must be warmed up on the thread itself, outside any handler
+ * (native/unwind.h), and only Python code we can run there is a profile
+ * hook. This one-shot C hook, set on the thread's state with the GIL held
+ * (the thread is not running Python meanwhile), warms libunwind at the
+ * thread's next Python call or return and removes itself; until then the
+ * thread's samples have Python frames only. Not set when the thread already
+ * has a profile function (the program's own: never replaced). */
+static int native_warmup_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
+{
+    (void)obj;
+    (void)frame;
+    (void)what;
+    (void)arg;
+    cp_unwind_thread_init();
+    PyEval_SetProfile(NULL, NULL);
+    return 0;
+}
+
+static void arm_native_warmup(PyThreadState *ts)
+{
+    if (ts == PyThreadState_Get() || ts->c_profilefunc != NULL)
+        return;
+    if (_PyEval_SetProfile(ts, native_warmup_hook, NULL) < 0)
+        PyErr_Clear(); /* an audit hook refused: Python frames only there */
+}
+
 int cp_sample_thread_attach(cp_thread *th, PyThreadState *ts, bool on_self, char *err,
                             size_t errlen)
 {
@@ -121,6 +148,8 @@ int cp_sample_thread_attach(cp_thread *th, PyThreadState *ts, bool on_self, char
         pthread_setspecific(exit_key, (void *)(intptr_t)(i + 1));
     if (on_self && cp_g.cfg.native)
         cp_unwind_thread_init(); /* libunwind's first use allocates: not in the handler */
+    else if (cp_g.cfg.native)
+        arm_native_warmup(ts);
     if (cp_g.cfg.clock == CP_CLOCK_WALL) {
         /* No timer: the sampler thread (sample_wall.c) signals or counts a
          * repeat every period. Fields first, th last (the sampler reads th,
@@ -236,6 +265,9 @@ int cp_sample_start(char *err, size_t errlen)
     atomic_store(&cp_sample_want_register, 0);
     last_register_ns = 0;
     cp_sample_register_stacks();
+    cp_sample_period_ns = 1000000000L / (long)cp_g.cfg.rate_hz;
+    atomic_store(&cp_sample_handler_ticks, 0);
+    atomic_store(&cp_sample_handler_count, 0);
     if (cp_sample_signal_install(err, errlen) != 0)
         return -1;
     if (cp_g.cfg.clock == CP_CLOCK_WALL && cp_sample_wall_start(err, errlen) != 0) {

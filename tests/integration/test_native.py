@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from conftest import run_record, describe, write_prog, clean_env
+from conftest import run_record, run_import, describe, write_prog, clean_env
 
 OPTS = ("--mode", "sample", "--native", "--rate", "1000")
 
@@ -118,3 +118,40 @@ def test_without_native_no_native_frames(py, tmp_path):
     p, prof = run_record(py, [prog], tmp_path, opts=("--mode", "sample", "--rate", "1000"))
     assert p.returncode == 0, describe(p)
     assert native_under(prof, "squash", lambda o: o.startswith("libz.so")) == 0
+
+
+EARLY_THREAD = """
+import os, sys, threading, zlib
+import cpyprof
+data = os.urandom(1 << 20) + bytes(range(256)) * (1 << 14)
+go = threading.Event()
+def squash_early():
+    n = 0
+    for _ in range(20):
+        n += len(zlib.compress(data, 9))
+    return n
+def early():
+    go.wait()  # blocked in here when sampling starts
+    print(squash_early() > 0)
+t = threading.Thread(target=early, name="early")
+t.start()
+cpyprof.start(sys.argv[1], mode="sample", native=True, rate=1000, clock="cpu")
+go.set()
+t.join()
+cpyprof.stop()
+"""
+
+
+def test_thread_existing_at_start_gets_native_frames(py, tmp_path):
+    """A thread that existed before cpyprof.start() (not the starting one):
+    libunwind is warmed up on it by a one-shot profile hook, so its samples
+    have native frames too (src/python/sample_timer.c, arm_native_warmup)."""
+    prog = write_prog(tmp_path, textwrap.dedent(EARLY_THREAD))
+    out = tmp_path / "early.cpyprof"
+    p, prof = run_import(py, [prog, out], out, tmp_path)
+    assert p.returncode == 0 and p.stdout == b"True\n", describe(p)
+    samples = sum(v for fr, v in prof.folded
+                  if "squash_early" in [f.rsplit(" (", 1)[0] for f in fr])
+    libz = native_under(prof, "squash_early", lambda o: o.startswith("libz.so"))
+    assert samples > 50, prof.summary()
+    assert libz > samples // 2, prof.summary()
