@@ -78,8 +78,11 @@ typedef struct cp_sample_slot {
     /* The thread's last sample: gen << 2 | CP_SLOT_LAST_*; written by its
      * handler. Repeats are counted only after a sample of this generation. */
     _Atomic uint32_t last;
-    /* cpu mode jitter: xorshift state, touched only by the thread's handler */
+    /* cpu mode jitter, touched only by the thread's handler after attach:
+     * xorshift state, and the absolute expiry (ns of the thread's CPU
+     * clock) of the last arming */
     uint32_t rng;
+    int64_t deadline;
 } cp_sample_slot;
 #define CP_SLOT_LAST_KEPT 1u    /* published: repeats add to it */
 #define CP_SLOT_LAST_DROPPED 2u /* dropped by --no-idle: repeats are too */
@@ -91,6 +94,7 @@ extern _Atomic int cp_sample_slots_hwm;
 uint64_t cp_sample_take_repeats(cp_sample_slot *sl, uint32_t gen);
 
 /* sample_wall.c: the wall-clock sampler thread */
+#define CP_WALL_MAX_WEIGHT 1000 /* periods one wall sample may stand for */
 int cp_sample_wall_start(char *err, size_t errlen);
 void cp_sample_wall_stop(void);
 void cp_sample_wall_atfork_child(void);

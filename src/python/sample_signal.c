@@ -307,7 +307,7 @@ static void take_sample(cp_sample_slot *sl, uint32_t gen, cp_thread *th, uint64_
  * "Jitter"). timer_settime is async-signal-safe; the slot's timer is only
  * deleted after its th is cleared (checked by the caller), by this thread
  * itself or by cp_sample_stop, which creates no timer meanwhile. */
-static void rearm_jittered(cp_sample_slot *sl)
+static void rearm_jittered(cp_sample_slot *sl, uint64_t overrun)
 {
     long period = cp_sample_period_ns;
     if (period <= 0 || !atomic_load(&sl->has_timer))
@@ -317,10 +317,15 @@ static void rearm_jittered(cp_sample_slot *sl)
     x ^= x >> 17;
     x ^= x << 5;
     sl->rng = x;
-    long next = period * 3 / 4 + (long)(x % (uint32_t)(period / 2 + 1));
+    /* From the last deadline, not from now: the tick delay before this
+     * handler ran is not added to the next period (the mean stays one
+     * period); periods already counted as overruns are skipped. A deadline
+     * already past fires at the next tick. */
+    sl->deadline += (int64_t)period * (int64_t)overrun + period * 3 / 4 +
+                    (int64_t)(x % (uint32_t)(period / 2 + 1));
     struct itimerspec its = {.it_interval = {period / 1000000000L, period % 1000000000L},
-                             .it_value = {next / 1000000000L, next % 1000000000L}};
-    (void)timer_settime(sl->timer, 0, &its, NULL);
+                             .it_value = {sl->deadline / 1000000000, sl->deadline % 1000000000}};
+    (void)timer_settime(sl->timer, TIMER_ABSTIME, &its, NULL);
 }
 
 /* Timer expiry (SI_TIMER, cpu clock) or the wall sampler's signal
@@ -341,14 +346,19 @@ static void on_sample(int sig, siginfo_t *si, void *uc)
         atomic_fetch_add(&sl->active, 1); /* seq_cst: pairs with cp_sample_stop */
         if (atomic_load(&cp_sample_live) && atomic_load(&sl->gen) == gen) {
             cp_thread *th = atomic_load(&sl->th);
-            uint64_t overrun = si->si_code == SI_TIMER && si->si_overrun > 0 ? si->si_overrun : 0;
+            uint64_t overrun = 0; /* periods beyond one that this sample weighs */
+            if (si->si_code == SI_TIMER && si->si_overrun > 0)
+                overrun = (uint64_t)si->si_overrun;
+            else if (si->si_code == SI_QUEUE && si->si_errno > 1 &&
+                     si->si_errno <= CP_WALL_MAX_WEIGHT)
+                overrun = (uint64_t)si->si_errno - 1; /* sample_wall.c */
             if (th) {
                 /* Time in the handler (clock ticks: rdtsc when usable), for
                  * the cost of one sample reported in the closing META. */
                 uint64_t t0 = cp_clock_ticks(&cp_g.clock);
                 take_sample(sl, gen, th, 1 + overrun, uc);
                 if (si->si_code == SI_TIMER && cp_g.cfg.clock == CP_CLOCK_CPU)
-                    rearm_jittered(sl);
+                    rearm_jittered(sl, overrun);
                 uint64_t t1 = cp_clock_ticks(&cp_g.clock);
                 atomic_fetch_add_explicit(&cp_sample_handler_ticks, t1 - t0, memory_order_relaxed);
                 atomic_fetch_add_explicit(&cp_sample_handler_count, 1, memory_order_relaxed);

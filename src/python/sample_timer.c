@@ -187,9 +187,19 @@ int cp_sample_thread_attach(cp_thread *th, PyThreadState *ts, bool on_self, char
     /* First expiry spread over one period so threads are not in lockstep. */
     long period = 1000000000L / (long)cp_g.cfg.rate_hz;
     long first = period / 2 + (long)((th->id * 7919u) % (unsigned long)(period / 2 + 1));
+    /* Absolute on the thread's CPU clock: the handler re-arms each expiry
+     * at deadline + a jittered period (sample_signal.c), so the mean rate
+     * stays `rate` even though CPU timers fire at the next tick. */
+    struct timespec now;
+    if (clock_gettime(clk, &now) != 0) {
+        snprintf(err, errlen, "cannot read the CPU clock of thread %u: %s", th->id,
+                 strerror(errno));
+        return -1;
+    }
+    sl->deadline = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + first;
     struct itimerspec its = {.it_interval = {period / 1000000000L, period % 1000000000L},
-                             .it_value = {first / 1000000000L, first % 1000000000L}};
-    if (timer_settime(sl->timer, 0, &its, NULL) != 0) {
+                             .it_value = {sl->deadline / 1000000000, sl->deadline % 1000000000}};
+    if (timer_settime(sl->timer, TIMER_ABSTIME, &its, NULL) != 0) {
         snprintf(err, errlen, "cannot start the sampling timer: %s", strerror(errno));
         return -1;
     }

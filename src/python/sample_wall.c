@@ -34,9 +34,12 @@
  *
  * Jitter: each period is drawn uniformly from [3/4, 5/4] of the nominal one
  * (mean unchanged, so weights stay one period each), so samples do not lock
- * onto a periodic pattern of the program or of the kernel tick. When the
- * thread falls behind by more than a period (machine overloaded), it skips
- * to the present: missed periods are not sampled, for every thread alike.
+ * onto a periodic pattern of the program or of the kernel tick. When this
+ * thread falls behind by more than a period (machine overloaded: it is an
+ * ordinary thread and must be scheduled, where a kernel timer was not), it
+ * skips to the present and that round's samples and repeats weigh the
+ * periods missed (at most CP_WALL_MAX_WEIGHT). A thread that lives entirely
+ * inside such a gap is not sampled at all.
  *
  * The thread blocks every signal (the program's signals keep going to its
  * own threads) and is never visible to Python. Fork: the child has no such
@@ -72,17 +75,17 @@ static uint32_t xorshift(uint32_t *s)
     return *s = x;
 }
 
-static bool add_repeat(cp_sample_slot *sl, uint32_t gen)
+static bool add_repeat(cp_sample_slot *sl, uint32_t gen, uint32_t weight)
 {
     uint64_t v = atomic_load(&sl->repeats);
     do {
         if ((uint32_t)(v >> 32) != gen)
             return false; /* slot reused meanwhile */
-    } while (!atomic_compare_exchange_weak(&sl->repeats, &v, v + 1));
+    } while (!atomic_compare_exchange_weak(&sl->repeats, &v, v + weight));
     return true;
 }
 
-static void send_sample_signal(int i, uint32_t gen, pid_t tid)
+static void send_sample_signal(int i, uint32_t gen, pid_t tid, uint32_t weight)
 {
     siginfo_t si;
     memset(&si, 0, sizeof si);
@@ -91,6 +94,11 @@ static void send_sample_signal(int i, uint32_t gen, pid_t tid)
     si.si_pid = getpid();
     si.si_uid = getuid();
     si.si_value.sival_int = (int)(gen * CP_SAMPLE_SLOTS + (uint32_t)i);
+    /* The weight (periods this sample stands for, > 1 when this thread fell
+     * behind) in si_errno: outside the union, copied as given by the kernel
+     * for a signal queued within the process; the handler reads it only
+     * for SI_QUEUE from its own pid and bounds it. */
+    si.si_errno = (int)weight;
     /* ESRCH (the thread just exited) and EAGAIN (signal queue full) are
      * both a skipped sample. A tid reused by another thread of ours is
      * harmless: its handler finds another thread state and does nothing. */
@@ -98,7 +106,7 @@ static void send_sample_signal(int i, uint32_t gen, pid_t tid)
         atomic_fetch_add_explicit(&cp_sample_wall_signals, 1, memory_order_relaxed);
 }
 
-static void sample_slot(int i, int64_t idle_ns)
+static void sample_slot(int i, int64_t idle_ns, uint32_t weight)
 {
     cp_sample_slot *sl = &cp_sample_slots[i];
     uint32_t gen = atomic_load(&sl->gen);
@@ -114,14 +122,14 @@ static void sample_slot(int i, int64_t idle_ns)
     if (has_clk && clock_gettime(clk, &ts) == 0)
         cpu = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
     if (cpu >= 0 && seen_valid[i] && seen_gen[i] == gen && cpu - seen_cpu[i] < idle_ns &&
-        (atomic_load(&sl->last) >> 2) == gen && add_repeat(sl, gen)) {
-        atomic_fetch_add_explicit(&cp_sample_wall_repeats, 1, memory_order_relaxed);
+        (atomic_load(&sl->last) >> 2) == gen && add_repeat(sl, gen, weight)) {
+        atomic_fetch_add_explicit(&cp_sample_wall_repeats, weight, memory_order_relaxed);
         return;
     }
     seen_cpu[i] = cpu;
     seen_gen[i] = gen;
     seen_valid[i] = cpu >= 0;
-    send_sample_signal(i, gen, tid);
+    send_sample_signal(i, gen, tid, weight);
 }
 
 static void add_ns(struct timespec *t, int64_t ns)
@@ -146,15 +154,20 @@ static void *wall_main(void *arg)
         clock_gettime(CLOCK_MONOTONIC, &now);
         int64_t late =
             (int64_t)(now.tv_sec - next.tv_sec) * 1000000000 + (now.tv_nsec - next.tv_nsec);
-        if (late > period)
-            next = now; /* fell behind: skip to the present */
+        uint32_t weight = 1;
+        if (late > period) { /* fell behind: skip to the present, and the
+                              * samples stand for the periods missed */
+            weight += (uint32_t)(late / period < CP_WALL_MAX_WEIGHT ? late / period
+                                                                    : CP_WALL_MAX_WEIGHT - 1);
+            next = now;
+        }
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
             ;
         if (atomic_load_explicit(&wall_quit, memory_order_relaxed) || !atomic_load(&cp_sample_live))
             continue;
         int hwm = atomic_load(&cp_sample_slots_hwm);
         for (int i = 0; i < hwm; i++)
-            sample_slot(i, idle_ns);
+            sample_slot(i, idle_ns, weight);
     }
     return NULL;
 }
