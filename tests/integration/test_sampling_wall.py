@@ -85,7 +85,9 @@ t.join()
 def test_no_idle_drops_repeats_too(py, tmp_path):
     _, out = record(py, tmp_path, NOIDLE, rate=500, CPYPROF_IDLE="0")
     st = folded(out)
-    assert leaf_samples(st, "sleeper") == 0, st
+    # a sample may catch the sleeper while it holds the GIL on its way into
+    # sleep(): a few, never its 250 sleeping periods
+    assert leaf_samples(st, "sleeper") <= 3, st
     assert leaf_samples(st, "spin") >= 5, st
     assert int(meta(out)["sample_wall_repeats"]) >= 20  # counted, then dropped
 
