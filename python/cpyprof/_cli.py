@@ -79,6 +79,14 @@ _RECORD_OPTIONS = [
      "for -o DIR/"),
 ]
 
+# Options whose value is optional and attached with '=' only (--alloc,
+# --alloc=native), as in `cpyprof record`: (flags, key, value alone, help).
+_OPTIONAL_VALUE_OPTIONS = [
+    (("--alloc",), "alloc", "on",
+     "count allocations per function (PyMem allocators) and record garbage "
+     "collections: --alloc or --alloc=on; --alloc=native: malloc/free of C code too"),
+]
+
 _METAVARS = {"output": "FILE", "mode": "MODE", "max_depth": "N", "ring_size": "SIZE",
              "transport": "T", "rate": "HZ", "clock": "CLOCK", "buffer": "SIZE",
              "keep": "WHICH"}
@@ -112,6 +120,8 @@ def _record_parser():
         else:
             p.add_argument(*flags, dest=key, action="store_const", const=const,
                            help=help_text)
+    for flags, key, const, help_text in _OPTIONAL_VALUE_OPTIONS:
+        p.add_argument(*flags, dest=key, nargs="?", const=const, metavar="HOW", help=help_text)
     p.set_defaults(output="cpyprof.out")
     target = p.add_argument_group("the program (one of)")
     target.add_argument("-m", dest="module", metavar="MODULE",
@@ -307,7 +317,9 @@ def _record(argv):
 
     from . import _cpyprof
     settings = {}
-    for _, key, _, _, _ in _RECORD_OPTIONS:
+    keys = [key for _, key, _, _, _ in _RECORD_OPTIONS]
+    keys += [key for _, key, _, _ in _OPTIONAL_VALUE_OPTIONS]
+    for key in keys:
         v = getattr(ns, key, None)
         if v is None or key == "output":
             continue

@@ -406,3 +406,13 @@ def test_forked_child_counts_again_after_its_own_start(py, tmp_path, how):
     assert rows["make"]["allocs"] == 4 * N, rows["make"]
     assert rows["make"]["alloc_bytes"] == 2 * N * (basic + SIZE + 1), rows["make"]
     assert rows["drop"]["free_bytes"] == 2 * N * (basic + SIZE + 1), rows["drop"]
+
+
+@pytest.mark.parametrize("flag", ["--alloc", "--alloc=native"])
+def test_python_m_cpyprof_record_alloc(py, tmp_path, flag):
+    from conftest import run_module
+    prog = write_prog(tmp_path, BYTEARRAYS % {"n": N, "size": SIZE, "driver": "main()"})
+    p, prof = run_module(py, [flag, str(prog)], tmp_path)
+    doc = report_json(prof.path)
+    check_bytearrays(p, doc)
+    assert doc["alloc"]["native"] == (flag == "--alloc=native")
