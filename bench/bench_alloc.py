@@ -6,6 +6,8 @@ Workloads (fixed amounts of work, so times compare):
   objects  dicts, lists, tuples, strings and bytearrays made and dropped in
            a loop (about 6 allocations and 6 frees per iteration)
   grow     a list of 200k small objects built and freed (the size map grows)
+  alloc_heavy  workloads.py's alloc_heavy (10000 iterations), the workload the
+           other benchmarks share: containers, strings, comprehensions
 
 Configurations (each run is a fresh process; the child times only the
 workload with time.perf_counter(); rounds are interleaved with a rotating
@@ -45,6 +47,8 @@ REPO = os.path.dirname(HERE)
 CHILD = textwrap.dedent(r"""
     import sys, time
     workload, cfg, scale, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+    sys.path.insert(0, sys.argv[5])
+    import workloads
 
     def objects(n):
         keep = []
@@ -63,7 +67,8 @@ CHILD = textwrap.dedent(r"""
             del big
 
     work = {"objects": lambda: objects(int(300_000 * scale)),
-            "grow": lambda: grow(int(200_000 * scale))}[workload]
+            "grow": lambda: grow(int(200_000 * scale)),
+            "alloc_heavy": lambda: workloads.alloc_heavy(int(10_000 * scale))}[workload]
 
     tracker = None
     if cfg in ("alloc", "native", "trace", "trace+alloc"):
@@ -103,7 +108,7 @@ def run_one(py, build, workload, cfg, scale, tmp):
     for k in list(env):
         if k.startswith("CPYPROF_") or k == "LD_PRELOAD":
             del env[k]
-    p = subprocess.run([py, "-c", CHILD, workload, cfg, str(scale), out], env=env,
+    p = subprocess.run([py, "-c", CHILD, workload, cfg, str(scale), out, HERE], env=env,
                        capture_output=True, text=True, timeout=900)
     if p.returncode != 0:
         sys.exit("run failed (%s %s):\n%s" % (workload, cfg, p.stderr))
@@ -117,7 +122,7 @@ def main():
     ap.add_argument("--python", default="/root/.pyenv/versions/3.11.7/bin/python3")
     ap.add_argument("--build", default=os.environ.get("CPYPROF_BUILD_DIR") or
                     os.path.join(REPO, "build"))
-    ap.add_argument("--workloads", default="objects,grow")
+    ap.add_argument("--workloads", default="objects,grow,alloc_heavy")
     ap.add_argument("--json")
     a = ap.parse_args()
     rounds = 2 if a.quick else a.rounds
