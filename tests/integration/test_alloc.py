@@ -416,3 +416,15 @@ def test_python_m_cpyprof_record_alloc(py, tmp_path, flag):
     doc = report_json(prof.path)
     check_bytearrays(p, doc)
     assert doc["alloc"]["native"] == (flag == "--alloc=native")
+
+
+@pytest.mark.parametrize("pymalloc", ["malloc", "debug"])
+def test_other_allocators_under_the_wrap(py, tmp_path, pymalloc):
+    """PYTHONMALLOC=malloc (glibc blocks) and =debug (CPython's debug hooks,
+    which add guard bytes around each block): the counts are the same,
+    since we wrap whatever is installed and count requested sizes."""
+    from conftest import clean_env
+    prog = write_prog(tmp_path, BYTEARRAYS % {"n": N, "size": SIZE, "driver": "main()"})
+    p, prof = run_record(py, [prog], tmp_path, opts=("--alloc",),
+                         env=clean_env(PYTHONMALLOC=pymalloc))
+    check_bytearrays(p, report_json(prof.path))
