@@ -104,11 +104,13 @@ void cp_drain_all(void)
         size_t n;
         while ((n = cp_ring_pop(&th->ring, batch, DRAIN_BATCH)) > 0) {
             uint32_t no = 0;
+            if (timeline) {
+                no = (uint32_t)cp_tl_feed_many(th, batch, n, other);
+                n = 0; /* handled */
+            }
             for (size_t i = 0; i < n; i++) {
                 const cp_record *r = &batch[i];
-                if (timeline && (r->kind == CPYPROF_EV_CALL || r->kind == CPYPROF_EV_RETURN))
-                    cp_tl_feed(th, r);
-                else if (r->kind == CPYPROF_EV_CALL)
+                if (r->kind == CPYPROF_EV_CALL)
                     agg_call(th, r);
                 else if (r->kind == CPYPROF_EV_RETURN)
                     agg_return(th, r);

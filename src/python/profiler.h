@@ -146,9 +146,10 @@ int cp_tl_hook_last(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg
 void cp_tl_prefill_enter(cp_thread *th, uint32_t fid, const void *frame, uint64_t now);
 
 /* timeline.c: the writer side of timeline mode */
-/** Turns one CALL/RETURN record into TIMELINE records and tree updates
- *  (writer thread, or the dump). */
-void cp_tl_feed(cp_thread *th, const cp_record *r);
+/** Turns the CALL/RETURN records of a batch drained from th's ring into
+ *  TIMELINE records and tree updates (writer thread, or the dump); copies
+ *  the other records into `other` and returns how many. */
+size_t cp_tl_feed_many(cp_thread *th, const cp_record *r, size_t n, cp_record *other);
 /** Writes the thread's pending TIMELINE records as one chunk. */
 void cp_tl_flush(cp_thread *th);
 /** At the dump, before THREAD/TREE chunks: flight recorder windows, ends of

@@ -54,7 +54,15 @@ static inline int64_t tl_ns(uint64_t ticks)
     return ns > (unsigned __int128)INT64_MAX ? INT64_MAX : (int64_t)ns;
 }
 
-static void tl_put(cp_thread *th, uint64_t ticks, uint32_t fid, uint32_t info)
+static void tl_put_slow(cp_thread *th, const uint8_t rec[16])
+{
+    cp_buf_bytes(&th->tl_out, rec, 16);
+}
+
+/* Appends one TIMELINE record (little-endian, as the format says). Hot on
+ * the writer thread: one per event, so the common case writes straight
+ * into the buffer's spare room. */
+static inline void tl_put(cp_thread *th, uint64_t ticks, uint32_t fid, uint32_t info)
 {
     if (th->tl_n == 0) {
         cp_buf_reset(&th->tl_out);
@@ -69,7 +77,13 @@ static void tl_put(cp_thread *th, uint64_t ticks, uint32_t fid, uint32_t info)
         rec[8 + i] = (uint8_t)(fid >> (8 * i));
         rec[12 + i] = (uint8_t)(info >> (8 * i));
     }
-    cp_buf_bytes(&th->tl_out, rec, sizeof rec);
+    cp_buf *b = &th->tl_out;
+    if (__builtin_expect(b->cap - b->len >= sizeof rec && !b->oom, 1)) {
+        memcpy(b->data + b->len, rec, sizeof rec);
+        b->len += sizeof rec;
+    } else {
+        tl_put_slow(th, rec);
+    }
     th->tl_n++;
     if (th->tl_first_ns < 0)
         th->tl_first_ns = ns;
@@ -146,13 +160,21 @@ static void tl_return(cp_thread *th, const cp_record *r)
         tl_close_top(th, r->ticks, th->agg[th->agg_depth - 1].fid == r->a ? 0 : CPYPROF_TL_SYNTH);
 }
 
-void cp_tl_feed(cp_thread *th, const cp_record *r)
+size_t cp_tl_feed_many(cp_thread *th, const cp_record *r, size_t n, cp_record *other)
 {
-    th->tl_recorded++;
-    if (r->kind == CPYPROF_EV_CALL)
-        tl_call(th, r);
-    else
-        tl_return(th, r);
+    size_t no = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].kind == CPYPROF_EV_CALL) {
+            th->tl_recorded++;
+            tl_call(th, &r[i]);
+        } else if (r[i].kind == CPYPROF_EV_RETURN) {
+            th->tl_recorded++;
+            tl_return(th, &r[i]);
+        } else {
+            other[no++] = r[i];
+        }
+    }
+    return no;
 }
 
 /* Flight recorder: the newest records of the thread's ring, oldest first.
