@@ -356,3 +356,17 @@ def test_chrome_gc_slices_and_counter(py, tmp_path):
         assert any(b <= g[2] and g[3] <= e for g in gcs), (b, e, gcs)
     counter = [e for e in doc["traceEvents"] if e["ph"] == "C"]
     assert [c["args"]["total"] for c in counter][-1] == sum(s[4]["collected"] for s in gcs)
+
+
+def test_timeline_through_python_m_cpyprof(py, tmp_path):
+    from conftest import run_module
+    prog = write_prog(tmp_path, FIB.replace("fib(20)", "fib(15)"))
+    p, prof = run_module(py, ["--mode", "timeline", "--keep", "last", "--buffer", "64K", prog],
+                         tmp_path)
+    assert p.returncode == 0 and p.stdout == b"610\n", describe(p)
+    assert prof.json["meta"]["mode"] == "timeline"
+    assert prof.json["meta"]["timeline_keep"] == "last"
+    f = ProfileFile(prof.path)
+    (calls,) = f.check_nesting().values()
+    # fib(15) is 1973 calls, 3946 events: all of them fit the 4096-event window
+    assert sum(1 for c in calls if c[0] == "fib" and not c[4]) == 1973
