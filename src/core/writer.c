@@ -317,6 +317,8 @@ static int reopen(cp_writer *w)
 int cp_writer_chunk(cp_writer *w, uint32_t type, const void *payload, size_t n, char *err,
                     size_t errlen)
 {
+    if (w->route && !pthread_equal(pthread_self(), w->owner))
+        return w->route(w, CP_WRITER_OP_CHUNK, type, payload, n, err, errlen);
     if (!w->failed && w->fd >= 0 && !cp_writer_fd_ok(w)) {
         int e = reopen(w);
         if (e) {
@@ -369,6 +371,8 @@ int cp_writer_close(cp_writer *w, char *err, size_t errlen)
 {
     if (w->fd < 0)
         return 0;
+    if (w->route && !pthread_equal(pthread_self(), w->owner))
+        return w->route(w, CP_WRITER_OP_CLOSE, 0, NULL, 0, err, errlen);
     /* No retry on EINTR: Linux releases the descriptor even then, and a retry
      * could close a descriptor another thread just opened. */
     if (!cp_writer_fd_ok(w)) { /* the program's now, or closed */

@@ -11,6 +11,8 @@
 
 #include "core/fdsafe.h"
 
+#include <pthread.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,8 +41,22 @@ void cp_buf_meta(cp_buf *b, const char *key, const char *value);
 /** CRC-32 (IEEE 802.3, reflected, as zlib's crc32). Start with crc = 0. */
 uint32_t cp_crc32(uint32_t crc, const void *data, size_t n);
 
+struct cp_writer;
+enum { CP_WRITER_OP_CHUNK = 1, CP_WRITER_OP_CLOSE = 2 };
+/** Carries out a chunk write or the close on the thread that owns the
+ *  descriptor (see cp_writer.route); returns what the operation returns. */
+typedef int (*cp_writer_route_fn)(struct cp_writer *w, int op, uint32_t type, const void *payload,
+                                  size_t n, char *err, size_t errlen);
+
 typedef struct cp_writer {
     int fd;          /* -1 when closed */
+    /* When route is set, fd is a number in the descriptor table of thread
+     * `owner` alone (the profiler's writer thread unshares its table, so the
+     * program can neither see nor close nor dup2 over the file): chunks and
+     * the close from any other thread go through route(), which hands them
+     * to the owner and waits. */
+    cp_writer_route_fn route;
+    pthread_t owner;
     bool failed;     /* a write failed; later chunks are not attempted */
     uint64_t bytes;  /* bytes written so far */
     uint64_t chunks; /* chunks written */

@@ -9,20 +9,32 @@
  *    list, which is only ever prepended to with a release store;
  *  - it blocks every signal, so the program's signals keep going to the
  *    program's threads;
- *  - the SIGTERM handler only writes a byte to wake_fds[1]; the dump and the
- *    re-raise happen here, outside signal context.
+ *  - the SIGTERM handler only sets a flag and wakes it (a futex: no
+ *    descriptor); the dump and the re-raise happen here, outside signal
+ *    context;
+ *  - it owns the profile file's descriptor in a descriptor table of its own
+ *    (unshare(CLONE_FILES), below): the program's close(), closerange() and
+ *    dup2() cannot touch it, a fork or exec of the program cannot inherit it,
+ *    and the program sees no descriptor of ours. Chunks written by other
+ *    threads (at stop) are handed to it (cp_writer.route) and it writes them.
  */
 #include "python/profiler.h"
+#include "python/hwcount.h"
 #include "python/sample.h"
 
 #include "cpyprof/format.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DRAIN_BATCH 1024
@@ -139,20 +151,26 @@ static void handle_term(void)
     kill(getpid(), SIGTERM);
 }
 
-/* The pipe's numbers are not ours any more: forget them, never close them. */
-static void disown_wake_pipe(void)
-{
-    cp_g.wake_fds[1] = -1;
-    cp_g.wake_fds[0] = -1;
-}
+/* ---- waking ---------------------------------------------------------------
+ * A futex word, not a pipe: no descriptor the program could close or reuse,
+ * nothing a forked child could use to wake its parent's writer (a private
+ * futex is keyed by the address space), and a wake costs nothing when one is
+ * already pending. */
+static _Atomic uint32_t wake_word;
 
 void cp_wake_writer(char c)
 {
-    int fd = cp_g.wake_fds[1];
-    if (fd >= 0 && cp_fd_same(fd, &cp_g.wake_id)) {
-        ssize_t w = write(fd, &c, 1);
-        (void)w;
-    }
+    (void)c;
+    if (atomic_exchange(&wake_word, 1) == 0)
+        syscall(SYS_futex, &wake_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void wait_for_wake(void)
+{
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    if (atomic_load(&wake_word) == 0)
+        syscall(SYS_futex, &wake_word, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
+    atomic_store(&wake_word, 0);
 }
 
 void cp_note_term(void)
@@ -160,25 +178,155 @@ void cp_note_term(void)
     atomic_store(&term_pending, 1);
 }
 
+/* ---- the writer thread's own descriptor table ----------------------------- */
+
+/* Handshake and hand-over between the writer thread and the others. The
+ * mutex is re-initialised at every start: a fork may have copied it locked. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool ready;   /* the writer has set up its table (private or not) */
+    bool serving; /* the writer's loop is over; it carries out requests */
+    bool exit;    /* the last request is done: the writer may end */
+    int op;       /* a request (CP_WRITER_OP_*), 0 when none */
+    bool done;
+    uint32_t type;
+    const void *payload;
+    size_t n;
+    char *err;
+    size_t errlen;
+    int rc;
+} hand;
+
+static __thread bool on_private_fds; /* this thread is the writer, table unshared */
+
+bool cp_writer_has_private_fds(void)
+{
+    return on_private_fds;
+}
+
+/* Another thread's chunk or close, carried out by the writer thread (the only
+ * one that has the descriptor). Blocks until done. Called with the GIL by
+ * stop: the writer never takes the GIL, so this cannot deadlock. */
+static int route_to_writer(cp_writer *w, int op, uint32_t type, const void *payload, size_t n,
+                           char *err, size_t errlen)
+{
+    pthread_mutex_lock(&hand.mu);
+    if (!hand.serving) { /* not between its loop and its end: no one to ask */
+        pthread_mutex_unlock(&hand.mu);
+        if (op == CP_WRITER_OP_CLOSE)
+            return 0;
+        w->errors++;
+        if (err && errlen)
+            snprintf(err, errlen, "cannot write profile '%s': the writer thread has ended",
+                     w->path);
+        return -1;
+    }
+    while (hand.op) /* one request at a time */
+        pthread_cond_wait(&hand.cv, &hand.mu);
+    hand.op = op;
+    hand.type = type;
+    hand.payload = payload;
+    hand.n = n;
+    hand.err = err;
+    hand.errlen = errlen;
+    hand.done = false;
+    pthread_cond_broadcast(&hand.cv);
+    while (!hand.done)
+        pthread_cond_wait(&hand.cv, &hand.mu);
+    int rc = hand.rc;
+    hand.op = 0;
+    pthread_cond_broadcast(&hand.cv);
+    pthread_mutex_unlock(&hand.mu);
+    return rc;
+}
+
+/* After the loop: carry out the stop's writes until told to end. */
+static void serve_requests(void)
+{
+    pthread_mutex_lock(&hand.mu);
+    hand.serving = true;
+    pthread_cond_broadcast(&hand.cv);
+    while (!hand.exit) {
+        if (hand.op && !hand.done) {
+            if (hand.op == CP_WRITER_OP_CHUNK)
+                hand.rc = cp_writer_chunk(&cp_g.writer, hand.type, hand.payload, hand.n, hand.err,
+                                          hand.errlen);
+            else
+                hand.rc = cp_writer_close(&cp_g.writer, hand.err, hand.errlen);
+            hand.done = true;
+            pthread_cond_broadcast(&hand.cv);
+            continue;
+        }
+        pthread_cond_wait(&hand.cv, &hand.mu);
+    }
+    hand.serving = false;
+    pthread_mutex_unlock(&hand.mu);
+}
+
+/* close_range(lo, hi), or one by one without it (Linux < 5.9). */
+static void close_span(unsigned lo, unsigned hi)
+{
+    if (lo > hi || syscall(SYS_close_range, lo, hi, 0) == 0)
+        return;
+    struct rlimit rl;
+    unsigned top = 1u << 20;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < top)
+        top = (unsigned)rl.rlim_cur;
+    for (unsigned fd = lo; fd <= hi && fd < top; fd++)
+        close((int)fd);
+}
+
+/* keep[]: ascending, non-negative */
+static void close_all_but(const int *keep, int nkeep)
+{
+    unsigned lo = 0;
+    for (int i = 0; i < nkeep; i++) {
+        if ((unsigned)keep[i] > lo)
+            close_span(lo, (unsigned)keep[i] - 1);
+        lo = (unsigned)keep[i] + 1;
+    }
+    close_span(lo, ~0u);
+}
+
+/* Gives this thread a descriptor table of its own holding only the profile
+ * file (and the instruction counter), so the program cannot close, reuse or
+ * leak them. Not possible (a seccomp filter may refuse unshare): the shared
+ * table, with the identity checks of core/writer.c and core/fdsafe.c. */
+static bool make_fds_private(void)
+{
+    if (cp_g.writer.fd < 0 || unshare(CLONE_FILES) != 0)
+        return false;
+    /* The copy holds every descriptor of the program at this moment: close
+     * them at once (a pipe's reader waits for its last writer to close). */
+    int keep[2], n = 0;
+    int hw = cp_hw_fd();
+    keep[n++] = cp_g.writer.fd;
+    if (hw >= 0 && hw != cp_g.writer.fd)
+        keep[n++] = hw;
+    if (n == 2 && keep[0] > keep[1]) {
+        int t = keep[0];
+        keep[0] = keep[1];
+        keep[1] = t;
+    }
+    close_all_but(keep, n);
+    on_private_fds = true;
+    cp_g.writer.owner = pthread_self();
+    cp_g.writer.route = route_to_writer;
+    return true;
+}
+
 static void *writer_main(void *unused)
 {
     (void)unused;
     pthread_setname_np(pthread_self(), "cpyprof-writer");
+    bool priv = make_fds_private();
+    pthread_mutex_lock(&hand.mu);
+    hand.ready = true;
+    pthread_cond_broadcast(&hand.cv);
+    pthread_mutex_unlock(&hand.mu);
     while (!atomic_load(&cp_g.writer_quit)) {
-        /* A program that closes every descriptor closes our pipe too, and
-         * may reuse its numbers: stop using it (the hot paths' writes check
-         * for -1; they and the SIGTERM flag fall back on the 10 ms poll). */
-        if (cp_g.wake_fds[0] >= 0 && !cp_fd_same(cp_g.wake_fds[0], &cp_g.wake_id))
-            disown_wake_pipe();
-        struct pollfd p = {.fd = cp_g.wake_fds[0], .events = POLLIN};
-        int r = poll(&p, 1, 10);
-        if (r > 0 && (p.revents & POLLIN) && cp_g.wake_fds[0] >= 0) {
-            char buf[64];
-            ssize_t n = read(cp_g.wake_fds[0], buf, sizeof buf);
-            for (ssize_t i = 0; i < n; i++)
-                if (buf[i] == 'T')
-                    atomic_store(&term_pending, 1);
-        }
+        wait_for_wake();
         cp_drain_all();
         cp_sample_tick();
         if (atomic_load(&term_pending) && atomic_load(&cp_g.state) == CP_RUNNING) {
@@ -186,64 +334,78 @@ static void *writer_main(void *unused)
             break;
         }
     }
+    if (priv)
+        serve_requests();
     return NULL;
 }
 
 int cp_writer_thread_start(char *err, size_t errlen)
 {
-    if (pipe2(cp_g.wake_fds, O_CLOEXEC | O_NONBLOCK) != 0) {
-        snprintf(err, errlen, "cannot start the writer thread: %s", strerror(errno));
-        return -1;
-    }
-    cp_g.wake_fds[0] = cp_fd_move_high(cp_g.wake_fds[0]);
-    cp_g.wake_fds[1] = cp_fd_move_high(cp_g.wake_fds[1]);
-    cp_fd_identify(cp_g.wake_fds[0], &cp_g.wake_id); /* both ends: one pipe inode */
+    pthread_mutex_init(&hand.mu, NULL);
+    pthread_cond_init(&hand.cv, NULL);
+    hand.ready = hand.serving = hand.exit = hand.done = false;
+    hand.op = 0;
     atomic_store(&cp_g.writer_quit, 0);
     atomic_store(&term_pending, 0);
+    atomic_store(&wake_word, 0);
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* inherited by the new thread */
     int rc = pthread_create(&cp_g.writer_tid, NULL, writer_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        close(cp_g.wake_fds[0]);
-        close(cp_g.wake_fds[1]);
-        cp_g.wake_fds[0] = cp_g.wake_fds[1] = -1;
         snprintf(err, errlen, "cannot start the writer thread: %s", strerror(rc));
         return -1;
+    }
+    pthread_mutex_lock(&hand.mu);
+    while (!hand.ready)
+        pthread_cond_wait(&hand.cv, &hand.mu);
+    pthread_mutex_unlock(&hand.mu);
+    if (cp_g.writer.route) {
+        /* The writer has its copy: drop ours, unless the number is not ours
+         * any more (a C thread of the program closed and reused it). */
+        if (cp_fd_same(cp_g.writer.fd, &cp_g.writer.id))
+            close(cp_g.writer.fd);
     }
     cp_g.writer_running = true;
     return 0;
 }
 
-/* Returns whether a SIGTERM arrived that the writer did not handle. */
 void cp_writer_thread_stop(void)
 {
     if (!cp_g.writer_running)
         return;
     atomic_store(&cp_g.writer_quit, 1);
-    bool ours = cp_g.wake_fds[0] >= 0 && cp_fd_same(cp_g.wake_fds[0], &cp_g.wake_id);
-    if (ours) {
-        char c = 'Q';
-        ssize_t w = write(cp_g.wake_fds[1], &c, 1);
-        (void)w;
+    cp_wake_writer('Q');
+    if (!cp_g.writer.route) {
+        /* Shared table: the caller writes the rest itself, after the join.
+         * Hazard: called with the GIL held. The writer never takes the GIL,
+         * so joining cannot deadlock. */
+        pthread_join(cp_g.writer_tid, NULL);
+        cp_g.writer_running = false;
+        return;
     }
-    /* Hazard: called with the GIL held. The writer never takes the GIL, so
-     * joining cannot deadlock. Without the pipe it notices writer_quit within
-     * its 10 ms poll. */
+    /* Private table: wait until the loop is over (no more draining), then the
+     * writer carries out the caller's writes until cp_writer_thread_join. */
+    pthread_mutex_lock(&hand.mu);
+    while (!hand.serving)
+        pthread_cond_wait(&hand.cv, &hand.mu);
+    pthread_mutex_unlock(&hand.mu);
+}
+
+void cp_writer_thread_join(void)
+{
+    if (!cp_g.writer_running)
+        return;
+    pthread_mutex_lock(&hand.mu);
+    hand.exit = true;
+    pthread_cond_broadcast(&hand.cv);
+    pthread_mutex_unlock(&hand.mu);
     pthread_join(cp_g.writer_tid, NULL);
     cp_g.writer_running = false;
-    if (ours && cp_fd_same(cp_g.wake_fds[0], &cp_g.wake_id)) {
-        char buf[64];
-        ssize_t n;
-        while ((n = read(cp_g.wake_fds[0], buf, sizeof buf)) > 0)
-            for (ssize_t i = 0; i < n; i++)
-                if (buf[i] == 'T')
-                    atomic_store(&term_pending, 1);
-        close(cp_g.wake_fds[0]);
-        close(cp_g.wake_fds[1]);
-    }
-    cp_g.wake_fds[0] = cp_g.wake_fds[1] = -1;
+    /* The descriptor went with the writer's table; nothing to route to. */
+    cp_g.writer.route = NULL;
+    cp_g.writer.fd = -1;
 }
 
 int cp_take_pending_term(void)

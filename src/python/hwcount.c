@@ -49,6 +49,11 @@ void cp_hw_start(void)
     hw_why[0] = 0;
 }
 
+int cp_hw_fd(void)
+{
+    return hw_fd;
+}
+
 void cp_hw_meta(cp_buf *b)
 {
     char v[64];

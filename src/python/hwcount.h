@@ -21,5 +21,8 @@ void cp_hw_start(void);
  *  or `instructions_unavailable` with the reason. Reads the counter with
  *  read(2) only (this runs at exit and from the SIGTERM path). */
 void cp_hw_meta(cp_buf *b);
+/** The counter's descriptor, or -1 (the writer thread keeps it in its own
+ *  descriptor table, drain.c). */
+int cp_hw_fd(void);
 
 #endif

@@ -16,6 +16,7 @@
 #include "cpyprof/format.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -27,9 +28,27 @@
 
 cp_profiler cp_g = {
     .co_extra_index = -1,
-    .wake_fds = {-1, -1},
     .writer = {.fd = -1},
 };
+
+/* The writer thread's own descriptor table (drain.c) has no stderr: keeping
+ * one would hold the program's stderr open after the program closed it (a
+ * daemon's parent waiting for EOF would wait for ever). Borrow the program's
+ * descriptor 2 for one message: pidfd_getfd copies it from the shared table;
+ * where that is refused, reopen it through /proc (appending, as a log). */
+static int borrow_stderr(void)
+{
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
+    int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (pidfd >= 0) {
+        int fd = (int)syscall(SYS_pidfd_getfd, pidfd, 2, 0);
+        close(pidfd);
+        if (fd >= 0)
+            return fd;
+    }
+#endif
+    return open("/proc/self/fd/2", O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+}
 
 void cp_log(const char *fmt, ...)
 {
@@ -46,8 +65,13 @@ void cp_log(const char *fmt, ...)
     size_t len = (size_t)n +
                  ((size_t)m < sizeof buf - (size_t)n - 1 ? (size_t)m : sizeof buf - (size_t)n - 2);
     buf[len++] = '\n';
-    ssize_t w = write(2, buf, len);
+    int fd = cp_writer_has_private_fds() ? borrow_stderr() : 2;
+    if (fd < 0)
+        return;
+    ssize_t w = write(fd, buf, len);
     (void)w;
+    if (fd != 2)
+        close(fd);
 }
 
 /* ---- SIGTERM -------------------------------------------------------------- */
@@ -70,7 +94,7 @@ static _Atomic int term_while_stopping;
 
 static void on_sigterm(int sig)
 {
-    /* Async-signal-safe only: write, poll, sigaction, raise.
+    /* Async-signal-safe only: a futex wake, poll, sigaction, raise.
      *
      * Without us the program would die right here, so this thread must not
      * go back to running Python code: it wakes the writer thread, which
@@ -80,10 +104,10 @@ static void on_sigterm(int sig)
     (void)sig;
     int saved = errno;
     if (getpid() != cp_g.run_pid) {
-        /* A forked child before its fork handler ran: the state, the writer
-         * and the pipe are the parent's; a byte in that pipe would make the
-         * parent dump and kill itself (a pool's terminate() hitting a worker
-         * being forked). Die as without us. */
+        /* A forked child before its fork handler ran: the state and the
+         * writer are the parent's (the wake is a private futex now, which
+         * cannot reach the parent, but the state says RUNNING and no writer
+         * of ours exists here). Die as without us. */
         die_by_sigterm_now();
         errno = saved;
         return;
@@ -96,9 +120,8 @@ static void on_sigterm(int sig)
         return;
     }
     if (atomic_load(&cp_g.state) == CP_RUNNING && cp_g.writer_running) {
-        /* The flag is enough (the writer polls every 10 ms); the byte wakes
-         * it at once, if the pipe is still ours (the program may have closed
-         * it and reused the number: fstat is async-signal-safe). */
+        /* The flag is enough (the writer polls every 10 ms); the futex wakes
+         * it at once. */
         cp_note_term();
         cp_wake_writer('T');
         /* SIGTERM is blocked while its handler runs; unblock it so the
@@ -162,16 +185,14 @@ static void atfork_child(void)
     cp_g.inert = 1;
     cp_sample_atfork_child();
     cp_g.writer_running = false;
-    /* Closed only if still ours (fstat is async-signal-safe): a number the
+    /* The file's descriptor is normally in the writer thread's own table,
+     * which the child does not have (route set): nothing to close. Otherwise
+     * closed only if still ours (fstat is async-signal-safe): a number the
      * program closed and reused belongs to the program. */
-    if (cp_writer_fd_ok(&cp_g.writer))
+    if (!cp_g.writer.route && cp_writer_fd_ok(&cp_g.writer))
         close(cp_g.writer.fd);
     cp_g.writer.fd = -1;
-    if (cp_g.wake_fds[0] >= 0 && cp_fd_same(cp_g.wake_fds[0], &cp_g.wake_id)) {
-        close(cp_g.wake_fds[0]);
-        close(cp_g.wake_fds[1]);
-    }
-    cp_g.wake_fds[0] = cp_g.wake_fds[1] = -1;
+    cp_g.writer.route = NULL;
     cp_g.term_handler_installed = false;
     atomic_store(&cp_g.dumped, 1);
     /* The parent's run state (thread list and ids, string and function
@@ -447,6 +468,7 @@ int cp_profiler_stop(int end_reason, char *err, size_t errlen)
     if (cp_gc_dump(err, errlen) != 0)
         cp_log("%s", err);
     int rc = cp_dump_profile(end_reason, 0, true, err, errlen);
+    cp_writer_thread_join(); /* after the last chunk, which it may have written */
     remove_term_handler();
     term |= atomic_exchange(&term_while_stopping, 0);
     release_run_state();

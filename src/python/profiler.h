@@ -91,8 +91,6 @@ typedef struct cp_profiler {
     /* writer thread */
     pthread_t writer_tid;
     bool writer_running;
-    int wake_fds[2];             /* [0] read by the writer, [1] written by handlers */
-    cp_fd_id wake_id;            /* the pipe's identity (core/fdsafe.h): both ends */
     _Atomic int writer_quit;
     uint64_t events_written;
     /* SIGTERM */
@@ -184,11 +182,18 @@ void cp_cthreads_stop(void);
 
 /* drain.c: the writer thread */
 int cp_writer_thread_start(char *err, size_t errlen);
+/** Ends the writer's loop (no more draining). When the writer owns the
+ *  file's descriptor alone (cp_writer.route) it stays, writing the chunks
+ *  the caller hands it, until cp_writer_thread_join; otherwise it is joined
+ *  here. With the GIL. */
 void cp_writer_thread_stop(void);
+void cp_writer_thread_join(void);
+/** True on the writer thread when it has a descriptor table of its own. */
+bool cp_writer_has_private_fds(void);
 int cp_take_pending_term(void); /* a SIGTERM came in while stopping */
-/** Wakes the writer thread with byte `c`, if the pipe is still ours (a
- *  program may have closed it and reused the number: one fstat per call,
- *  which hot paths make once per thousands of records). Async-signal-safe. */
+/** Wakes the writer thread (a futex: no descriptor, no effect across a
+ *  fork; nearly free when a wake is already pending). `c` says why, for
+ *  readers of the code only. Async-signal-safe. */
 void cp_wake_writer(char c);
 void cp_note_term(void); /* async-signal-safe: a SIGTERM for the writer thread to handle */
 void cp_drain_all(void); /* moves every ring's records into trees / event chunks */

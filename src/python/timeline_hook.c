@@ -72,8 +72,8 @@ static ALWAYS_INLINE void tl_emit(cp_thread *th, uint64_t now, uint32_t kind, ui
     atomic_store_explicit(&th->ring.head, head + 1, memory_order_release);
     /* Every quarter ring, wake the writer rather than wait for its 10 ms
      * tick: a call-heavy thread fills a ring in a few ms. */
-    if (UNLIKELY(((head + 1) & (th->ring.mask >> 2)) == 0) && cp_g.wake_fds[1] >= 0) {
-        cp_wake_writer('W'); /* checks that the pipe is still ours */
+    if (UNLIKELY(((head + 1) & (th->ring.mask >> 2)) == 0) && cp_g.writer_running) {
+        cp_wake_writer('W');
     }
 }
 

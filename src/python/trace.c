@@ -142,11 +142,11 @@ static inline void ring_event(cp_thread *th, uint64_t now, uint32_t kind, uint32
     cp_record r = {.ticks = now, .kind = kind, .a = fid, .b = depth, .c = 0};
     cp_ring_push(&th->ring, &r);
     /* Every quarter ring, wake the writer rather than wait for its 10 ms
-     * tick: a call-heavy thread fills a ring in a few ms. One write(2) per
+     * tick: a call-heavy thread fills a ring in a few ms. One futex wake per
      * thousands of records. */
     uint64_t head = atomic_load_explicit(&th->ring.head, memory_order_relaxed);
-    if (UNLIKELY((head & (th->ring.mask >> 2)) == 0) && cp_g.wake_fds[1] >= 0) {
-        cp_wake_writer('W'); /* checks that the pipe is still ours */
+    if (UNLIKELY((head & (th->ring.mask >> 2)) == 0) && cp_g.writer_running) {
+        cp_wake_writer('W');
     }
 }
 

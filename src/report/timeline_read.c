@@ -31,6 +31,8 @@ typedef struct image {
 
 static bool img_add(image *im, const void *p, size_t n)
 {
+    if (n == 0) /* an empty payload: p may be NULL, which memcpy must not get */
+        return true;
     if (im->cap - im->len < n) {
         size_t c = im->cap ? im->cap : 1 << 16;
         while (c - im->len < n)
