@@ -143,6 +143,9 @@ vg=(valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite
 failed=$(commands "${vg[@]}" build/cpyprof)
 [ -z "$failed" ] || bad "under valgrind: $(echo "$failed" | tr '\n' ';')"
 
+note "the preloaded library under valgrind memcheck (tools/valgrind-preload.sh)"
+bash tools/valgrind-preload.sh || bad "libcpyprof.so under valgrind"
+
 if [ "$fail" = 0 ]; then
     note "sanitize.sh: clean"
 fi
