@@ -108,7 +108,10 @@ enum cpyprof_chunk_type {
      * over all its TIMELINE chunks in file order, the events nest: every
      * BEGIN has its END, an END closes the innermost open BEGIN (the writer
      * synthesizes begins and ends where the real ones are unknown and flags
-     * them CPYPROF_TL_SYNTH). Function ids may be defined later in the file. */
+     * them CPYPROF_TL_SYNTH). GIL events (kind CPYPROF_TL_GIL, with
+     * gil=exact) are interleaved in time order; per thread they alternate
+     * ACQUIRED, RELEASED, starting with ACQUIRED and ending with RELEASED.
+     * Function ids may be defined later in the file. */
     CPYPROF_CHUNK_TIMELINE = 12,
 
     /* A thread's timeline accounting, written once per thread before the
@@ -203,8 +206,11 @@ struct cpyprof_event_rec {
 };
 
 /** A timeline event. info packs: bits 0-1 the kind (CPYPROF_TL_BEGIN,
- *  CPYPROF_TL_END), bit 2 CPYPROF_TL_SYNTH, bits 8-31 the frame's depth (1 =
- *  outermost frame recorded). 16 bytes. */
+ *  CPYPROF_TL_END, CPYPROF_TL_GIL), bit 2 CPYPROF_TL_SYNTH, bits 8-31 the
+ *  frame's depth (1 = outermost frame recorded; 0 for GIL events). A GIL
+ *  event (option gil=exact) says that the thread took the GIL (func =
+ *  CPYPROF_TL_GIL_ACQUIRED) or dropped it (func = CPYPROF_TL_GIL_RELEASED);
+ *  it is not part of the call nesting. 16 bytes. */
 struct cpyprof_tl_rec {
     int64_t time_ns; /* ns since the profile start */
     uint32_t func;   /* function id */
@@ -214,7 +220,10 @@ struct cpyprof_tl_rec {
 #define CPYPROF_TL_BEGIN 1u
 #define CPYPROF_TL_END 2u
 #define CPYPROF_TL_KIND_MASK 3u
+#define CPYPROF_TL_GIL 3u   /* a GIL transition: func says which (files since GIL tracks) */
 #define CPYPROF_TL_SYNTH 4u /* made by the profiler: see CPYPROF_CHUNK_TIMELINE */
+#define CPYPROF_TL_GIL_RELEASED 0u
+#define CPYPROF_TL_GIL_ACQUIRED 1u
 #define CPYPROF_TL_DEPTH_SHIFT 8
 #define CPYPROF_TL_INFO(kind, flags, depth) ((kind) | (flags) | ((uint32_t)(depth) << 8))
 

@@ -110,6 +110,7 @@ static struct {
     pthread_mutex_t *mutex;
     pthread_mutex_t *switch_mutex;
     cp311_gil *gil;
+    bool timeline;        /* mode timeline: transitions also go to the thread's timeline */
     uint64_t tick0, mult; /* time base of now_ns(): ticks at start, ns/tick in 32.32 */
     uint64_t since;       /* now_ns() when accounting began */
     gil_slot *slots;      /* GIL_MAX_SLOTS, mapped once */
@@ -144,12 +145,21 @@ static __thread uint32_t tls_gen TLS_IE;
  * slower, and this runs 3 times per GIL switch). G.mult is ns per tick in
  * 32.32 fixed point. Ticks before tick0 (a thread that read the TSC just
  * before start) count as 0. */
-static inline uint64_t now_ns(void)
+static inline uint64_t now_ticks(void)
 {
-    uint64_t t = G.use_tsc ? cp_rdtsc() : (uint64_t)cp_monotonic_ns();
+    return G.use_tsc ? cp_rdtsc() : (uint64_t)cp_monotonic_ns();
+}
+
+static inline uint64_t ticks_ns(uint64_t t)
+{
     if (t <= G.tick0)
         return 0;
     return (uint64_t)(((unsigned __int128)(t - G.tick0) * G.mult) >> 32);
+}
+
+static inline uint64_t now_ns(void)
+{
+    return ticks_ns(now_ticks());
 }
 
 /* ---- per-thread slots ------------------------------------------------------- */
@@ -287,12 +297,16 @@ static void on_unlock(void)
      * by hand) trust our own wait flag. */
     int holder_is_me = me ? cp311_gil_last_holder(G.gil) == (uintptr_t)me : (int)s->acct.waiting;
     int forced = locked == 0 && cp311_gil_drop_requested(me);
-    uint64_t dur = 0;
-    int ev = cp_gil_on_unlock(&s->acct, locked, holder_is_me, forced, now_ns(), G.since, &dur);
+    uint64_t dur = 0, t = now_ticks();
+    int ev = cp_gil_on_unlock(&s->acct, locked, holder_is_me, forced, ticks_ns(t), G.since, &dur);
     if (ev == CP_GIL_EV_ACQUIRED)
         add_stack(s, 0, me, dur); /* the stack that waited */
     else if (ev == CP_GIL_EV_RELEASED)
         add_stack(s, 1, me, dur); /* the stack that releases, charged with the hold */
+    /* Same clock reading as the totals, so the timeline's hold slices add
+     * up to them (timeline_hook.c: lock-free, no allocation, no Python). */
+    if (G.timeline && ev != CP_GIL_EV_NONE && ev != CP_GIL_EV_WAIT)
+        cp_tl_gil_event(me, ev == CP_GIL_EV_ACQUIRED, t);
 }
 
 static int wrap_mutex_lock(pthread_mutex_t *m)
@@ -468,6 +482,7 @@ static cp311_gil *shifted_for_test(cp311_gil *g)
 void cp_gil_start(void)
 {
     G.method = 0;
+    atomic_store(&cp_g.tl_gil, false); /* until the wrappers are in */
     if (cp_g.cfg.gil == CP_GIL_OFF)
         return;
     char err[512];
@@ -503,7 +518,9 @@ void cp_gil_start(void)
     G.extra_index = cp_g.co_extra_index;
     G.tick0 = cp_clock_ticks(&cp_g.clock);
     G.mult = (uint64_t)(cp_g.clock.ns_per_tick * 4294967296.0 + 0.5);
-    G.since = now_ns();
+    uint64_t since_ticks = now_ticks();
+    G.since = ticks_ns(since_ticks);
+    G.timeline = cp_g.cfg.mode == CP_MODE_TIMELINE;
     G.switch0 = cp311_gil_switches(g);
 
     if (cp_g.cfg.gil == CP_GIL_SAMPLE) {
@@ -544,6 +561,11 @@ void cp_gil_start(void)
     }
     G.npatches = r;
     G.method = CPYPROF_GIL_EXACT;
+    if (G.timeline) { /* this thread's hold, then everyone's transitions */
+        if (me)
+            cp_tl_gil_event(PyThreadState_Get(), true, since_ticks);
+        atomic_store(&cp_g.tl_gil, true);
+    }
 }
 
 void cp_gil_stop(void)

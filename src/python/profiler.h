@@ -66,6 +66,8 @@ typedef struct cp_thread {
     uint32_t tl_n;
     uint64_t tl_written, tl_synth, tl_recorded;
     int64_t tl_first_ns, tl_last_ns;
+    uint64_t tl_first_ticks, tl_last_ticks; /* of the first/last record written */
+    uint32_t tl_gil;                        /* GIL events: 0 none yet, 1 held, 2 not held */
     /* sampling mode (sample.h), NULL otherwise */
     struct cp_sample_thread *sample;
     /* allocation counters (alloc.c), NULL unless alloc is on */
@@ -93,6 +95,7 @@ typedef struct cp_profiler {
     bool writer_running;
     _Atomic int writer_quit;
     uint64_t events_written;
+    _Atomic bool tl_gil; /* timeline mode with gil=exact running: GIL events in the timelines */
     /* SIGTERM */
     bool term_handler_installed;
     /* once-per-process registrations */
@@ -142,6 +145,13 @@ int cp_tl_hook_stream(PyObject *obj, PyFrameObject *frame, int what, PyObject *a
 int cp_tl_hook_last(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg);
 /** Records a frame active at start as a synthesized BEGIN. GIL held. */
 void cp_tl_prefill_enter(cp_thread *th, uint32_t fid, const void *frame, uint64_t now);
+/** Ring record kind of a GIL transition (streaming): a =
+ *  CPYPROF_TL_GIL_ACQUIRED or CPYPROF_TL_GIL_RELEASED. Ring-internal. */
+#define CP_REC_TL_GIL 0x4701u
+/** A GIL transition of the calling thread (state `ts`) at `ticks`, into its
+ *  timeline if it has one (gil.c, inside the interpreter's mutex calls:
+ *  lock-free, allocation-free, async-signal-safe). */
+void cp_tl_gil_event(PyThreadState *ts, bool acquired, uint64_t ticks);
 
 /* timeline.c: the writer side of timeline mode */
 /** Turns the CALL/RETURN records of a batch drained from th's ring into

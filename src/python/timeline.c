@@ -85,9 +85,12 @@ static inline void tl_put(cp_thread *th, uint64_t ticks, uint32_t fid, uint32_t 
         tl_put_slow(th, rec);
     }
     th->tl_n++;
-    if (th->tl_first_ns < 0)
+    if (th->tl_first_ns < 0) {
         th->tl_first_ns = ns;
+        th->tl_first_ticks = ticks;
+    }
     th->tl_last_ns = ns;
+    th->tl_last_ticks = ticks;
     if (info & CPYPROF_TL_SYNTH)
         th->tl_synth++;
     if (th->tl_n >= TL_CHUNK_RECORDS)
@@ -160,16 +163,67 @@ static void tl_return(cp_thread *th, const cp_record *r)
         tl_close_top(th, r->ticks, th->agg[th->agg_depth - 1].fid == r->a ? 0 : CPYPROF_TL_SYNTH);
 }
 
+/* GIL events (gil=exact). The file promises, per thread, ACQUIRED and
+ * RELEASED in turn, starting with ACQUIRED, times never decreasing. The
+ * profile hooks run only with the GIL held, so a real (not SYNTH: the
+ * frames of other threads pre-filled at start are not) call or return of
+ * a thread not known to hold the GIL means that its ACQUIRE was not seen:
+ * it took the GIL before its profile hook was set (a new thread), before
+ * the flight recorder's window, or the ACQUIRE was dropped. It gets a
+ * SYNTH ACQUIRED at that event. A RELEASE without a hold is then left out;
+ * an ACQUIRE while held (its RELEASE was dropped) first closes the hold at
+ * the thread's last event, when it last ran. */
+static inline void tl_gil_running(cp_thread *th, uint64_t ticks, uint32_t synth)
+{
+    if (__builtin_expect(th->tl_gil != 1, 0) && !synth &&
+        atomic_load_explicit(&cp_g.tl_gil, memory_order_relaxed)) {
+        tl_put(th, ticks, CPYPROF_TL_GIL_ACQUIRED,
+               CPYPROF_TL_INFO(CPYPROF_TL_GIL, CPYPROF_TL_SYNTH, 0));
+        th->tl_gil = 1;
+    }
+}
+
+static void tl_gil(cp_thread *th, uint64_t ticks, uint32_t what)
+{
+    if (what == CPYPROF_TL_GIL_ACQUIRED) {
+        if (th->tl_gil == 1)
+            tl_put(th, th->tl_last_ticks, CPYPROF_TL_GIL_RELEASED,
+                   CPYPROF_TL_INFO(CPYPROF_TL_GIL, CPYPROF_TL_SYNTH, 0));
+        tl_put(th, ticks, CPYPROF_TL_GIL_ACQUIRED, CPYPROF_TL_INFO(CPYPROF_TL_GIL, 0, 0));
+        th->tl_gil = 1;
+        return;
+    }
+    if (th->tl_gil != 1)
+        return;
+    tl_put(th, ticks, CPYPROF_TL_GIL_RELEASED, CPYPROF_TL_INFO(CPYPROF_TL_GIL, 0, 0));
+    th->tl_gil = 2;
+}
+
+/* At the dump: a hold still open ends at the thread's last event (a thread
+ * that ended dropped its last hold after its profile hook was gone). */
+static void tl_gil_close(cp_thread *th)
+{
+    if (th->tl_gil == 1)
+        tl_put(th, th->tl_last_ticks, CPYPROF_TL_GIL_RELEASED,
+               CPYPROF_TL_INFO(CPYPROF_TL_GIL, CPYPROF_TL_SYNTH, 0));
+    th->tl_gil = 2;
+}
+
 size_t cp_tl_feed_many(cp_thread *th, const cp_record *r, size_t n, cp_record *other)
 {
     size_t no = 0;
     for (size_t i = 0; i < n; i++) {
         if (r[i].kind == CPYPROF_EV_CALL) {
             th->tl_recorded++;
+            tl_gil_running(th, r[i].ticks, (uint32_t)r[i].c & CPYPROF_TL_SYNTH);
             tl_call(th, &r[i]);
         } else if (r[i].kind == CPYPROF_EV_RETURN) {
             th->tl_recorded++;
+            tl_gil_running(th, r[i].ticks, 0);
             tl_return(th, &r[i]);
+        } else if (r[i].kind == CP_REC_TL_GIL) {
+            th->tl_recorded++;
+            tl_gil(th, r[i].ticks, r[i].a);
         } else {
             other[no++] = r[i];
         }
@@ -199,11 +253,17 @@ static void tl_feed_window(cp_thread *th, bool have_gil)
         return;
 #define SLOT(i) (&slots[(i)&mask])
 #define IS_CALL(sl) (((sl)->info & CPYPROF_TL_KIND_MASK) == CPYPROF_TL_BEGIN)
+#define IS_GIL(sl) (((sl)->info & CPYPROF_TL_KIND_MASK) == CPYPROF_TL_GIL)
 #define DEPTH(sl) ((sl)->info >> CPYPROF_TL_DEPTH_SHIFT)
     /* Hook depths: a BEGIN carries the new frame's depth, an END the depth
      * after the return (as the streaming records). */
+    /* The first call or return gives the depth at the window start. */
     const cp_tl_slot *first = SLOT(start);
-    uint32_t d0 = IS_CALL(first) ? DEPTH(first) - 1 : DEPTH(first) + 1;
+    uint64_t fc = start;
+    while (fc < head && IS_GIL(SLOT(fc)))
+        fc++;
+    const cp_tl_slot *firstc = fc < head ? SLOT(fc) : first;
+    uint32_t d0 = IS_GIL(firstc) ? 0 : IS_CALL(firstc) ? DEPTH(firstc) - 1 : DEPTH(firstc) + 1;
     if (d0 > th->max_depth)
         d0 = th->max_depth;
     /* open[k]: function of the frame at depth k + 1 open at the window start. */
@@ -211,7 +271,7 @@ static void tl_feed_window(cp_thread *th, bool have_gil)
     uint32_t m = d0, lowest = d0;
     for (uint64_t i = start; open && i < head; i++) {
         const cp_tl_slot *sl = SLOT(i);
-        if (!IS_CALL(sl) && DEPTH(sl) < m && DEPTH(sl) + 1 <= d0) {
+        if (!IS_CALL(sl) && !IS_GIL(sl) && DEPTH(sl) < m && DEPTH(sl) + 1 <= d0) {
             m = DEPTH(sl);
             open[m] = sl->fid;
             lowest = m;
@@ -226,11 +286,16 @@ static void tl_feed_window(cp_thread *th, bool have_gil)
     free(open);
     for (uint64_t i = start; i < head; i++) {
         const cp_tl_slot *sl = SLOT(i);
+        if (IS_GIL(sl)) {
+            tl_gil(th, sl->ticks, sl->fid);
+            continue;
+        }
         cp_record r = {.ticks = sl->ticks,
                        .kind = IS_CALL(sl) ? CPYPROF_EV_CALL : CPYPROF_EV_RETURN,
                        .a = sl->fid,
                        .b = DEPTH(sl),
                        .c = sl->info & CPYPROF_TL_SYNTH};
+        tl_gil_running(th, r.ticks, (uint32_t)r.c);
         if (IS_CALL(sl))
             tl_call(th, &r);
         else
@@ -238,6 +303,7 @@ static void tl_feed_window(cp_thread *th, bool have_gil)
     }
 #undef SLOT
 #undef IS_CALL
+#undef IS_GIL
 #undef DEPTH
 }
 
@@ -274,6 +340,7 @@ int cp_tl_dump(uint64_t now, bool have_gil, char *err, size_t errlen)
          th = th->next) {
         if (cp_g.cfg.keep == CP_KEEP_LAST)
             tl_feed_window(th, have_gil);
+        tl_gil_close(th);
         while (th->agg_depth)
             tl_close_top(th, now, CPYPROF_TL_SYNTH);
         cp_tl_flush(th);

@@ -34,6 +34,13 @@
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
+static ALWAYS_INLINE uint32_t tl_slot_kind(uint32_t kind)
+{
+    return kind == CPYPROF_EV_CALL     ? CPYPROF_TL_BEGIN
+           : kind == CPYPROF_EV_RETURN ? CPYPROF_TL_END
+                                       : CPYPROF_TL_GIL;
+}
+
 static ALWAYS_INLINE void tl_emit(cp_thread *th, uint64_t now, uint32_t kind, uint32_t fid,
                                   uint32_t depth, uint32_t flags, bool last)
 {
@@ -46,8 +53,7 @@ static ALWAYS_INLINE void tl_emit(cp_thread *th, uint64_t now, uint32_t kind, ui
         cp_tl_slot *sl = &slots[head & cp_tl_slot_mask(&th->ring)];
         sl->ticks = now;
         sl->fid = fid;
-        sl->info = CPYPROF_TL_INFO(kind == CPYPROF_EV_CALL ? CPYPROF_TL_BEGIN : CPYPROF_TL_END,
-                                   flags, depth);
+        sl->info = CPYPROF_TL_INFO(tl_slot_kind(kind), flags, depth);
         atomic_store_explicit(&th->ring.head, head + 1, memory_order_release);
         return;
     }
@@ -72,7 +78,8 @@ static ALWAYS_INLINE void tl_emit(cp_thread *th, uint64_t now, uint32_t kind, ui
     atomic_store_explicit(&th->ring.head, head + 1, memory_order_release);
     /* Every quarter ring, wake the writer rather than wait for its 10 ms
      * tick: a call-heavy thread fills a ring in a few ms. */
-    if (UNLIKELY(((head + 1) & (th->ring.mask >> 2)) == 0) && cp_g.writer_running) {
+    if (UNLIKELY(((head + 1) & (th->ring.mask >> 2)) == 0) && kind != CP_REC_TL_GIL &&
+        cp_g.writer_running) {
         cp_wake_writer('W');
     }
 }
@@ -159,4 +166,28 @@ int cp_tl_hook_last(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg
 void cp_tl_prefill_enter(cp_thread *th, uint32_t fid, const void *frame, uint64_t now)
 {
     tl_enter(th, fid, false, frame, now, CPYPROF_TL_SYNTH, cp_g.cfg.keep == CP_KEEP_LAST);
+}
+
+/* Called from the GIL wrappers (gil.c), on the thread that took or dropped
+ * the GIL, inside the interpreter's pthread_mutex_unlock: no lock, no
+ * allocation, no Python, errno untouched (the writer is not woken: its 10 ms wait
+ * drains). The thread's ring stays single-producer: the profile hook
+ * runs only while the thread holds the GIL, between two transitions, so it
+ * never interleaves with this push on the same thread. The thread is found
+ * through its thread state's profile function, which only ours set to a
+ * timeline hook; a thread without one (not profiled yet, or ending:
+ * PyThreadState_Clear resets it) records nothing. */
+void cp_tl_gil_event(PyThreadState *ts, bool acquired, uint64_t ticks)
+{
+    if (!ts || cp_g.inert)
+        return;
+    Py_tracefunc f = ts->c_profilefunc;
+    cp_thread *th = (cp_thread *)ts->c_profileobj;
+    if (!th)
+        return;
+    uint32_t what = acquired ? CPYPROF_TL_GIL_ACQUIRED : CPYPROF_TL_GIL_RELEASED;
+    if (f == cp_tl_hook_last)
+        tl_emit(th, ticks, CP_REC_TL_GIL, what, 0, 0, true);
+    else if (f == cp_tl_hook_stream)
+        tl_emit(th, ticks, CP_REC_TL_GIL, what, 0, 0, false);
 }

@@ -164,7 +164,15 @@ typedef struct tstate {
     open_call *stack;
     size_t depth, cap;
     int64_t last_ns;
+    /* GIL track (GIL events, gil=exact): the open hold, if any */
+    int64_t gil_t0;
+    bool gil_open, gil_synth, gil_named;
 } tstate;
+
+/* The GIL track of a thread is a track of its own: a "tid" no real thread
+ * has (Linux thread ids stay below 2^22; 1000000000 + id is taken by
+ * threads without a native id). */
+#define GIL_TID_BASE 2000000000ull
 
 typedef struct conv {
     const cp_profile *p;
@@ -237,6 +245,79 @@ static void emit(conv *c, tstate *t, const open_call *oc, int64_t end, uint32_t 
     c->st->slices++;
 }
 
+/* The thread's label as in its thread_name event: "NAME (tid N)". */
+static void thread_label(const conv *c, const tstate *t, char *label, size_t len)
+{
+    long ti = cp_profile_thread_index(c->p, t->id);
+    char name[256];
+    if (ti >= 0)
+        snprintf(label, len, "%s (tid %llu)", cp_thread_name(c->p, (size_t)ti, name, sizeof name),
+                 (unsigned long long)c->p->threads[ti].rec.native_tid);
+    else
+        snprintf(label, len, "thread %u", t->id);
+}
+
+/* One GIL hold on the thread's GIL track; the track is named at its first
+ * slice (metadata events may come anywhere in the array). */
+static void emit_gil(conv *c, tstate *t, int64_t end, bool synth)
+{
+    out_buf *o = &c->o;
+    uint64_t tid = GIL_TID_BASE + t->id;
+    if (!t->gil_named) {
+        char label[320], track[400];
+        thread_label(c, t, label, sizeof label);
+        snprintf(track, sizeof track, "GIL held \xe2\x80\x94 %s", label);
+        OB_LIT(o, ",\n{\"ph\":\"M\",\"pid\":");
+        ob_put(o, c->pid, c->pid_n);
+        OB_LIT(o, ",\"tid\":");
+        ob_u64(o, tid);
+        OB_LIT(o, ",\"name\":\"thread_name\",\"args\":{\"name\":");
+        ob_json(o, track);
+        OB_LIT(o, "}},\n{\"ph\":\"M\",\"pid\":");
+        ob_put(o, c->pid, c->pid_n);
+        OB_LIT(o, ",\"tid\":");
+        ob_u64(o, tid);
+        OB_LIT(o, ",\"name\":\"thread_sort_index\",\"args\":{\"sort_index\":");
+        ob_u64(o, (uint64_t)t->id);
+        OB_LIT(o, "}}");
+        t->gil_named = true;
+    }
+    OB_LIT(o, ",\n{\"ph\":\"X\",\"pid\":");
+    ob_put(o, c->pid, c->pid_n);
+    OB_LIT(o, ",\"tid\":");
+    ob_u64(o, tid);
+    OB_LIT(o, ",\"ts\":");
+    ob_us(o, t->gil_t0);
+    OB_LIT(o, ",\"dur\":");
+    ob_us(o, end > t->gil_t0 ? end - t->gil_t0 : 0);
+    if (synth)
+        OB_LIT(o, ",\"name\":\"GIL held\",\"cat\":\"gil\",\"args\":{\"synthesized\":true}}");
+    else
+        OB_LIT(o, ",\"name\":\"GIL held\",\"cat\":\"gil\",\"args\":{}}");
+    t->gil_open = false;
+    c->st->gil++;
+}
+
+/* A GIL event: ACQUIRED opens a hold, RELEASED closes it (a file that
+ * breaks the alternation loses the odd event, counted as unmatched). */
+static void feed_gil(conv *c, tstate *t, const struct cpyprof_tl_rec *r)
+{
+    bool synth = (r->info & CPYPROF_TL_SYNTH) != 0;
+    if (r->func == CPYPROF_TL_GIL_ACQUIRED) {
+        if (t->gil_open) {
+            c->st->unmatched++;
+            emit_gil(c, t, r->time_ns, true);
+        }
+        t->gil_open = true;
+        t->gil_t0 = r->time_ns;
+        t->gil_synth = synth;
+    } else if (t->gil_open) {
+        emit_gil(c, t, r->time_ns, synth || t->gil_synth);
+    } else {
+        c->st->unmatched++;
+    }
+}
+
 static int feed_chunk(conv *c, uint32_t thread, const uint8_t *recs, uint32_t n)
 {
     tstate *t = thread_of(c, thread);
@@ -267,6 +348,8 @@ static int feed_chunk(conv *c, uint32_t thread, const uint8_t *recs, uint32_t n)
             open_call *oc = &t->stack[--t->depth];
             emit(c, t, oc, r.time_ns, (uint32_t)t->depth + 1,
                  oc->synth || (r.info & CPYPROF_TL_SYNTH));
+        } else {
+            feed_gil(c, t, &r);
         }
     }
     return 0;
@@ -424,6 +507,10 @@ int cp_chrome_write(FILE *out, cp_tl_file *t, const char *title, const cp_tl_fil
         while (ts->depth) {
             open_call *oc = &ts->stack[--ts->depth];
             emit(&c, ts, oc, ts->last_ns, (uint32_t)ts->depth + 1, true);
+            st->closed_eof++;
+        }
+        if (ts->gil_open) {
+            emit_gil(&c, ts, ts->last_ns, true);
             st->closed_eof++;
         }
     }

@@ -8,7 +8,10 @@
  * name = qualified name, cat = python | builtin | special, args = {file,
  * line} and "synthesized": true for frames whose begin or end the profiler
  * made (active at start, open at stop, cut by a drop). Times are µs with ns
- * precision ("ts":1234.567). Events are written when their call ends, so
+ * precision ("ts":1234.567). A profile recorded with --gil (exact) adds,
+ * per thread, a track "GIL held — NAME (tid N)" (its own "tid",
+ * 2000000000 + the file's thread id) with one complete event "GIL held"
+ * (cat gil) per hold. Events are written when their call ends, so
  * they are not in ts order: both viewers sort.
  *
  * Streamed: memory is one TIMELINE chunk, the function table and each
@@ -39,6 +42,7 @@ typedef struct cp_chrome_stats {
     uint64_t unmatched;  /* ENDs with no open BEGIN (a damaged or hand-made file) */
     uint64_t closed_eof; /* calls still open at the end of a thread's timeline (truncated file) */
     uint64_t gc;         /* garbage collections written */
+    uint64_t gil;        /* GIL hold slices written */
 } cp_chrome_stats;
 
 /** True if function `func` (index into p->funcs) passes the include and

@@ -8,7 +8,8 @@ import zlib
 
 TIMELINE = 12
 TIMELINE_INFO = 13
-BEGIN, END, SYNTH = 1, 2, 4
+BEGIN, END, GIL, SYNTH = 1, 2, 3, 4
+GIL_RELEASED, GIL_ACQUIRED = 0, 1
 
 
 class ProfileFile:
@@ -91,6 +92,8 @@ class ProfileFile:
             for t, func, kind, synth, depth in evs:
                 assert last is None or t >= last, ("time goes back", thread, t, last)
                 last = t
+                if kind == GIL:
+                    continue  # not part of the call nesting: see gil_holds()
                 if kind == BEGIN:
                     stack.append((func, t, synth))
                     assert depth == len(stack), ("begin depth", depth, len(stack))
@@ -104,3 +107,27 @@ class ProfileFile:
             assert not stack, ("left open", [self.name(f) for f, _, _ in stack])
             calls[thread] = out
         return calls
+
+    def gil_holds(self):
+        """Per thread, the GIL holds as [(begin_ns, end_ns, synth)]: GIL events
+        alternate ACQUIRED, RELEASED, starting with ACQUIRED and ending with
+        RELEASED, at depth 0."""
+        holds = {}
+        for thread, evs in self.timeline.items():
+            out, open_at = [], None
+            for t, func, kind, synth, depth in evs:
+                if kind != GIL:
+                    continue
+                assert depth == 0, depth
+                if func == GIL_ACQUIRED:
+                    assert open_at is None, ("ACQUIRED while held", thread, t)
+                    open_at = (t, synth)
+                else:
+                    assert func == GIL_RELEASED, func
+                    assert open_at is not None, ("RELEASED while not held", thread, t)
+                    out.append((open_at[0], t, open_at[1] or synth))
+                    open_at = None
+            assert open_at is None, ("hold left open", thread)
+            if out:
+                holds[thread] = out
+        return holds
