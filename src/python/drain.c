@@ -113,13 +113,14 @@ void cp_drain_all(void)
         return;
     for (cp_thread *th = atomic_load_explicit(&cp_g.threads, memory_order_acquire); th;
          th = th->next) {
+        if (timeline) { /* 16-byte slots, read in place (timeline.c) */
+            cp_tl_drain(th);
+            cp_tl_flush(th);
+            continue;
+        }
         size_t n;
         while ((n = cp_ring_pop(&th->ring, batch, DRAIN_BATCH)) > 0) {
             uint32_t no = 0;
-            if (timeline) {
-                no = (uint32_t)cp_tl_feed_many(th, batch, n, other);
-                n = 0; /* handled */
-            }
             for (size_t i = 0; i < n; i++) {
                 const cp_record *r = &batch[i];
                 if (r->kind == CPYPROF_EV_CALL)
@@ -133,8 +134,6 @@ void cp_drain_all(void)
             }
             write_events(th, other, no);
         }
-        if (timeline)
-            cp_tl_flush(th);
     }
 }
 

@@ -51,8 +51,13 @@ typedef struct cp_thread {
     uint32_t max_depth;
     uint64_t overflow;   /* untracked frames currently above max_depth */
     uint64_t untracked;  /* calls not recorded (depth limit, full tree) */
+    uint64_t tl_tail_cache; /* timeline streaming hook: the last ring tail it read */
     cp_tree tree;        /* written by the hook (inline) or the writer (ring) */
     cp_ring ring;        /* hook -> writer thread */
+    /* The hook reads ring.slots and ring.mask at every event, the writer
+     * writes the fields below at every event: a line apart, or each event
+     * would move that line between their cores. */
+    char writer_pad[64];
     /* ring transport: the writer's view of this thread's stack */
     struct {
         cp_tree_node *node;
@@ -129,9 +134,10 @@ int cp_trace_is_ours(Py_tracefunc f);
 void cp_trace_prefill(cp_thread *th, cp_iframe *innermost);
 
 /* timeline_hook.c: the timeline mode hooks (streaming and flight recorder) */
-/** A flight recorder slot: the thread's ring memory seen as 16-byte slots
- *  (twice as many as 32-byte records). info as in struct cpyprof_tl_rec,
- *  with the hook's depth. */
+/** A timeline slot: the thread's ring memory seen as 16-byte slots (twice
+ *  as many as 32-byte records; ring head and tail count slots), in both
+ *  bounds. info as in struct cpyprof_tl_rec, with the hook's depth: a BEGIN
+ *  carries the new frame's depth, an END the depth after the return. */
 typedef struct cp_tl_slot {
     uint64_t ticks;
     uint32_t fid;
@@ -145,8 +151,8 @@ int cp_tl_hook_stream(PyObject *obj, PyFrameObject *frame, int what, PyObject *a
 int cp_tl_hook_last(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg);
 /** Records a frame active at start as a synthesized BEGIN. GIL held. */
 void cp_tl_prefill_enter(cp_thread *th, uint32_t fid, const void *frame, uint64_t now);
-/** Ring record kind of a GIL transition (streaming): a =
- *  CPYPROF_TL_GIL_ACQUIRED or CPYPROF_TL_GIL_RELEASED. Ring-internal. */
+/** Hook-internal event kind of a GIL transition (slot kind CPYPROF_TL_GIL,
+ *  fid CPYPROF_TL_GIL_ACQUIRED or CPYPROF_TL_GIL_RELEASED). */
 #define CP_REC_TL_GIL 0x4701u
 /** A GIL transition of the calling thread (state `ts`) at `ticks`, into its
  *  timeline if it has one (gil.c, inside the interpreter's mutex calls:
@@ -154,10 +160,9 @@ void cp_tl_prefill_enter(cp_thread *th, uint32_t fid, const void *frame, uint64_
 void cp_tl_gil_event(PyThreadState *ts, bool acquired, uint64_t ticks);
 
 /* timeline.c: the writer side of timeline mode */
-/** Turns the CALL/RETURN records of a batch drained from th's ring into
- *  TIMELINE records and tree updates (writer thread, or the dump); copies
- *  the other records into `other` and returns how many. */
-size_t cp_tl_feed_many(cp_thread *th, const cp_record *r, size_t n, cp_record *other);
+/** Streaming: turns the slots waiting in th's ring into TIMELINE records
+ *  and tree updates, reading them in place (writer thread, or the dump). */
+void cp_tl_drain(cp_thread *th);
 /** Writes the thread's pending TIMELINE records as one chunk. */
 void cp_tl_flush(cp_thread *th);
 /** At the dump, before THREAD/TREE chunks: flight recorder windows, ends of

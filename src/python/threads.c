@@ -137,8 +137,9 @@ cp_thread *cp_thread_new(PyThreadState *ts, uint32_t flags, char *err, size_t er
     atomic_store_explicit(&cp_g.threads, th, memory_order_release);
     Py_INCREF(th); /* the list's reference */
 
-    /* Not in the flight recorder's ring: it holds only calls and returns. */
-    if (!timeline || cp_g.cfg.keep != CP_KEEP_LAST) {
+    /* Not in a timeline ring: it holds 16-byte slots of calls, returns and
+     * GIL transitions only (timeline_hook.c). */
+    if (!timeline) {
     cp_record r = {.ticks = cp_clock_ticks(&cp_g.clock),
                    .kind = CPYPROF_EV_THREAD_START,
                    .a = (uint32_t)th->native_tid,

@@ -30,6 +30,11 @@
 
 enum { TL_CHUNK_RECORDS = 65536 }; /* records per TIMELINE chunk at most (1 MiB) */
 enum { TL_SIGTERM_MARGIN = 1024 }; /* oldest ring records skipped without the GIL */
+enum { TL_DRAIN_BATCH = 4096 };    /* slots read before the tail is given back */
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "TIMELINE records are written as little-endian structs");
+_Static_assert(sizeof(struct cpyprof_tl_rec) == 16, "TIMELINE records are 16 bytes");
 
 /* Ticks to ns without long double and roundl per event (cp_clock_to_ns):
  * ns = (ticks - tick0) x ns_per_tick in 64.64 fixed point, exact to far
@@ -70,19 +75,15 @@ static inline void tl_put(cp_thread *th, uint64_t ticks, uint32_t fid, uint32_t 
         cp_buf_u32(&th->tl_out, 0); /* count, patched by cp_tl_flush */
     }
     int64_t ns = tl_ns(ticks);
-    uint8_t rec[16];
-    for (int i = 0; i < 8; i++)
-        rec[i] = (uint8_t)((uint64_t)ns >> (8 * i));
-    for (int i = 0; i < 4; i++) {
-        rec[8 + i] = (uint8_t)(fid >> (8 * i));
-        rec[12 + i] = (uint8_t)(info >> (8 * i));
-    }
+    /* The file is little-endian, as this host (checked below): the record
+     * is the struct's bytes. */
+    struct cpyprof_tl_rec rec = {.time_ns = ns, .func = fid, .info = info};
     cp_buf *b = &th->tl_out;
     if (__builtin_expect(b->cap - b->len >= sizeof rec && !b->oom, 1)) {
-        memcpy(b->data + b->len, rec, sizeof rec);
+        memcpy(b->data + b->len, &rec, sizeof rec);
         b->len += sizeof rec;
     } else {
-        tl_put_slow(th, rec);
+        tl_put_slow(th, (const uint8_t *)&rec);
     }
     th->tl_n++;
     if (th->tl_first_ns < 0) {
@@ -128,39 +129,42 @@ static void tl_close_top(cp_thread *th, uint64_t ticks, uint32_t flags)
     tl_put(th, ticks, th->agg[i].fid, CPYPROF_TL_INFO(CPYPROF_TL_END, flags, i + 1));
 }
 
-static void tl_call(cp_thread *th, const cp_record *r)
+/* A call of `fid` at hook depth d (1 = outermost). The depth limit is the
+ * configuration's, not th->max_depth: that field shares a line with the
+ * hook's stack depth, written at every event. */
+static void tl_call(cp_thread *th, uint64_t ticks, uint32_t fid, uint32_t d, uint32_t synth)
 {
-    uint32_t d = (uint32_t)r->b; /* the hook's depth of the new frame */
-    if (d == 0 || d > th->max_depth)
+    uint32_t max_depth = cp_g.cfg.max_depth;
+    if (d == 0 || d > max_depth)
         return;
     while (th->agg_depth && th->agg[th->agg_depth - 1].hd >= d)
-        tl_close_top(th, r->ticks, CPYPROF_TL_SYNTH);
-    if (th->agg_depth >= th->max_depth) /* cannot happen: hd grows strictly */
+        tl_close_top(th, ticks, CPYPROF_TL_SYNTH);
+    if (th->agg_depth >= max_depth) /* cannot happen: hd grows strictly */
         return;
     cp_tree_node *parent = th->agg_depth ? th->agg[th->agg_depth - 1].node : NULL;
     cp_tree_node *n = NULL;
     if (parent || th->agg_depth == 0) /* under an untracked node: untracked */
-        n = cp_tree_enter(&th->tree, parent, ((uint64_t)r->a << 1) | 1u, r->a);
+        n = cp_tree_enter(&th->tree, parent, ((uint64_t)fid << 1) | 1u, fid);
     if (n)
         n->calls++;
     else
         th->untracked++;
     uint32_t i = th->agg_depth++;
     th->agg[i].node = n;
-    th->agg[i].t0 = r->ticks;
-    th->agg[i].fid = r->a;
+    th->agg[i].t0 = ticks;
+    th->agg[i].fid = fid;
     th->agg[i].hd = d;
-    tl_put(th, r->ticks, r->a,
-           CPYPROF_TL_INFO(CPYPROF_TL_BEGIN, (uint32_t)r->c & CPYPROF_TL_SYNTH, i + 1));
+    tl_put(th, ticks, fid, CPYPROF_TL_INFO(CPYPROF_TL_BEGIN, synth & CPYPROF_TL_SYNTH, i + 1));
 }
 
-static void tl_return(cp_thread *th, const cp_record *r)
+/* A return of `fid` to hook depth d (the depth after the return). */
+static void tl_return(cp_thread *th, uint64_t ticks, uint32_t fid, uint32_t d)
 {
-    uint32_t d = (uint32_t)r->b + 1; /* the hook's depth of the frame that returns */
+    d += 1; /* the hook's depth of the frame that returns */
     while (th->agg_depth && th->agg[th->agg_depth - 1].hd > d)
-        tl_close_top(th, r->ticks, CPYPROF_TL_SYNTH);
+        tl_close_top(th, ticks, CPYPROF_TL_SYNTH);
     if (th->agg_depth && th->agg[th->agg_depth - 1].hd == d)
-        tl_close_top(th, r->ticks, th->agg[th->agg_depth - 1].fid == r->a ? 0 : CPYPROF_TL_SYNTH);
+        tl_close_top(th, ticks, th->agg[th->agg_depth - 1].fid == fid ? 0 : CPYPROF_TL_SYNTH);
 }
 
 /* GIL events (gil=exact). The file promises, per thread, ACQUIRED and
@@ -209,26 +213,41 @@ static void tl_gil_close(cp_thread *th)
     th->tl_gil = 2;
 }
 
-size_t cp_tl_feed_many(cp_thread *th, const cp_record *r, size_t n, cp_record *other)
+/* One slot of a thread's ring (streaming or flight recorder). */
+static inline void tl_feed_slot(cp_thread *th, const cp_tl_slot *sl)
 {
-    size_t no = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (r[i].kind == CPYPROF_EV_CALL) {
-            th->tl_recorded++;
-            tl_gil_running(th, r[i].ticks, (uint32_t)r[i].c & CPYPROF_TL_SYNTH);
-            tl_call(th, &r[i]);
-        } else if (r[i].kind == CPYPROF_EV_RETURN) {
-            th->tl_recorded++;
-            tl_gil_running(th, r[i].ticks, 0);
-            tl_return(th, &r[i]);
-        } else if (r[i].kind == CP_REC_TL_GIL) {
-            th->tl_recorded++;
-            tl_gil(th, r[i].ticks, r[i].a);
-        } else {
-            other[no++] = r[i];
-        }
+    uint32_t kind = sl->info & CPYPROF_TL_KIND_MASK;
+    uint32_t depth = sl->info >> CPYPROF_TL_DEPTH_SHIFT;
+    if (kind == CPYPROF_TL_BEGIN) {
+        uint32_t synth = sl->info & CPYPROF_TL_SYNTH;
+        tl_gil_running(th, sl->ticks, synth);
+        tl_call(th, sl->ticks, sl->fid, depth, synth);
+    } else if (kind == CPYPROF_TL_END) {
+        tl_gil_running(th, sl->ticks, 0);
+        tl_return(th, sl->ticks, sl->fid, depth);
+    } else if (kind == CPYPROF_TL_GIL) {
+        tl_gil(th, sl->ticks, sl->fid);
     }
-    return no;
+}
+
+/* Streaming. The slots between tail and head are the hook's to leave
+ * alone until tail moves past them (release, after reading), so they are
+ * read in place, in batches: one tail store per batch, not per event. */
+void cp_tl_drain(cp_thread *th)
+{
+    const cp_tl_slot *slots = (const cp_tl_slot *)th->ring.slots;
+    uint64_t mask = cp_tl_slot_mask(&th->ring);
+    uint64_t tail = atomic_load_explicit(&th->ring.tail, memory_order_relaxed);
+    for (;;) {
+        uint64_t head = atomic_load_explicit(&th->ring.head, memory_order_acquire);
+        if (head == tail)
+            break;
+        uint64_t end = head - tail > TL_DRAIN_BATCH ? tail + TL_DRAIN_BATCH : head;
+        th->tl_recorded += end - tail;
+        for (; tail != end; tail++)
+            tl_feed_slot(th, &slots[tail & mask]);
+        atomic_store_explicit(&th->ring.tail, tail, memory_order_release);
+    }
 }
 
 /* Flight recorder: the newest records of the thread's ring, oldest first.
@@ -279,28 +298,11 @@ static void tl_feed_window(cp_thread *th, bool have_gil)
     }
     uint64_t t0 = first->ticks;
     for (uint32_t k = lowest; open && k < d0; k++) {
-        cp_record s = {
-            .ticks = t0, .kind = CPYPROF_EV_CALL, .a = open[k], .b = k + 1, .c = CPYPROF_TL_SYNTH};
-        tl_call(th, &s);
+        tl_call(th, t0, open[k], k + 1, CPYPROF_TL_SYNTH);
     }
     free(open);
-    for (uint64_t i = start; i < head; i++) {
-        const cp_tl_slot *sl = SLOT(i);
-        if (IS_GIL(sl)) {
-            tl_gil(th, sl->ticks, sl->fid);
-            continue;
-        }
-        cp_record r = {.ticks = sl->ticks,
-                       .kind = IS_CALL(sl) ? CPYPROF_EV_CALL : CPYPROF_EV_RETURN,
-                       .a = sl->fid,
-                       .b = DEPTH(sl),
-                       .c = sl->info & CPYPROF_TL_SYNTH};
-        tl_gil_running(th, r.ticks, (uint32_t)r.c);
-        if (IS_CALL(sl))
-            tl_call(th, &r);
-        else
-            tl_return(th, &r);
-    }
+    for (uint64_t i = start; i < head; i++)
+        tl_feed_slot(th, SLOT(i));
 #undef SLOT
 #undef IS_CALL
 #undef IS_GIL

@@ -1,15 +1,16 @@
 /*
  * timeline_hook.c — the profile hooks of timeline mode: every call and
- * return becomes one 32-byte record {ticks, CALL/RETURN, function id, depth,
- * flags} in the thread's ring. Two ways to bound it (config "keep"):
+ * return becomes one 16-byte slot (cp_tl_slot: ticks, function,
+ * kind|flags|depth) in the thread's ring memory. Two ways to bound it
+ * (config "keep"):
  *
- *  - all (streaming): cp_ring_push; the writer thread (drain.c, timeline.c)
- *    empties the ring, encodes the records into TIMELINE chunks and builds
- *    the call tree. A full ring drops the record and counts it; the hook
- *    never waits. Every quarter ring the hook wakes the writer.
- *  - last (flight recorder): the ring's memory holds 16-byte slots
- *    (cp_tl_slot: ticks, function, kind|flags|depth), overwritten in a
- *    circle; nobody drains it; the dump reads the newest ones (timeline.c).
+ *  - all (streaming): a single-producer single-consumer ring of slots; the
+ *    writer thread (drain.c, timeline.c) reads them in place, encodes them
+ *    into TIMELINE chunks and builds the call tree. A full ring drops the
+ *    event and counts it; the hook never waits. Every quarter ring the hook
+ *    wakes the writer.
+ *  - last (flight recorder): the same slots overwritten in a circle; nobody
+ *    drains them; the dump reads the newest ones (timeline.c).
  *    Memory is the ring, fixed and touched at thread start (threads.c), so
  *    the hook takes no page faults.
  *
@@ -44,41 +45,40 @@ static ALWAYS_INLINE uint32_t tl_slot_kind(uint32_t kind)
 static ALWAYS_INLINE void tl_emit(cp_thread *th, uint64_t now, uint32_t kind, uint32_t fid,
                                   uint32_t depth, uint32_t flags, bool last)
 {
-    if (last) {
-        /* Flight recorder: 16-byte slots (timeline.h layout), overwritten in
-         * a circle. Only this thread writes head; the dump reads it after
-         * the hooks are gone (or, after SIGTERM, leaves a margin). */
-        cp_tl_slot *slots = (cp_tl_slot *)th->ring.slots;
-        uint64_t head = atomic_load_explicit(&th->ring.head, memory_order_relaxed);
-        cp_tl_slot *sl = &slots[head & cp_tl_slot_mask(&th->ring)];
-        sl->ticks = now;
-        sl->fid = fid;
-        sl->info = CPYPROF_TL_INFO(tl_slot_kind(kind), flags, depth);
-        atomic_store_explicit(&th->ring.head, head + 1, memory_order_release);
-        return;
-    }
-    /* Streaming: the SPSC protocol of ring.c, inlined, without its
-     * re-entrancy guard (no signal handler pushes into a timeline thread's
-     * ring: sampling is another mode) and without the `pushed` count (the
-     * writer counts what it drains). Acquire on tail pairs with the
-     * writer's release after copying out; release on head publishes the
-     * slot. */
+    /* Both bounds: 16-byte slots (cp_tl_slot, profiler.h), head counted in
+     * slots. Only this thread writes head. */
+    cp_tl_slot *slots = (cp_tl_slot *)th->ring.slots;
+    uint64_t mask = cp_tl_slot_mask(&th->ring);
     uint64_t head = atomic_load_explicit(&th->ring.head, memory_order_relaxed);
-    uint64_t tail = atomic_load_explicit(&th->ring.tail, memory_order_acquire);
-    if (UNLIKELY(head - tail > th->ring.mask)) {
-        atomic_fetch_add_explicit(&th->ring.dropped, 1, memory_order_relaxed);
-        return;
+    if (!last) {
+        /* Streaming: the SPSC protocol of ring.c, inlined, without its
+         * re-entrancy guard (no signal handler pushes into a timeline
+         * thread's ring: sampling is another mode) and without the
+         * `pushed` count (the writer counts what it drains). The writer's
+         * tail is read only when a cached copy says the ring is full, so
+         * the line the writer stores it in is not pulled over at every
+         * event. Acquire on tail pairs with the writer's release after it
+         * read the slots; release on head publishes the slot. */
+        if (UNLIKELY(head - th->tl_tail_cache > mask)) {
+            th->tl_tail_cache = atomic_load_explicit(&th->ring.tail, memory_order_acquire);
+            if (head - th->tl_tail_cache > mask) {
+                atomic_fetch_add_explicit(&th->ring.dropped, 1, memory_order_relaxed);
+                return;
+            }
+        }
     }
-    cp_record *r = &th->ring.slots[head & th->ring.mask];
-    r->ticks = now;
-    r->kind = kind;
-    r->a = fid;
-    r->b = depth;
-    r->c = flags;
+    /* The flight recorder overwrites in a circle; nobody drains it and the
+     * dump reads it after the hooks are gone (or, after SIGTERM, leaves a
+     * margin). */
+    cp_tl_slot *sl = &slots[head & mask];
+    sl->ticks = now;
+    sl->fid = fid;
+    sl->info = CPYPROF_TL_INFO(tl_slot_kind(kind), flags, depth);
     atomic_store_explicit(&th->ring.head, head + 1, memory_order_release);
     /* Every quarter ring, wake the writer rather than wait for its 10 ms
-     * tick: a call-heavy thread fills a ring in a few ms. */
-    if (UNLIKELY(((head + 1) & (th->ring.mask >> 2)) == 0) && kind != CP_REC_TL_GIL &&
+     * tick: a call-heavy thread fills a ring in a few ms. Not from the GIL
+     * wrappers (they keep errno, and must not make system calls). */
+    if (!last && UNLIKELY(((head + 1) & (mask >> 2)) == 0) && kind != CP_REC_TL_GIL &&
         cp_g.writer_running) {
         cp_wake_writer('W');
     }
