@@ -7,6 +7,7 @@
  * carries on.
  */
 #include "core/writer.h"
+#include "core/crc_clmul.h"
 
 #include <pthread.h>
 
@@ -156,9 +157,11 @@ static const uint32_t crc_table[256] = {
  * program runs; one byte per step cost ~2 ns a byte there. */
 static uint32_t crc_table8[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+static bool crc_clmul; /* PCLMULQDQ folding for whole 16-byte blocks (crc_clmul.c) */
 
 static void crc_init8(void)
 {
+    crc_clmul = cp_crc32_clmul_available();
     for (int i = 0; i < 256; i++) {
         uint32_t c = crc_table[i];
         crc_table8[0][i] = c;
@@ -175,6 +178,12 @@ uint32_t cp_crc32(uint32_t crc, const void *data, size_t n)
     crc = ~crc;
     if (n >= 64) {
         pthread_once(&crc_once, crc_init8);
+        if (crc_clmul) {
+            size_t m = n & ~(size_t)15;
+            crc = cp_crc32_clmul(crc, p, m);
+            p += m;
+            n -= m;
+        }
         while (n >= 8) {
             /* bytes in file order, little-endian words: the same on any host */
             uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |

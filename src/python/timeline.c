@@ -177,10 +177,9 @@ static void tl_return(cp_thread *th, uint64_t ticks, uint32_t fid, uint32_t d)
  * SYNTH ACQUIRED at that event. A RELEASE without a hold is then left out;
  * an ACQUIRE while held (its RELEASE was dropped) first closes the hold at
  * the thread's last event, when it last ran. */
-static inline void tl_gil_running(cp_thread *th, uint64_t ticks, uint32_t synth)
+static inline void tl_gil_running(cp_thread *th, uint64_t ticks, uint32_t synth, bool gil_on)
 {
-    if (__builtin_expect(th->tl_gil != 1, 0) && !synth &&
-        atomic_load_explicit(&cp_g.tl_gil, memory_order_relaxed)) {
+    if (__builtin_expect(gil_on && th->tl_gil != 1, 0) && !synth) {
         tl_put(th, ticks, CPYPROF_TL_GIL_ACQUIRED,
                CPYPROF_TL_INFO(CPYPROF_TL_GIL, CPYPROF_TL_SYNTH, 0));
         th->tl_gil = 1;
@@ -214,16 +213,16 @@ static void tl_gil_close(cp_thread *th)
 }
 
 /* One slot of a thread's ring (streaming or flight recorder). */
-static inline void tl_feed_slot(cp_thread *th, const cp_tl_slot *sl)
+static inline void tl_feed_slot(cp_thread *th, const cp_tl_slot *sl, bool gil_on)
 {
     uint32_t kind = sl->info & CPYPROF_TL_KIND_MASK;
     uint32_t depth = sl->info >> CPYPROF_TL_DEPTH_SHIFT;
     if (kind == CPYPROF_TL_BEGIN) {
         uint32_t synth = sl->info & CPYPROF_TL_SYNTH;
-        tl_gil_running(th, sl->ticks, synth);
+        tl_gil_running(th, sl->ticks, synth, gil_on);
         tl_call(th, sl->ticks, sl->fid, depth, synth);
     } else if (kind == CPYPROF_TL_END) {
-        tl_gil_running(th, sl->ticks, 0);
+        tl_gil_running(th, sl->ticks, 0, gil_on);
         tl_return(th, sl->ticks, sl->fid, depth);
     } else if (kind == CPYPROF_TL_GIL) {
         tl_gil(th, sl->ticks, sl->fid);
@@ -238,6 +237,7 @@ void cp_tl_drain(cp_thread *th)
     const cp_tl_slot *slots = (const cp_tl_slot *)th->ring.slots;
     uint64_t mask = cp_tl_slot_mask(&th->ring);
     uint64_t tail = atomic_load_explicit(&th->ring.tail, memory_order_relaxed);
+    bool gil_on = atomic_load_explicit(&cp_g.tl_gil, memory_order_relaxed);
     for (;;) {
         uint64_t head = atomic_load_explicit(&th->ring.head, memory_order_acquire);
         if (head == tail)
@@ -245,7 +245,7 @@ void cp_tl_drain(cp_thread *th)
         uint64_t end = head - tail > TL_DRAIN_BATCH ? tail + TL_DRAIN_BATCH : head;
         th->tl_recorded += end - tail;
         for (; tail != end; tail++)
-            tl_feed_slot(th, &slots[tail & mask]);
+            tl_feed_slot(th, &slots[tail & mask], gil_on);
         atomic_store_explicit(&th->ring.tail, tail, memory_order_release);
     }
 }
@@ -301,8 +301,9 @@ static void tl_feed_window(cp_thread *th, bool have_gil)
         tl_call(th, t0, open[k], k + 1, CPYPROF_TL_SYNTH);
     }
     free(open);
+    bool gil_on = atomic_load_explicit(&cp_g.tl_gil, memory_order_relaxed);
     for (uint64_t i = start; i < head; i++)
-        tl_feed_slot(th, SLOT(i));
+        tl_feed_slot(th, SLOT(i), gil_on);
 #undef SLOT
 #undef IS_CALL
 #undef IS_GIL
