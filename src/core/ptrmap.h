@@ -95,7 +95,7 @@ static inline int cp_ptrmap_put(cp_ptrmap *m, uintptr_t key, uint64_t size, uint
  *  algorithm R), so there are no tombstones. */
 static inline bool cp_ptrmap_take(cp_ptrmap *m, uintptr_t key, uint64_t *size)
 {
-    if (!m->cap || !key)
+    if (!m->count || !key) /* most frees: the shadow had the block, the map is empty */
         return false;
     size_t mask = m->cap - 1;
     size_t s = cp_ptrmap_slot(key, mask);

@@ -51,3 +51,15 @@ uint32_t cp_sites_bound(cp_sitestats *s)
             last = c + 1;
     return last << CP_SITES_CHUNK_BITS; /* at most 4097 << 12: fits */
 }
+
+uint32_t cp_sites_index_of(cp_sitestats *s, const cp_site_counts *c)
+{
+    if (!s || !c)
+        return UINT32_MAX;
+    for (uint32_t i = 0; i < CP_SITES_MAX_CHUNKS; i++) {
+        const cp_site_counts *chunk = atomic_load_explicit(&s->chunks[i], memory_order_acquire);
+        if (chunk && c >= chunk && c < chunk + CP_SITES_CHUNK)
+            return (i << CP_SITES_CHUNK_BITS) | (uint32_t)(c - chunk);
+    }
+    return UINT32_MAX;
+}

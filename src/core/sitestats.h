@@ -62,6 +62,12 @@ static inline const cp_site_counts *cp_sites_peek(cp_sitestats *s, uint32_t site
     return chunk ? &chunk[site & (CP_SITES_CHUNK - 1)] : NULL;
 }
 
+/** The site whose counters are at c (a pointer cp_sites_get returned), or
+ *  UINT32_MAX if c is not in this table. For the dump (a scan of the
+ *  chunk pointers): the hot path remembers the peak's counters, not its
+ *  site number. */
+uint32_t cp_sites_index_of(cp_sitestats *s, const cp_site_counts *c);
+
 /** Sites below this bound may have counters (chunks used * chunk size). */
 uint32_t cp_sites_bound(cp_sitestats *s);
 

@@ -51,22 +51,40 @@ uint16_t *cp_shadow_region_slow(cp_shadow *s, uintptr_t key, bool create)
 {
     if (!ensure_reserved(s))
         return NULL;
+    cp_shadow_cached *c = &s->cache[key & (CP_SHADOW_CACHE - 1)];
     size_t i = (size_t)(((uint64_t)key * 0x9E3779B97F4A7C15ull) >> 24) & s->mask;
     while (s->tab[i].key) {
         if (s->tab[i].key == key) {
             uint16_t *arr = s->arrays + (size_t)s->tab[i].index * CP_SHADOW_SLOTS;
-            s->last_key = key;
-            s->last_arr = arr;
+            *c = (cp_shadow_cached){key, arr};
             return arr;
         }
         i = (i + 1) & s->mask;
     }
-    if (!create || s->nregions >= s->max_regions)
+    if (!create || s->nregions >= s->max_regions) {
+        /* Remember the miss; a later create of this key lands in the same
+         * entry and replaces it. (A create refused for want of room is
+         * remembered too: the table never shrinks until cleared.) */
+        *c = (cp_shadow_cached){key, NULL};
         return NULL; /* the table stays at most half full */
+    }
     s->tab[i].key = key;
     s->tab[i].index = s->nregions++;
     uint16_t *arr = s->arrays + (size_t)s->tab[i].index * CP_SHADOW_SLOTS;
-    s->last_key = key;
-    s->last_arr = arr;
+    *c = (cp_shadow_cached){key, arr};
     return arr;
+}
+
+int cp_sizes_put_slow(cp_shadow *sh, cp_ptrmap *m, uintptr_t p, uint64_t n, uint64_t *old)
+{
+    if (cp_shadow_take(sh, p, old)) {
+        uint64_t ignored;
+        return cp_ptrmap_put(m, p, n, &ignored) ? 2 : 0;
+    }
+    return cp_ptrmap_put(m, p, n, old);
+}
+
+bool cp_sizes_take_slow(cp_ptrmap *m, uintptr_t p, uint64_t *n)
+{
+    return cp_ptrmap_take(m, p, n);
 }

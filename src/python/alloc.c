@@ -34,8 +34,13 @@
  *    (registering a function's name) set it too.
  *  - Each thread's site counters are written by that thread only (it finds
  *    its state through initial-exec TLS, filled once per run by matching
- *    its kernel tid in the thread list); threads the profiler does not know
- *    (not yet attached, C threads) go to atomic "other" counters.
+ *    its thread state's id, never reused, in the thread list); threads the
+ *    profiler does not know (not yet attached, C threads) go to atomic
+ *    "other" counters.
+ *  - Per-thread caches (TLS): the thread's state and, in the sampling mode,
+ *    the last function's counters keyed by code object address, dropped
+ *    whenever a code object carrying co_extra is freed (a new one could
+ *    take its address) and at every start.
  *  - The counters and maps live in mmap'd memory: calling malloc inside a
  *    RAW hook would recurse.
  *  - stop() runs with the GIL: no MEM/OBJ wrapper is running. It turns
@@ -64,8 +69,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -79,6 +82,11 @@ __thread int cp_alloc_busy CP_TLS_IE;
 typedef struct layer {
     PyMemAllocatorEx orig; /* what we found and forward to */
     PyMemAllocatorDomain domain;
+    /* 1 while this layer is the run's current one and counting is live:
+     * the wrappers' one test (a load through ctx, which the call brought
+     * into a register already). Set last at start, cleared first at stop
+     * and in a fork child. */
+    volatile int on;
 } layer;
 
 static layer layers[3][MAX_LAYERS];
@@ -89,6 +97,8 @@ static struct {
     layer *cur[3]; /* the run's counting layer per domain, NULL when off */
     bool per_function;
     bool trace;
+    bool native;   /* alloc=native */
+    bool by_frame; /* per_function && !trace: the site comes from the frame (sampling) */
     uint32_t generation;
     uint32_t nopy_fid, unreg_fid;
     /* MEM/OBJ: under the GIL */
@@ -103,17 +113,39 @@ static struct {
     /* peak: written from both sides, a race only blurs which site wins */
     _Atomic uint64_t peak;
     _Atomic(cp_thread *) peak_th;
-    _Atomic uint32_t peak_site;
+    _Atomic(cp_site_counts *) peak_counts; /* the site's counters (dump: its number) */
     /* threads the profiler does not know */
     _Atomic uint64_t other_allocs, other_alloc_bytes, other_frees, other_free_bytes;
     _Atomic uint64_t frees_untracked;
     bool atfork_registered;
 } A = {.raw_lock = ATOMIC_FLAG_INIT};
 
-static __thread cp_thread *tls_th CP_TLS_IE;
-static __thread uint32_t tls_gen CP_TLS_IE;
-static __thread uint32_t tls_seen CP_TLS_IE;
-static __thread pid_t tls_tid CP_TLS_IE;
+/* The calling thread's profiler state, found once per run. One TLS block
+ * (one address computation for all fields). */
+static __thread struct {
+    uint32_t gen;  /* A.generation when th was looked up */
+    uint32_t seen; /* cp_g.nthreads then (th NULL: look again when it moves) */
+    cp_thread *th;
+    cp_sitestats *sites; /* th->alloc when th counts, else NULL */
+    /* Sampling mode, GIL side: the site of the last code object seen and
+     * its counters, so that the next allocation in the same function skips
+     * the co_extra read and the counter lookup. Valid while code_stamp is
+     * unchanged: it moves whenever a code object carrying co_extra is
+     * freed (cp_alloc_code_extra_freed), so a new code object at a freed
+     * one's address is never mistaken for it. Cleared with th. */
+    PyCodeObject *code;
+    cp_site_counts *counts;
+    uint32_t stamp;
+} T CP_TLS_IE;
+
+/* Moved by the co_extra free function (GIL held) and at every start. */
+static volatile uint32_t code_stamp;
+
+void cp_alloc_code_extra_freed(void *extra)
+{
+    (void)extra;
+    code_stamp = code_stamp + 1;
+}
 
 /* ---- per-thread state ------------------------------------------------------ */
 
@@ -131,26 +163,54 @@ void cp_alloc_thread_free(cp_thread *th)
     th->alloc = NULL;
 }
 
+/* Slow path: match the thread's Python thread state against the list.
+ * Keyed by the thread state's id, which the interpreter never hands out
+ * twice, not by the kernel tid: a thread that exits and whose tid the
+ * kernel gives to a new thread (not yet attached, or never: a C thread)
+ * must not find the dead thread's counters. (A new thread starts with
+ * zeroed TLS, so nothing cached by the dead one survives either.) A
+ * thread with no thread state bound (a C thread, or one being set up) is
+ * not attached: NULL, looked up again once another thread is attached. */
+static cp_thread *lookup_thread(void)
+{
+    uint32_t n = *(volatile uint32_t *)&cp_g.nthreads;
+    if (T.gen == A.generation && T.seen == n)
+        return NULL; /* not attached, and no thread was attached since */
+    /* Any thread, GIL or not: a TSS read (pthread_getspecific), NULL
+     * before a thread state is bound and after the runtime is finalized. */
+    PyThreadState *ts = PyGILState_GetThisThreadState();
+    cp_thread *found = NULL;
+    if (ts)
+        for (cp_thread *t = atomic_load_explicit(&cp_g.threads, memory_order_acquire); t;
+             t = t->next)
+            if (t->ts_id == ts->id && t->native_tid == cp311_tstate_native_id(ts)) {
+                found = t;
+                break;
+            }
+    T.th = found;
+    T.sites = found ? found->alloc : NULL;
+    T.code = NULL;
+    T.seen = n;
+    T.gen = A.generation;
+    return found;
+}
+
+static inline __attribute__((always_inline)) cp_thread *current_thread(void)
+{
+    if (LIKELY(T.gen == A.generation && T.th))
+        return T.th;
+    return lookup_thread();
+}
+
 cp_thread *cp_alloc_current_thread(void)
 {
-    if (LIKELY(tls_gen == A.generation && tls_th))
-        return tls_th;
-    uint32_t n = *(volatile uint32_t *)&cp_g.nthreads;
-    if (tls_gen == A.generation && tls_seen == n)
-        return NULL; /* not attached, and no thread was attached since */
-    pid_t tid = (pid_t)syscall(SYS_gettid);
-    cp_thread *found = NULL;
-    /* Newest first: a reused tid finds the newer thread. */
-    for (cp_thread *t = atomic_load_explicit(&cp_g.threads, memory_order_acquire); t; t = t->next)
-        if (t->native_tid == (uint64_t)tid) {
-            found = t;
-            break;
-        }
-    tls_tid = tid;
-    tls_th = found;
-    tls_seen = n;
-    tls_gen = A.generation;
-    return found;
+    return current_thread();
+}
+
+static inline __attribute__((always_inline)) cp_thread *counting_thread(void)
+{
+    cp_thread *th = current_thread();
+    return th && th->alloc ? th : NULL;
 }
 
 /* ---- sites ------------------------------------------------------------------ */
@@ -158,7 +218,7 @@ cp_thread *cp_alloc_current_thread(void)
 /* The innermost complete Python frame of this thread, or NULL. With the
  * GIL the running thread state is the runtime's current one (one load);
  * without it, the thread's own (gilstate TSS key, a pthread_getspecific). */
-static cp_iframe *innermost_frame(bool gil)
+static inline __attribute__((always_inline)) cp_iframe *innermost_frame(bool gil)
 {
     PyThreadState *ts = gil ? _PyThreadState_GET() : PyGILState_GetThisThreadState();
     cp_iframe *f = ts ? cp311_tstate_frame(ts) : NULL;
@@ -170,7 +230,7 @@ static cp_iframe *innermost_frame(bool gil)
 /* The site of the allocation being counted on thread th. `gil`: the caller
  * holds the GIL (MEM/OBJ), so a code object seen for the first time may be
  * registered (busy is set: its allocations are not counted). */
-static inline uint32_t site_of(cp_thread *th, bool gil)
+static inline __attribute__((always_inline)) uint32_t site_of(cp_thread *th, bool gil)
 {
     if (LIKELY(!A.per_function)) {
         uint32_t d = th->depth;
@@ -190,16 +250,99 @@ static inline uint32_t site_of(cp_thread *th, bool gil)
     return (gil ? cp_names_code(co) : A.unreg_fid) + 1;
 }
 
-static inline void note_peak(uint64_t total, cp_thread *th, uint32_t site)
+/* Where an allocation or free made with the GIL is counted: th NULL for a
+ * thread the profiler does not know ("other" counters), else c is the
+ * site's counters (NULL when refused). Two words: returned in registers. */
+typedef struct where {
+    cp_thread *th;
+    cp_site_counts *c;
+} where;
+
+/* Everything gil_where's fast path does not cover: the thread's first
+ * allocation in the run, a function not seen last, the deterministic
+ * mode's first use of a node's counters. Out of line (cold), so that the
+ * wrappers' fast path needs no registers saved around a call. */
+static __attribute__((noinline, cold)) where gil_where_slow(void)
+{
+    where w = {counting_thread(), NULL};
+    if (!w.th)
+        return w;
+    if (!A.by_frame) {
+        w.c = cp_sites_get(w.th->alloc, site_of(w.th, true));
+        return w;
+    }
+    cp_iframe *f = innermost_frame(true);
+    if (!f) {
+        w.c = cp_sites_get(w.th->alloc, 0);
+        return w;
+    }
+    PyCodeObject *co = cp311_iframe_code(f);
+    uintptr_t x = (uintptr_t)cp311_code_extra(co, cp_g.co_extra_index);
+    if ((uint32_t)(x >> 32) != cp_g.generation) {
+        /* First sight in this run: registering sets co_extra. */
+        cp_names_code(co);
+        x = (uintptr_t)cp311_code_extra(co, cp_g.co_extra_index);
+        if ((uint32_t)(x >> 32) != cp_g.generation) {
+            /* Not registered (no memory): counted as before, not cached. */
+            w.c = cp_sites_get(w.th->alloc, A.unreg_fid + 1);
+            return w;
+        }
+    }
+    w.c = cp_sites_get(w.th->alloc, (uint32_t)x + 1);
+    if (w.c) {
+        /* Our co_extra slot is set: freeing the code object calls the free
+         * function, which moves the stamp. */
+        T.code = co;
+        T.counts = w.c;
+        T.stamp = code_stamp;
+    }
+    return w;
+}
+
+/* The fast path: the thread known and counting, and (sampling) the
+ * innermost function the one seen last, or (deterministic) the node's
+ * counters mapped. false: take gil_where_slow. On true, w->c is set. */
+static inline __attribute__((always_inline)) bool gil_where_fast(where *w)
+{
+    if (UNLIKELY(T.gen != A.generation || !T.sites))
+        return false;
+    if (A.by_frame) {
+        cp_iframe *f = innermost_frame(true);
+        if (UNLIKELY(!f || cp311_iframe_code(f) != T.code || T.stamp != code_stamp))
+            return false;
+        *w = (where){T.th, T.counts};
+        return true;
+    }
+    uint32_t site = site_of(T.th, true); /* no Python call outside by_frame */
+    uint32_t k = site >> CP_SITES_CHUNK_BITS;
+    cp_site_counts *chunk = k < CP_SITES_MAX_CHUNKS
+                                ? atomic_load_explicit(&T.sites->chunks[k], memory_order_relaxed)
+                                : NULL;
+    if (UNLIKELY(!chunk))
+        return false;
+    *w = (where){T.th, &chunk[site & (CP_SITES_CHUNK - 1)]};
+    return true;
+}
+
+static inline __attribute__((always_inline)) where gil_where(void)
+{
+    where w;
+    if (LIKELY(gil_where_fast(&w)))
+        return w;
+    return gil_where_slow();
+}
+
+static inline void note_peak(uint64_t total, cp_thread *th, cp_site_counts *c)
 {
     if (total > atomic_load_explicit(&A.peak, memory_order_relaxed)) {
         atomic_store_explicit(&A.peak, total, memory_order_relaxed);
         atomic_store_explicit(&A.peak_th, th, memory_order_relaxed);
-        atomic_store_explicit(&A.peak_site, site, memory_order_relaxed);
+        atomic_store_explicit(&A.peak_counts, c, memory_order_relaxed);
     }
 }
 
-static inline void count_alloc(cp_thread *th, uint32_t site, size_t n)
+/* Returns the site's counters (NULL: other thread, or refused). */
+static inline cp_site_counts *count_alloc(cp_thread *th, uint32_t site, size_t n)
 {
     if (th) {
         cp_site_counts *c = cp_sites_get(th->alloc, site);
@@ -207,10 +350,11 @@ static inline void count_alloc(cp_thread *th, uint32_t site, size_t n)
             c->allocs++;
             c->alloc_bytes += n;
         }
-    } else {
-        atomic_fetch_add_explicit(&A.other_allocs, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&A.other_alloc_bytes, n, memory_order_relaxed);
+        return c;
     }
+    atomic_fetch_add_explicit(&A.other_allocs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&A.other_alloc_bytes, n, memory_order_relaxed);
+    return NULL;
 }
 
 static inline void count_free(cp_thread *th, uint32_t site, uint64_t n)
@@ -227,42 +371,88 @@ static inline void count_free(cp_thread *th, uint32_t site, uint64_t n)
     }
 }
 
-static inline cp_thread *counting_thread(void)
-{
-    cp_thread *th = cp_alloc_current_thread();
-    return th && th->alloc ? th : NULL;
-}
-
 /* ---- MEM / OBJ (GIL held) --------------------------------------------------- */
 
-/* Called with busy set. `old` is the block a realloc replaced (NULL for
- * malloc/calloc). */
-static void gil_account(void *old, void *p, size_t n)
+/* Below this, a block's free does not reach PyMem_RawFree: pymalloc serves
+ * requests up to 512 bytes (SMALL_REQUEST_THRESHOLD in 3.11's obmalloc.c)
+ * and hands larger ones to the RAW domain; the debug hooks (-X dev,
+ * PYTHONMALLOC=pymalloc_debug) add 4 words to every request. */
+#define PYMALLOC_MAX_SIZE (512u - 4 * 8u)
+
+static inline __attribute__((always_inline)) void gil_count_alloc(where w, size_t n)
 {
-    cp_thread *th = counting_thread();
-    uint32_t site = th ? site_of(th, true) : 0;
-    uint64_t sz;
-    if (old) {
-        if (cp_sizes_take(&A.gil_shadow, &A.gil_map, (uintptr_t)old, &sz)) {
-            A.gil_live -= sz;
-            count_free(th, site, sz);
-        } else {
-            atomic_fetch_add_explicit(&A.frees_untracked, 1, memory_order_relaxed);
-        }
+    if (LIKELY(w.c != NULL)) {
+        w.c->allocs++;
+        w.c->alloc_bytes += n;
+    } else if (!w.th) {
+        atomic_fetch_add_explicit(&A.other_allocs, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&A.other_alloc_bytes, n, memory_order_relaxed);
     }
-    if (!p)
-        return;
-    count_alloc(th, site, n);
-    if (cp_sizes_put(&A.gil_shadow, &A.gil_map, (uintptr_t)p, n, &sz) == 2)
-        A.gil_live -= sz; /* a block freed behind our back */
-    A.gil_live += n;
-    note_peak(A.gil_live + atomic_load_explicit(&A.raw_live, memory_order_relaxed), th, site);
 }
 
+static inline __attribute__((always_inline)) void gil_count_free(where w, uint64_t n)
+{
+    if (LIKELY(w.c != NULL)) {
+        w.c->frees++;
+        w.c->free_bytes += n;
+    } else if (!w.th) {
+        atomic_fetch_add_explicit(&A.other_frees, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&A.other_free_bytes, n, memory_order_relaxed);
+    }
+}
+
+/* A counted block p of n bytes (the full path). */
+static inline __attribute__((always_inline)) void gil_new(where w, void *p, size_t n)
+{
+    uint64_t sz;
+    gil_count_alloc(w, n);
+    if (UNLIKELY(cp_sizes_put(&A.gil_shadow, &A.gil_map, (uintptr_t)p, n, &sz) == 2))
+        A.gil_live -= sz; /* a block freed behind our back */
+    A.gil_live += n;
+    note_peak(A.gil_live + atomic_load_explicit(&A.raw_live, memory_order_relaxed), w.th, w.c);
+}
+
+/* The layer's `on` (see struct layer) and not inside our own work. */
 static inline bool gil_counting(const layer *L)
 {
-    return atomic_load_explicit(&A.live, memory_order_relaxed) && L == A.cur[L->domain] &&
-           !cp_alloc_busy;
+    return L->on && !cp_alloc_busy;
+}
+
+/*
+ * The wrappers' fast paths are written so that their only calls are the
+ * forward to the allocator and tail calls: no registers to save, no frame
+ * (measured: the prologue and epilogue were 15 of ~100 instructions per
+ * call). Anything unusual (first allocation of the thread, a function not
+ * seen last, a region not in the shadow's cache, a large block) goes to
+ * an out-of-line function that does the whole accounting the general way.
+ *
+ * busy is set around the forward of malloc, calloc and realloc (pymalloc
+ * hands large requests to PyMem_RawMalloc, which must not count them
+ * again) and cleared before the accounting: nothing there allocates
+ * through PyMem (registering a code object sets busy itself; our tables
+ * are mmap'd).
+ */
+
+static __attribute__((noinline)) void *gil_new_slow(void *p, size_t n)
+{
+    gil_new(gil_where(), p, n);
+    return p;
+}
+
+/* Counts p (non-NULL) of n bytes; returns p. */
+static inline __attribute__((always_inline)) void *gil_new_fast(void *p, size_t n)
+{
+    where w;
+    uint16_t *e;
+    if (UNLIKELY(!gil_where_fast(&w) || n > CP_SHADOW_MAX_SIZE ||
+                 !(e = cp_shadow_slot_cached(&A.gil_shadow, (uintptr_t)p)) || *e))
+        return gil_new_slow(p, n);
+    *e = (uint16_t)(n + 1);
+    w.c->allocs++;
+    w.c->alloc_bytes += n;
+    uint64_t live = A.gil_live += n;
+    note_peak(live + atomic_load_explicit(&A.raw_live, memory_order_relaxed), w.th, w.c);
+    return p;
 }
 
 static void *w_malloc(void *ctx, size_t n)
@@ -272,10 +462,10 @@ static void *w_malloc(void *ctx, size_t n)
         return L->orig.malloc(L->orig.ctx, n);
     cp_alloc_busy = 1;
     void *p = L->orig.malloc(L->orig.ctx, n);
-    if (p)
-        gil_account(NULL, p, n);
     cp_alloc_busy = 0;
-    return p;
+    if (UNLIKELY(p == NULL))
+        return p;
+    return gil_new_fast(p, n);
 }
 
 static void *w_calloc(void *ctx, size_t nelem, size_t elsize)
@@ -285,10 +475,10 @@ static void *w_calloc(void *ctx, size_t nelem, size_t elsize)
         return L->orig.calloc(L->orig.ctx, nelem, elsize);
     cp_alloc_busy = 1;
     void *p = L->orig.calloc(L->orig.ctx, nelem, elsize);
-    if (p)
-        gil_account(NULL, p, nelem * elsize); /* no overflow: the allocator checked */
     cp_alloc_busy = 0;
-    return p;
+    if (UNLIKELY(p == NULL))
+        return p;
+    return gil_new_fast(p, nelem * elsize); /* no overflow: the allocator checked */
 }
 
 static void *w_realloc(void *ctx, void *ptr, size_t n)
@@ -298,26 +488,60 @@ static void *w_realloc(void *ctx, void *ptr, size_t n)
         return L->orig.realloc(L->orig.ctx, ptr, n);
     cp_alloc_busy = 1;
     void *p = L->orig.realloc(L->orig.ctx, ptr, n);
-    if (p) /* on failure the old block is untouched: nothing to count */
-        gil_account(ptr, p, n);
     cp_alloc_busy = 0;
+    if (p) { /* on failure the old block is untouched: nothing to count */
+        where w = gil_where();
+        uint64_t sz;
+        if (!ptr) {
+        } else if (cp_sizes_take(&A.gil_shadow, &A.gil_map, (uintptr_t)ptr, &sz)) {
+            A.gil_live -= sz;
+            gil_count_free(w, sz);
+        } else {
+            atomic_fetch_add_explicit(&A.frees_untracked, 1, memory_order_relaxed);
+        }
+        gil_new(w, p, n);
+    }
     return p;
+}
+
+/* The free of ptr, the general way: accounting, then the forward with busy
+ * set if the block may reach PyMem_RawFree (pymalloc hands it the blocks
+ * it did not serve, whose allocation the RAW wrapper did not count
+ * either), or (native) pymalloc may munmap an arena. */
+static __attribute__((noinline)) void w_free_slow(layer *L, void *ptr)
+{
+    uint64_t sz;
+    if (cp_sizes_take(&A.gil_shadow, &A.gil_map, (uintptr_t)ptr, &sz)) {
+        A.gil_live -= sz;
+        gil_count_free(gil_where(), sz);
+    } else {
+        atomic_fetch_add_explicit(&A.frees_untracked, 1, memory_order_relaxed);
+        sz = UINT64_MAX; /* unknown: may be a large block */
+    }
+    if (sz > PYMALLOC_MAX_SIZE || A.native) {
+        cp_alloc_busy = 1;
+        L->orig.free(L->orig.ctx, ptr);
+        cp_alloc_busy = 0;
+        return;
+    }
+    L->orig.free(L->orig.ctx, ptr);
 }
 
 static void w_free(void *ctx, void *ptr)
 {
     layer *L = ctx;
     if (ptr && gil_counting(L)) {
-        cp_alloc_busy = 1;
-        uint64_t sz;
-        if (cp_sizes_take(&A.gil_shadow, &A.gil_map, (uintptr_t)ptr, &sz)) {
-            A.gil_live -= sz;
-            cp_thread *th = counting_thread();
-            count_free(th, th ? site_of(th, true) : 0, sz);
-        } else {
-            atomic_fetch_add_explicit(&A.frees_untracked, 1, memory_order_relaxed);
-        }
-        cp_alloc_busy = 0;
+        where w;
+        uint16_t *e;
+        if (UNLIKELY(!gil_where_fast(&w) ||
+                     !(e = cp_shadow_slot_cached(&A.gil_shadow, (uintptr_t)ptr)) || !*e ||
+                     *e - 1u > PYMALLOC_MAX_SIZE || A.native))
+            return w_free_slow(L, ptr);
+        uint64_t sz = (uint64_t)*e - 1;
+        *e = 0;
+        A.gil_live -= sz;
+        w.c->frees++;
+        w.c->free_bytes += sz;
     }
     L->orig.free(L->orig.ctx, ptr);
 }
@@ -337,8 +561,7 @@ static inline void raw_unlock(void)
 
 static inline bool raw_counting(const layer *L)
 {
-    return atomic_load_explicit(&A.live, memory_order_relaxed) && L == A.cur[L->domain] &&
-           !cp_alloc_busy;
+    return L->on && !cp_alloc_busy;
 }
 
 /* Takes `old` out of the map (counted as a free). Under the lock. */
@@ -357,11 +580,11 @@ static void raw_forget(cp_thread *th, uint32_t site, void *old)
 static void raw_remember(cp_thread *th, uint32_t site, void *p, size_t n)
 {
     uint64_t sz;
-    count_alloc(th, site, n);
+    cp_site_counts *c = count_alloc(th, site, n);
     if (cp_sizes_put(&A.raw_shadow, &A.raw_map, (uintptr_t)p, n, &sz) == 2)
         atomic_fetch_sub_explicit(&A.raw_live, sz, memory_order_relaxed);
     uint64_t live = atomic_fetch_add_explicit(&A.raw_live, n, memory_order_relaxed) + n;
-    note_peak(live + A.gil_live, th, site);
+    note_peak(live + A.gil_live, th, c);
 }
 
 void cp_alloc_raw_new(void *p, size_t n)
@@ -494,9 +717,17 @@ static bool is_ours(const PyMemAllocatorEx *a)
 
 _Atomic int cp_alloc_native_live;
 
+static void layers_off(void)
+{
+    for (int d = 0; d < 3; d++)
+        if (A.cur[d])
+            A.cur[d]->on = 0;
+}
+
 static void atfork_child(void)
 {
     atomic_store(&cp_alloc_native_live, 0);
+    layers_off();
     atomic_store(&A.live, 0);
     /* Only the forking thread exists now, and it was not inside the lock
      * (it was calling fork): another thread may have held it at the fork,
@@ -519,9 +750,12 @@ void cp_alloc_start(void)
     }
     /* Timeline mode's shadow stack holds function ids, like the ring transport's. */
     A.trace = cp_g.cfg.mode == CP_MODE_TRACE || cp_g.cfg.mode == CP_MODE_TIMELINE;
-    A.per_function = !A.trace || cp_g.cfg.transport == CP_TRANSPORT_RING ||
-                     cp_g.cfg.mode == CP_MODE_TIMELINE;
+    A.per_function =
+        !A.trace || cp_g.cfg.transport == CP_TRANSPORT_RING || cp_g.cfg.mode == CP_MODE_TIMELINE;
+    A.by_frame = A.per_function && !A.trace;
+    A.native = cp_g.cfg.alloc == CP_ALLOC_NATIVE;
     A.generation = cp_g.generation;
+    code_stamp = code_stamp + 1; /* caches of a previous run (ids of another generation) */
     A.nopy_fid = cp_symtab_func(&cp_g.syms, cp_names_string("[no Python frame]"), CPYPROF_NONE, 0,
                                 CPYPROF_FUNC_SPECIAL);
     A.unreg_fid = cp_symtab_func(&cp_g.syms, cp_names_string("[unregistered]"), CPYPROF_NONE, 0,
@@ -538,7 +772,7 @@ void cp_alloc_start(void)
     atomic_store(&A.raw_live, 0);
     atomic_store(&A.peak, 0);
     atomic_store(&A.peak_th, NULL);
-    atomic_store(&A.peak_site, 0);
+    atomic_store(&A.peak_counts, NULL);
     atomic_store(&A.other_allocs, 0);
     atomic_store(&A.other_alloc_bytes, 0);
     atomic_store(&A.other_frees, 0);
@@ -558,9 +792,12 @@ void cp_alloc_start(void)
         if (d == 0)
             w = (PyMemAllocatorEx){L, w_raw_malloc, w_raw_calloc, w_raw_realloc, w_raw_free};
         A.cur[d] = L;
+        L->on = 0;
         PyMem_SetAllocator(domains[d], &w);
     }
     atomic_store(&A.live, 1);
+    for (int d = 0; d < 3; d++)
+        A.cur[d]->on = 1;
     if (cp_g.cfg.alloc == CP_ALLOC_NATIVE)
         cp_alloc_native_start(); /* after live: its wrappers count from now */
 }
@@ -570,6 +807,7 @@ void cp_alloc_stop(void)
     if (!A.cur[0])
         return;
     cp_alloc_native_stop(); /* slots back first; late callers only forward */
+    layers_off();
     atomic_store(&A.live, 0);
     /* A RAW or native wrapper that saw live == 1 finishes under the lock. */
     raw_lock();
@@ -692,7 +930,8 @@ int cp_alloc_dump(char *err, size_t errlen)
     if (cp_g.cfg.alloc == CP_ALLOC_OFF || !A.gil_map.max_entries)
         return 0;
     cp_thread *peak_th = atomic_load(&A.peak_th);
-    uint32_t peak_site = atomic_load(&A.peak_site);
+    uint32_t peak_site =
+        peak_th ? cp_sites_index_of(peak_th->alloc, atomic_load(&A.peak_counts)) : UINT32_MAX;
     uint32_t peak_thread = CPYPROF_NONE, peak_node = CPYPROF_NONE;
     int rc = 0;
     for (cp_thread *t = atomic_load(&cp_g.threads); t && rc == 0; t = t->next) {

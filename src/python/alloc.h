@@ -38,6 +38,11 @@ void cp_alloc_stop(void);
  *  writes the trailer, GIL held). 0, or -1 with err. */
 int cp_alloc_dump(char *err, size_t errlen);
 
+/** co_extra free function (profiler.c registers it with the slot): a code
+ *  object that carried co_extra is being freed, so per-thread caches keyed
+ *  by code object address are stale. GIL held. */
+void cp_alloc_code_extra_freed(void *extra);
+
 /** The calling thread's profiler state, or NULL (a thread the profiler
  *  does not know). Any thread, with or without the GIL. */
 struct cp_thread *cp_alloc_current_thread(void);

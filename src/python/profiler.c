@@ -374,7 +374,7 @@ int cp_profiler_start(const cp_config *cfg, int activation, char *err, size_t er
     cp_g.activation = activation;
     cp_g.run_pid = getpid();
     if (cp_g.co_extra_index < 0) {
-        cp_g.co_extra_index = _PyEval_RequestCodeExtraIndex(NULL);
+        cp_g.co_extra_index = _PyEval_RequestCodeExtraIndex(cp_alloc_code_extra_freed);
         if (cp_g.co_extra_index < 0) {
             PyErr_Clear();
             snprintf(err, errlen, "no free co_extra slot in this interpreter");

@@ -43,6 +43,7 @@ typedef struct cp_thread {
     uint32_t flags;                       /* CPYPROF_THREAD_* */
     uint64_t ident;                       /* threading.get_ident() */
     uint64_t native_tid;
+    uint64_t ts_id; /* PyThreadState.id: never reused, unlike the tid (alloc.c) */
     uint32_t name; /* string id or CPYPROF_NONE */
     int64_t start_ns;
     /* shadow stack (hook side) */

@@ -72,9 +72,11 @@ def test_bytearrays_exact_counts_and_bytes(py, tmp_path, opts):
     doc = report_json(prof.path)
     check_bytearrays(p, doc)
     assert doc["alloc"]["per_function"] == (opts[1:2] == ("--mode",))
+    names = [f["name"] for f in doc["alloc"]["peak_stack"]]
     if "--mode" not in opts:  # the peak came from make() called by main()
-        names = [f["name"] for f in doc["alloc"]["peak_stack"]]
         assert names[:3] == ["make", "main", "<module>"], names
+    else:  # per function: the function alone
+        assert names == ["make"], names
 
 
 def test_ring_transport_counts_per_function(py, tmp_path):

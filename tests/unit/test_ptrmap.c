@@ -189,6 +189,31 @@ START_TEST(test_shadow_against_model)
 }
 END_TEST
 
+START_TEST(test_shadow_region_cache)
+{
+    /* The region cache is direct-mapped: regions CP_SHADOW_CACHE apart
+     * share an entry, and a miss remembered for a region (a free of a block
+     * from before start) must not hide the region once it is made. */
+    cp_shadow sh;
+    cp_shadow_init(&sh, 64);
+    const uintptr_t region = (uintptr_t)1 << CP_SHADOW_REGION_BITS;
+    const uintptr_t a = 0x7f0000000000ull, b = a + CP_SHADOW_CACHE * region;
+    uint64_t got, old;
+    ck_assert(!cp_shadow_take(&sh, a, &got)); /* miss remembered */
+    ck_assert_int_eq(cp_shadow_put(&sh, a + 16, 10, &old), 1);
+    ck_assert_int_eq(cp_shadow_put(&sh, b + 32, 20, &old), 1); /* same entry */
+    ck_assert(!cp_shadow_take(&sh, b, &got));
+    ck_assert(cp_shadow_take(&sh, a + 16, &got)); /* back from the table */
+    ck_assert_uint_eq(got, 10);
+    ck_assert(!cp_shadow_take(&sh, a + 16, &got));
+    ck_assert(cp_shadow_take(&sh, b + 32, &got));
+    ck_assert_uint_eq(got, 20);
+    ck_assert_uint_eq(sh.nregions, 2);
+    cp_shadow_clear(&sh);
+    ck_assert(!cp_shadow_take(&sh, b + 32, &got)); /* the cache went with the clear */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ptrmap");
@@ -200,6 +225,7 @@ int main(void)
     tcase_add_test(tc, test_growth_keeps_entries);
     tcase_add_test(tc, test_sites);
     tcase_add_test(tc, test_shadow_against_model);
+    tcase_add_test(tc, test_shadow_region_cache);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
