@@ -925,7 +925,9 @@ static int dump_thread(cp_thread *th, uint32_t peak_site, uint32_t *peak_node, c
     return rc;
 }
 
-int cp_alloc_dump(char *err, size_t errlen)
+/* release: free the maps afterwards (stop's dump, with the GIL); not from
+ * the SIGTERM dump, where wrappers may still be using them. */
+static int dump_all(bool release, char *err, size_t errlen)
 {
     if (cp_g.cfg.alloc == CP_ALLOC_OFF || !A.gil_map.max_entries)
         return 0;
@@ -969,10 +971,22 @@ int cp_alloc_dump(char *err, size_t errlen)
         cp_log("alloc: %llu blocks were counted without their size being remembered (size map "
                "full): their frees count as untracked",
                (unsigned long long)(A.gil_map.refused + A.raw_map.refused));
-    cp_ptrmap_clear(&A.gil_map);
-    cp_ptrmap_clear(&A.raw_map);
-    cp_shadow_clear(&A.gil_shadow);
-    cp_shadow_clear(&A.raw_shadow);
-    A.gil_map.max_entries = 0;
+    if (release) {
+        cp_ptrmap_clear(&A.gil_map);
+        cp_ptrmap_clear(&A.raw_map);
+        cp_shadow_clear(&A.gil_shadow);
+        cp_shadow_clear(&A.raw_shadow);
+        A.gil_map.max_entries = 0;
+    }
     return rc;
+}
+
+int cp_alloc_dump(char *err, size_t errlen)
+{
+    return dump_all(true, err, errlen);
+}
+
+int cp_alloc_dump_nogil(char *err, size_t errlen)
+{
+    return dump_all(false, err, errlen);
 }

@@ -38,6 +38,12 @@ void cp_alloc_stop(void);
  *  writes the trailer, GIL held). 0, or -1 with err. */
 int cp_alloc_dump(char *err, size_t errlen);
 
+/** The same from the SIGTERM dump (writer thread, no GIL, counting still
+ *  running on the program's threads): counters are read as they are (off
+ *  by the allocations in flight), nothing is freed or reset, so a wrapper
+ *  still running finds everything in place. */
+int cp_alloc_dump_nogil(char *err, size_t errlen);
+
 /** co_extra free function (profiler.c registers it with the slot): a code
  *  object that carried co_extra is being freed, so per-thread caches keyed
  *  by code object address are stale. GIL held. */

@@ -7,9 +7,11 @@
  * still be running their hooks. That is memory-safe because trees, the
  * symbol tables and the thread list only grow, by release-published
  * appends into storage that is never moved while profiling (tree.h,
- * symtab.h); values read may be off by the call in flight. The GIL chunks
- * follow the same rule (gil.c).
+ * symtab.h); values read may be off by the call in flight. The GIL, ALLOC
+ * and GC chunks follow the same rule (gil.c, alloc.c, gc.c).
  */
+#include "python/alloc.h"
+#include "python/gc.h"
 #include "python/gil.h"
 #include "python/hwcount.h"
 #include "python/profiler.h"
@@ -237,6 +239,15 @@ int cp_dump_profile(int end_reason, int end_signal, bool have_gil, char *err, si
     char gerr[256];
     if (cp_gil_dump(have_gil, gerr, sizeof gerr) != 0)
         cp_log("%s", gerr);
+    /* ALLOC and GC: with the GIL, stop() wrote them already; on SIGTERM
+     * here, before the names they use (alloc.c, gc.c: read-only without
+     * the GIL). Losing them loses only their data. */
+    if (!have_gil) {
+        if (cp_alloc_dump_nogil(gerr, sizeof gerr) != 0)
+            cp_log("%s", gerr);
+        if (cp_gc_dump_nogil(gerr, sizeof gerr) != 0)
+            cp_log("%s", gerr);
+    }
     uint64_t now = cp_clock_ticks(&cp_g.clock);
     if (have_gil)
         cp_threads_refresh_names();

@@ -13,10 +13,16 @@
  * Hazards: the callback runs inside a collection, so it must not start
  * one: it allocates no Python objects (it only reads info) except when it
  * registers the name of the running function (a string's UTF-8 cache,
- * co_extra), which are not GC-tracked objects. Records go into a table
- * grown with realloc (we hold the GIL; this is not an allocator hook), up
- * to MAX_RECORDS; more are counted as dropped. The program may clear
+ * co_extra), which are not GC-tracked objects. Records go into chunks of
+ * REC_CHUNK records, malloc'd on demand (we hold the GIL; this is not an
+ * allocator hook) and never moved or freed while profiling, up to
+ * MAX_RECORDS; more are counted as dropped. The program may clear
  * gc.callbacks: then collections are simply not recorded.
+ *
+ * SIGTERM: the writer thread writes the GC chunk without the GIL while a
+ * collection may be recording (cp_gc_dump_nogil). It reads only records
+ * below the count, which is published (release) after the record is
+ * written, in chunks that never move; it frees nothing.
  */
 #include "python/gc.h"
 #include "python/alloc.h"
@@ -28,6 +34,8 @@
 #include <string.h>
 
 #define MAX_RECORDS (1u << 20)
+#define REC_CHUNK 4096u
+#define REC_CHUNKS (MAX_RECORDS / REC_CHUNK)
 
 static struct {
     bool on;
@@ -35,9 +43,9 @@ static struct {
     uint64_t t0;        /* ticks at "start" */
     bool started;
     uint32_t func, thread;
-    struct cpyprof_gc_rec *recs;
-    size_t n, cap;
-    uint64_t dropped;
+    struct cpyprof_gc_rec *chunks[REC_CHUNKS];
+    _Atomic size_t n; /* records written (published after each) */
+    _Atomic uint64_t dropped;
 } G;
 
 static uint64_t info_u64(PyObject *info, const char *key)
@@ -65,17 +73,13 @@ static uint32_t running_function(void)
 
 static void record(PyObject *info, uint64_t now)
 {
-    if (G.n == G.cap) {
-        size_t cap = G.cap ? G.cap * 2 : 256;
-        struct cpyprof_gc_rec *r = cap <= MAX_RECORDS ? realloc(G.recs, cap * sizeof *r) : NULL;
-        if (!r) {
-            G.dropped++;
-            return;
-        }
-        G.recs = r;
-        G.cap = cap;
+    size_t i = atomic_load_explicit(&G.n, memory_order_relaxed);
+    struct cpyprof_gc_rec **chunk = &G.chunks[i / REC_CHUNK];
+    if (i >= MAX_RECORDS || (!*chunk && !(*chunk = malloc(REC_CHUNK * sizeof **chunk)))) {
+        atomic_fetch_add_explicit(&G.dropped, 1, memory_order_relaxed);
+        return;
     }
-    struct cpyprof_gc_rec *r = &G.recs[G.n++];
+    struct cpyprof_gc_rec *r = &(*chunk)[i % REC_CHUNK];
     memset(r, 0, sizeof *r);
     r->start_ns = cp_clock_to_ns(&cp_g.clock, G.t0);
     r->duration_ns = (int64_t)cp_clock_delta_ns(&cp_g.clock, now - G.t0);
@@ -84,6 +88,16 @@ static void record(PyObject *info, uint64_t now)
     r->func = G.func;
     r->collected = info_u64(info, "collected");
     r->uncollectable = info_u64(info, "uncollectable");
+    atomic_store_explicit(&G.n, i + 1, memory_order_release); /* the SIGTERM dump reads up to n */
+}
+
+static void free_records(void)
+{
+    for (size_t c = 0; c < REC_CHUNKS; c++) {
+        free(G.chunks[c]);
+        G.chunks[c] = NULL;
+    }
+    atomic_store(&G.n, 0);
 }
 
 static PyObject *gc_callback(PyObject *self, PyObject *args)
@@ -131,8 +145,8 @@ void cp_gc_start(void)
 {
     if (cp_g.cfg.alloc == CP_ALLOC_OFF)
         return;
-    G.n = 0;
-    G.dropped = 0;
+    free_records(); /* a previous run that was never dumped */
+    atomic_store(&G.dropped, 0);
     G.started = false;
     PyObject *list = gc_callbacks_list();
     if (!G.callback)
@@ -166,17 +180,19 @@ void cp_gc_stop(void)
     PyErr_Restore(et, ev, tb);
 }
 
-int cp_gc_dump(char *err, size_t errlen)
+static int dump(bool release, char *err, size_t errlen)
 {
-    if (cp_g.cfg.alloc == CP_ALLOC_OFF || (!G.n && !G.dropped && !G.callback))
+    size_t n = atomic_load_explicit(&G.n, memory_order_acquire);
+    uint64_t dropped = atomic_load(&G.dropped);
+    if (cp_g.cfg.alloc == CP_ALLOC_OFF || (!n && !dropped && !G.callback))
         return 0;
     cp_buf b;
     cp_buf_init(&b);
-    cp_buf_u32(&b, (uint32_t)G.n);
+    cp_buf_u32(&b, (uint32_t)n);
     cp_buf_u32(&b, 0);
-    cp_buf_u64(&b, G.dropped);
-    for (size_t i = 0; i < G.n; i++) {
-        const struct cpyprof_gc_rec *r = &G.recs[i];
+    cp_buf_u64(&b, dropped);
+    for (size_t i = 0; i < n; i++) {
+        const struct cpyprof_gc_rec *r = &G.chunks[i / REC_CHUNK][i % REC_CHUNK];
         cp_buf_i64(&b, r->start_ns);
         cp_buf_i64(&b, r->duration_ns);
         cp_buf_u32(&b, r->generation);
@@ -194,8 +210,17 @@ int cp_gc_dump(char *err, size_t errlen)
         rc = cp_writer_chunk(&cp_g.writer, CPYPROF_CHUNK_GC, b.data, b.len, err, errlen);
     }
     cp_buf_free(&b);
-    free(G.recs);
-    G.recs = NULL;
-    G.n = G.cap = 0;
+    if (release)
+        free_records();
     return rc;
+}
+
+int cp_gc_dump(char *err, size_t errlen)
+{
+    return dump(true, err, errlen);
+}
+
+int cp_gc_dump_nogil(char *err, size_t errlen)
+{
+    return dump(false, err, errlen);
 }

@@ -19,4 +19,9 @@ void cp_gc_stop(void);
  *  0, or -1 with err. Writes nothing when GC recording did not run. */
 int cp_gc_dump(char *err, size_t errlen);
 
+/** The same from the SIGTERM dump (writer thread, no GIL, a collection
+ *  may be recording meanwhile): reads the published records, frees
+ *  nothing (the process is about to die). */
+int cp_gc_dump_nogil(char *err, size_t errlen);
+
 #endif
