@@ -70,6 +70,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* GCC pairs the two counter increments of a site into SSE loads, an add
+ * and a store, with the set-up of the pair: 7 instructions for 2. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define HOT_PATH __attribute__((optimize("no-tree-slp-vectorize")))
+#else
+#define HOT_PATH
+#endif
+
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
@@ -77,7 +85,8 @@
 #define MAP_MAX_ENTRIES (64ull << 20) /* 64M live blocks (1 GiB of map) */
 #define SHADOW_REGIONS (1u << 18)     /* 4 GiB of address space in 16 KiB regions */
 
-__thread int cp_alloc_busy CP_TLS_IE;
+__thread cp_alloc_tls_t cp_alloc_tls CP_TLS_IE;
+#define T cp_alloc_tls
 
 typedef struct layer {
     PyMemAllocatorEx orig; /* what we found and forward to */
@@ -120,23 +129,13 @@ static struct {
     bool atfork_registered;
 } A = {.raw_lock = ATOMIC_FLAG_INIT};
 
-/* The calling thread's profiler state, found once per run. One TLS block
- * (one address computation for all fields). */
-static __thread struct {
-    uint32_t gen;  /* A.generation when th was looked up */
-    uint32_t seen; /* cp_g.nthreads then (th NULL: look again when it moves) */
-    cp_thread *th;
-    cp_sitestats *sites; /* th->alloc when th counts, else NULL */
-    /* Sampling mode, GIL side: the site of the last code object seen and
-     * its counters, so that the next allocation in the same function skips
-     * the co_extra read and the counter lookup. Valid while code_stamp is
-     * unchanged: it moves whenever a code object carrying co_extra is
-     * freed (cp_alloc_code_extra_freed), so a new code object at a freed
-     * one's address is never mistaken for it. Cleared with th. */
-    PyCodeObject *code;
-    cp_site_counts *counts;
-    uint32_t stamp;
-} T CP_TLS_IE;
+/* T (cp_alloc_tls, alloc.h): the calling thread's profiler state, found
+ * once per run. In the sampling mode, GIL side, also the counters of the
+ * last code object seen, so that the next allocation in the same function
+ * skips the co_extra read and the counter lookup. Those are valid while
+ * code_stamp is unchanged: it moves whenever a code object carrying
+ * co_extra is freed (cp_alloc_code_extra_freed), so a new code object at
+ * a freed one's address is never mistaken for it. Cleared with th. */
 
 /* Moved by the co_extra free function (GIL held) and at every start. */
 static volatile uint32_t code_stamp;
@@ -174,7 +173,7 @@ void cp_alloc_thread_free(cp_thread *th)
 static cp_thread *lookup_thread(void)
 {
     uint32_t n = *(volatile uint32_t *)&cp_g.nthreads;
-    if (T.gen == A.generation && T.seen == n)
+    if (T.miss_gen == A.generation && T.seen == n)
         return NULL; /* not attached, and no thread was attached since */
     /* Any thread, GIL or not: a TSS read (pthread_getspecific), NULL
      * before a thread state is bound and after the runtime is finalized. */
@@ -187,17 +186,21 @@ static cp_thread *lookup_thread(void)
                 found = t;
                 break;
             }
+    if (found && !found->alloc)
+        found = NULL; /* made before counting was on: not counted */
     T.th = found;
     T.sites = found ? found->alloc : NULL;
     T.code = NULL;
     T.seen = n;
-    T.gen = A.generation;
+    /* gen == A.generation is the fast path's one test: th and sites set */
+    T.gen = found ? A.generation : 0;
+    T.miss_gen = found ? 0 : A.generation;
     return found;
 }
 
 static inline __attribute__((always_inline)) cp_thread *current_thread(void)
 {
-    if (LIKELY(T.gen == A.generation && T.th))
+    if (LIKELY(T.gen == A.generation))
         return T.th;
     return lookup_thread();
 }
@@ -304,7 +307,7 @@ static __attribute__((noinline, cold)) where gil_where_slow(void)
  * counters mapped. false: take gil_where_slow. On true, w->c is set. */
 static inline __attribute__((always_inline)) bool gil_where_fast(where *w)
 {
-    if (UNLIKELY(T.gen != A.generation || !T.sites))
+    if (UNLIKELY(T.gen != A.generation))
         return false;
     if (A.by_frame) {
         cp_iframe *f = innermost_frame(true);
@@ -455,7 +458,7 @@ static inline __attribute__((always_inline)) void *gil_new_fast(void *p, size_t 
     return p;
 }
 
-static void *w_malloc(void *ctx, size_t n)
+HOT_PATH static void *w_malloc(void *ctx, size_t n)
 {
     layer *L = ctx;
     if (!gil_counting(L))
@@ -468,7 +471,7 @@ static void *w_malloc(void *ctx, size_t n)
     return gil_new_fast(p, n);
 }
 
-static void *w_calloc(void *ctx, size_t nelem, size_t elsize)
+HOT_PATH static void *w_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     layer *L = ctx;
     if (!gil_counting(L))
@@ -481,7 +484,24 @@ static void *w_calloc(void *ctx, size_t nelem, size_t elsize)
     return gil_new_fast(p, nelem * elsize); /* no overflow: the allocator checked */
 }
 
-static void *w_realloc(void *ctx, void *ptr, size_t n)
+/* A realloc of ptr (may be NULL) that returned p (non-NULL), the general
+ * way: the old block's free and the new block, on the same site. */
+static __attribute__((noinline)) void *gil_realloc_slow(void *ptr, void *p, size_t n)
+{
+    where w = gil_where();
+    uint64_t sz;
+    if (!ptr) {
+    } else if (cp_sizes_take(&A.gil_shadow, &A.gil_map, (uintptr_t)ptr, &sz)) {
+        A.gil_live -= sz;
+        gil_count_free(w, sz);
+    } else {
+        atomic_fetch_add_explicit(&A.frees_untracked, 1, memory_order_relaxed);
+    }
+    gil_new(w, p, n);
+    return p;
+}
+
+HOT_PATH static void *w_realloc(void *ctx, void *ptr, size_t n)
 {
     layer *L = ctx;
     if (!gil_counting(L))
@@ -489,18 +509,25 @@ static void *w_realloc(void *ctx, void *ptr, size_t n)
     cp_alloc_busy = 1;
     void *p = L->orig.realloc(L->orig.ctx, ptr, n);
     cp_alloc_busy = 0;
-    if (p) { /* on failure the old block is untouched: nothing to count */
-        where w = gil_where();
-        uint64_t sz;
-        if (!ptr) {
-        } else if (cp_sizes_take(&A.gil_shadow, &A.gil_map, (uintptr_t)ptr, &sz)) {
-            A.gil_live -= sz;
-            gil_count_free(w, sz);
-        } else {
-            atomic_fetch_add_explicit(&A.frees_untracked, 1, memory_order_relaxed);
-        }
-        gil_new(w, p, n);
-    }
+    if (UNLIKELY(p == NULL))
+        return p; /* the old block is untouched: nothing to count */
+    where w;
+    uint16_t *eo, *en;
+    /* Everything checked before anything is changed: the slow path starts
+     * from scratch. The new block may be the old one (grown in place). */
+    if (UNLIKELY(!ptr || !gil_where_fast(&w) || n > CP_SHADOW_MAX_SIZE ||
+                 !(eo = cp_shadow_slot_cached(&A.gil_shadow, (uintptr_t)ptr)) || !*eo ||
+                 !(en = cp_shadow_slot_cached(&A.gil_shadow, (uintptr_t)p)) || (en != eo && *en)))
+        return gil_realloc_slow(ptr, p, n);
+    uint64_t old = (uint64_t)*eo - 1;
+    *eo = 0;
+    *en = (uint16_t)(n + 1);
+    w.c->frees++;
+    w.c->free_bytes += old;
+    w.c->allocs++;
+    w.c->alloc_bytes += n;
+    uint64_t live = A.gil_live = A.gil_live - old + n;
+    note_peak(live + atomic_load_explicit(&A.raw_live, memory_order_relaxed), w.th, w.c);
     return p;
 }
 
@@ -527,7 +554,7 @@ static __attribute__((noinline)) void w_free_slow(layer *L, void *ptr)
     L->orig.free(L->orig.ctx, ptr);
 }
 
-static void w_free(void *ctx, void *ptr)
+HOT_PATH static void w_free(void *ctx, void *ptr)
 {
     layer *L = ctx;
     if (ptr && gil_counting(L)) {
@@ -754,7 +781,7 @@ void cp_alloc_start(void)
         !A.trace || cp_g.cfg.transport == CP_TRANSPORT_RING || cp_g.cfg.mode == CP_MODE_TIMELINE;
     A.by_frame = A.per_function && !A.trace;
     A.native = cp_g.cfg.alloc == CP_ALLOC_NATIVE;
-    A.generation = cp_g.generation;
+    A.generation = cp_g.generation ? cp_g.generation : 1; /* 0: TLS never filled */
     code_stamp = code_stamp + 1; /* caches of a previous run (ids of another generation) */
     A.nopy_fid = cp_symtab_func(&cp_g.syms, cp_names_string("[no Python frame]"), CPYPROF_NONE, 0,
                                 CPYPROF_FUNC_SPECIAL);

@@ -10,15 +10,36 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CP_TLS_IE __attribute__((tls_model("initial-exec")))
+
+struct cp_thread;
+struct cp_sitestats;
+struct cp_site_counts;
+
+/** Per-thread state of the allocation counter, one TLS block so that the
+ *  wrappers compute its address once per call. Private to alloc.c except
+ *  `busy` (cp_alloc_busy below). */
+typedef struct cp_alloc_tls {
+    int busy;
+    uint32_t gen;      /* run generation when this thread was found counting */
+    uint32_t miss_gen; /* run generation when it was looked up and not found */
+    uint32_t seen;     /* the profiler's thread count at that lookup */
+    struct cp_thread *th;
+    struct cp_sitestats *sites;
+    /* sampling mode: the last code object and its counters (alloc.c) */
+    const void *code;
+    struct cp_site_counts *counts;
+    uint32_t stamp;
+} cp_alloc_tls_t;
+
+extern __thread cp_alloc_tls_t cp_alloc_tls CP_TLS_IE;
 
 /** Non-zero while this thread is inside one of our allocator wrappers or
  *  inside the profiler's own work (registering a function): allocations
  *  made then are forwarded without being counted. */
-extern __thread int cp_alloc_busy CP_TLS_IE;
-
-struct cp_thread;
+#define cp_alloc_busy (cp_alloc_tls.busy)
 
 /** Makes a thread's counters (GIL held, when the thread state is made). 0
  *  or -1 (out of memory). Does nothing when alloc is off. */
