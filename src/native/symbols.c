@@ -6,6 +6,8 @@
 #include <gelf.h>
 #include <libelf.h>
 #include <link.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,23 +135,167 @@ static void load_symbols(cp_symobj *o, uintptr_t bias)
     o->nsyms = k;
 }
 
+/* ---- which object holds an address ---------------------------------------
+ *
+ * dladdr1 was the first answer and cost ~100k instructions per address on
+ * Debian's python3.11: glibc's _dl_addr scans the whole dynamic symbol
+ * table of the object for the nearest symbol, which we do not even use.
+ * Every captured sample brings a new innermost address (the exact PC), so
+ * that was the writer's main cost with --native. Instead the writer keeps
+ * the loaded objects' address spans (PT_LOAD segments, from
+ * dl_iterate_phdr) and rereads them only when the loader's add/remove
+ * counters moved (a dlopen or dlclose since the last read) or an address
+ * falls in no known object. */
+
+static size_t page_size(void)
+{
+    long p = sysconf(_SC_PAGESIZE);
+    return p > 0 ? (size_t)p : 4096;
+}
+
+typedef struct iter_ctx {
+    cp_symbols *s;
+    cp_symrange *out;
+    size_t n, cap;
+    int oom;
+} iter_ctx;
+
+static int collect_range(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    iter_ctx *c = arg;
+    (void)size;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t a = (uintptr_t)info->dlpi_addr + (uintptr_t)ph->p_vaddr;
+        if (a < lo)
+            lo = a;
+        if (a + ph->p_memsz > hi)
+            hi = a + (uintptr_t)ph->p_memsz;
+    }
+    if (hi <= lo)
+        return 0;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 32;
+        cp_symrange *p = realloc(c->out, cap * sizeof *p);
+        if (!p) {
+            c->oom = 1;
+            return 1;
+        }
+        c->out = p;
+        c->cap = cap;
+    }
+    const char *name = info->dlpi_name;
+    char *path = NULL;
+    if (!name || !name[0]) { /* the main executable: no name in the list */
+        char exe[4096];
+        ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (k > 0) {
+            exe[k] = '\0';
+            path = strdup(exe);
+        }
+    } else {
+        path = strdup(name);
+    }
+    if (!path) {
+        c->oom = 1;
+        return 1;
+    }
+    cp_symrange *r = &c->out[c->n++];
+    /* The object+0xoffset origin: the first segment's page, as dladdr's
+     * dli_fbase (glibc's l_map_start). */
+    r->base = lo & ~(uintptr_t)(page_size() - 1);
+    r->lo = r->base;
+    r->hi = hi;
+    r->bias = (uintptr_t)info->dlpi_addr;
+    r->path = path;
+    return 0;
+}
+
+typedef struct counts {
+    unsigned long long adds, subs;
+    int ok;
+} counts;
+
+static int read_counts(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    counts *c = arg;
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
+        c->adds = info->dlpi_adds;
+        c->subs = info->dlpi_subs;
+        c->ok = 1;
+    }
+    return 1; /* the first object is enough */
+}
+
+static void free_ranges(cp_symrange *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(r[i].path);
+    free(r);
+}
+
+/* Rereads the object list. Returns 0, or -1 when out of memory (the old
+ * list is kept). */
+static int refresh_ranges(cp_symbols *s)
+{
+    counts k = {0, 0, 0};
+    dl_iterate_phdr(read_counts, &k);
+    iter_ctx c = {s, NULL, 0, 0, 0};
+    dl_iterate_phdr(collect_range, &c);
+    if (c.oom) {
+        free_ranges(c.out, c.n);
+        return -1;
+    }
+    free_ranges(s->ranges, s->nranges);
+    s->ranges = c.out;
+    s->nranges = c.n;
+    s->adds = k.adds;
+    s->subs = k.subs;
+    s->counts_ok = k.ok;
+    s->hint = 0;
+    return 0;
+}
+
+static cp_symrange *range_of(cp_symbols *s, uintptr_t addr)
+{
+    if (s->hint < s->nranges && addr >= s->ranges[s->hint].lo && addr < s->ranges[s->hint].hi)
+        return &s->ranges[s->hint];
+    for (size_t i = 0; i < s->nranges; i++)
+        if (addr >= s->ranges[i].lo && addr < s->ranges[i].hi) {
+            s->hint = i;
+            return &s->ranges[i];
+        }
+    return NULL;
+}
+
+/* The object holding addr, from a list that is current: reread when the
+ * loader's counters moved (one dl_iterate_phdr stopped at the first
+ * object, to check), or when addr is in none of the known objects. */
+static const cp_symrange *find_range(cp_symbols *s, uintptr_t addr)
+{
+    bool stale = s->ranges == NULL;
+    if (!stale) {
+        counts k = {0, 0, 0};
+        dl_iterate_phdr(read_counts, &k);
+        stale = !k.ok || !s->counts_ok || k.adds != s->adds || k.subs != s->subs;
+    }
+    cp_symrange *r = stale ? NULL : range_of(s, addr);
+    if (!r && (refresh_ranges(s) != 0 || !(r = range_of(s, addr))))
+        return NULL;
+    return r;
+}
+
 static cp_symobj *find_object(cp_symbols *s, uintptr_t addr, char *obj, size_t objlen,
                               uintptr_t *base_out)
 {
-    Dl_info info;
-    struct link_map *lm = NULL;
-    if (!dladdr1((void *)addr, &info, (void **)&lm, RTLD_DL_LINKMAP) || !info.dli_fbase)
+    const cp_symrange *r = find_range(s, addr);
+    if (!r)
         return NULL;
-    const char *path = lm && lm->l_name && lm->l_name[0] ? lm->l_name : NULL;
-    char exe[4096];
-    if (!path) { /* the main executable: the link map has an empty name */
-        ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (k <= 0)
-            return NULL;
-        exe[k] = '\0';
-        path = exe;
-    }
-    uintptr_t base = (uintptr_t)info.dli_fbase;
+    const char *path = r->path;
+    uintptr_t base = r->base;
     *base_out = base;
     for (size_t i = 0; i < s->n; i++)
         if (s->objs[i]->base == base && strcmp(s->objs[i]->path, path) == 0)
@@ -170,7 +316,7 @@ static cp_symobj *find_object(cp_symbols *s, uintptr_t addr, char *obj, size_t o
     o->base = base;
     const char *slash = strrchr(o->path, '/');
     o->basename = slash ? slash + 1 : o->path;
-    load_symbols(o, lm ? (uintptr_t)lm->l_addr : 0);
+    load_symbols(o, r->bias);
     s->objs[s->n++] = o;
     return o;
 nocache: /* out of memory: at least name the object */
@@ -212,10 +358,13 @@ int cp_symbols_resolve(cp_symbols *s, uintptr_t addr, char *name, size_t namelen
             return 1;
         }
     }
-    /* dladdr's nearest exported symbol (objects whose file we could not
-     * read), but only if it plausibly contains addr (no size is known). */
+    /* dladdr's nearest exported symbol, only for objects whose file we
+     * could not read (the vDSO...): with a symbol table read, dladdr (which
+     * honours sizes as we do) finds nothing more, and costs a scan of the
+     * object's whole dynamic symbol table. Only if it plausibly contains
+     * addr (no size is known). */
     Dl_info info;
-    if (dladdr((void *)addr, &info) && info.dli_sname && info.dli_saddr &&
+    if ((!o || o->nsyms == 0) && dladdr((void *)addr, &info) && info.dli_sname && info.dli_saddr &&
         (uintptr_t)info.dli_saddr <= addr && addr - (uintptr_t)info.dli_saddr < 0x10000) {
         snprintf(name, namelen, "%s", info.dli_sname);
         return 1;
@@ -248,5 +397,6 @@ void cp_symbols_destroy(cp_symbols *s)
         free(o);
     }
     free(s->objs);
+    free_ranges(s->ranges, s->nranges);
     memset(s, 0, sizeof *s);
 }

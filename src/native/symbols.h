@@ -1,22 +1,27 @@
 /*
  * symbols.h — names for native instruction addresses, off the hot path
- * (the writer thread, or the start of a run; NEVER a signal handler: dladdr
+ * (the writer thread, or the start of a run; NEVER a signal handler: dl_iterate_phdr
  * takes the loader's lock and this file allocates and reads files).
  *
  * How an address is named:
- *  1. dladdr1(RTLD_DL_LINKMAP) gives the loaded object (path, load bias);
+ *  1. the loaded object (path, load bias) from the address spans of the
+ *     objects listed by dl_iterate_phdr, reread when the loader's
+ *     add/remove counters moved or an address is in no known object (not
+ *     dladdr: glibc's scans the object's whole dynamic symbol table, ~100k
+ *     instructions per address on Debian's python3.11);
  *  2. the object's ELF symbol table, read once with libelf and cached per
  *     object: .symtab if present (static functions too), else .dynsym; FUNC
  *     symbols sorted by address; a symbol covers [value, value + size), or
  *     up to the next symbol when its size is 0;
- *  3. else dladdr's own nearest exported symbol;
+ *  3. else, for an object whose file could not be read (the vDSO), dladdr's
+ *     own nearest exported symbol;
  *  4. else "<object basename>+0x<offset from the object's load address>".
  * Debian's python3.11 executable is stripped (.dynsym only): its static
  * functions come out as "python3.11+0x..." unless debug symbols are there.
  *
  * Hazards: an object may be unloaded (dlclose) between the sample and its
- * symbolization: dladdr then finds nothing, or another object loaded at the
- * same place (its name is used: the address was not recorded with an object
+ * symbolization: the address is then in no object, or in another object
+ * loaded at the same place (its name is used: the address was not recorded with an object
  * identity). The cache keys objects by load address and path, so an object
  * reloaded elsewhere is read again. Files are opened read-only with
  * O_CLOEXEC; a file replaced on disk since it was loaded may give wrong
@@ -30,11 +35,23 @@
 
 typedef struct cp_symobj cp_symobj;
 
+/** A loaded object's address span (its PT_LOAD segments). */
+typedef struct cp_symrange {
+    uintptr_t lo, hi; /* [lo, hi), runtime addresses */
+    uintptr_t base;   /* first segment's page: origin of "object+0xoffset" */
+    uintptr_t bias;   /* load bias (dlpi_addr): symbol value + bias = address */
+    char *path;
+} cp_symrange;
+
 /** A symbolizer: a cache of the objects read so far. Not thread-safe (one
  *  user at a time). Zero-initialised is valid. */
 typedef struct cp_symbols {
-    cp_symobj **objs;
+    cp_symobj **objs; /* objects whose symbols were read */
     size_t n, cap;
+    cp_symrange *ranges; /* every loaded object, from dl_iterate_phdr */
+    size_t nranges, hint;
+    unsigned long long adds, subs; /* the loader's counters at that read */
+    int counts_ok;
 } cp_symbols;
 
 void cp_symbols_destroy(cp_symbols *s);
