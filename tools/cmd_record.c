@@ -102,7 +102,7 @@ static void help(void)
            "      --idle, --no-idle keep or drop samples of idle threads (wall clock)\n"
            "      --native          native (C) frames in samples too\n"
            "      --gil[=HOW]       GIL hold and wait times per thread: exact (default;\n"
-           "                        every GIL transition) or sample (holder read ~1000/s)\n"
+           "                        every GIL transition) or sample (holder read ~100/s)\n"
            "      --alloc[=HOW]     count allocations per function (PyMem allocators) and\n"
            "                        record garbage collections: on (default) or native\n"
            "                        (malloc/free of C code too, by GOT patching)\n"

@@ -18,6 +18,7 @@
  *    and the program sees no descriptor of ours. Chunks written by other
  *    threads (at stop) are handed to it (cp_writer.route) and it writes them.
  */
+#include "python/gil.h"
 #include "python/profiler.h"
 #include "python/hwcount.h"
 #include "python/sample.h"
@@ -164,9 +165,9 @@ void cp_wake_writer(char c)
         syscall(SYS_futex, &wake_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-static void wait_for_wake(void)
+static void wait_for_wake(int timeout_ms)
 {
-    struct timespec ts = {0, 10 * 1000 * 1000};
+    struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000 * 1000};
     if (atomic_load(&wake_word) == 0)
         syscall(SYS_futex, &wake_word, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
     atomic_store(&wake_word, 0);
@@ -325,7 +326,7 @@ static void *writer_main(void *unused)
     pthread_cond_broadcast(&hand.cv);
     pthread_mutex_unlock(&hand.mu);
     while (!atomic_load(&cp_g.writer_quit)) {
-        wait_for_wake();
+        wait_for_wake(cp_gil_writer_tick(10));
         cp_drain_all();
         cp_sample_tick();
         if (atomic_load(&term_pending) && atomic_load(&cp_g.state) == CP_RUNNING) {

@@ -9,10 +9,11 @@
  * mutex is the GIL's, then call the real function. The same works for both
  * activation modes, and stop puts the original slots back.
  *
- * gil=sample: a thread reads the GIL's `locked` and `last_holder` about
- * 1000 times a second and counts, per holder thread state, how often it held
- * the GIL: hold shares only, no wait times, no stacks; cheap enough to
- * leave on.
+ * gil=sample: the writer thread reads the GIL's `locked` and
+ * `last_holder` about 100 times a second (at jittered deadlines, see
+ * cp_gil_writer_tick) and counts, per holder thread state, how often it
+ * held the GIL: hold shares only, no wait times, no stacks; cheap enough to
+ * leave on (no thread and no wake-up of its own).
  *
  * Hazards, and why each is safe:
  *  - The wrappers run on every pthread_mutex_lock/unlock of the interpreter,
@@ -29,7 +30,7 @@
  *    == 1 and it is last_holder; or it is about to drop it), and it reads
  *    only its own frame chain, which only it mutates. The function id comes
  *    from the code object's co_extra slot if registered in this run (by the
- *    profile hook or the sampler), else "[unregistered]": never a call into
+ *    profile hook or the stack sampler), else "[unregistered]": never a call into
  *    Python (we are inside take_gil/drop_gil).
  *  - Stack tree nodes come from a pool mapped once (atomic bump
  *    allocation, never freed); each thread's trees are written by that
@@ -66,7 +67,7 @@
 #define GIL_MAX_NODES (1u << 20) /* stack tree nodes per run (40 MB of address space) */
 #define GIL_MAX_DEPTH 128        /* innermost frames kept per stack */
 #define GIL_NONE 0xFFFFFFFFu
-#define GIL_SAMPLE_SLOTS 1024 /* holders the sampler tells apart (power of 2) */
+#define GIL_SAMPLE_SLOTS 1024 /* holders gil=sample tells apart (power of 2) */
 
 /* A stack tree node. first_child is published with a release store after
  * the child's fields; the owner thread is the only writer of a tree. */
@@ -90,7 +91,7 @@ typedef struct gil_slot {
     _Atomic uint32_t used;
 } gil_slot;
 
-/* The sampler's count for one holder (thread state address). */
+/* gil=sample's count for one holder (thread state address). */
 typedef struct gil_sample_entry {
     _Atomic uintptr_t tstate; /* 0: free */
     _Atomic uint64_t held;
@@ -128,10 +129,10 @@ static struct {
     _Atomic uint64_t threads_dropped;
     uint32_t unknown_fid, nopy_fid;
     bool atfork_registered;
-    /* sampler */
-    pthread_t sampler;
-    bool sampler_running;
-    _Atomic int sampler_quit;
+    /* gil=sample: read on the writer thread (cp_gil_writer_tick) */
+    _Atomic int reading;
+    int64_t next_read; /* writer thread only: CLOCK_MONOTONIC ns of the next read */
+    uint32_t rng;      /* writer thread only: jitter */
     _Atomic uint64_t samples, samples_locked;
     _Atomic int map_pending;
     gil_sample_entry entries[GIL_SAMPLE_SLOTS];
@@ -331,13 +332,13 @@ static int wrap_mutex_unlock(pthread_mutex_t *m)
 static void atfork_child(void)
 {
     atomic_store(&G.live, 0); /* async-signal-safe: a flag */
-    G.sampler_running = false;
+    atomic_store(&G.reading, 0); /* no writer thread in the child */
 }
 
 /* ---- the sampler (gil=sample) ------------------------------------------------ */
 
 /* With the GIL, on the main thread (Py_AddPendingCall): names the holders
- * the sampler has seen, from the interpreter's list of thread states. A
+ * gil=sample has seen, from the interpreter's list of thread states. A
  * state freed before this ran stays unnamed ("an exited thread"). */
 static int map_holders(void *arg)
 {
@@ -355,60 +356,95 @@ static int map_holders(void *arg)
     return 0;
 }
 
-static void *sampler_main(void *arg)
+/* One read of the GIL's state: counts a sample, and one for the holder. */
+static void read_gil_once(void)
 {
-    (void)arg;
-    struct timespec period = {0, 1000000}; /* 1 ms */
-    while (!atomic_load_explicit(&G.sampler_quit, memory_order_relaxed)) {
-        nanosleep(&period, NULL);
-        atomic_fetch_add_explicit(&G.samples, 1, memory_order_relaxed);
-        if (cp311_gil_locked(G.gil) != 1)
-            continue;
-        atomic_fetch_add_explicit(&G.samples_locked, 1, memory_order_relaxed);
-        /* The holder's address is a key only: never dereferenced here. */
-        uintptr_t h = cp311_gil_last_holder(G.gil);
-        if (!h)
-            continue;
-        uint32_t i = (uint32_t)((h >> 4) * 2654435761u) & (GIL_SAMPLE_SLOTS - 1);
-        for (uint32_t probe = 0; probe < GIL_SAMPLE_SLOTS;
-             probe++, i = (i + 1) & (GIL_SAMPLE_SLOTS - 1)) {
-            gil_sample_entry *e = &G.entries[i];
-            uintptr_t k = atomic_load(&e->tstate);
-            if (k == 0) {
-                atomic_store(&e->tstate, h); /* the sampler is the only writer */
-                if (!atomic_exchange(&G.map_pending, 1) &&
-                    Py_AddPendingCall(map_holders, NULL) != 0)
-                    atomic_store(&G.map_pending, 0);
-                k = h;
-            }
-            if (k == h) {
-                atomic_fetch_add_explicit(&e->held, 1, memory_order_relaxed);
-                break;
-            }
+    atomic_fetch_add_explicit(&G.samples, 1, memory_order_relaxed);
+    if (cp311_gil_locked(G.gil) != 1)
+        return;
+    atomic_fetch_add_explicit(&G.samples_locked, 1, memory_order_relaxed);
+    /* The holder's address is a key only: never dereferenced here. */
+    uintptr_t h = cp311_gil_last_holder(G.gil);
+    if (!h)
+        return;
+    uint32_t i = (uint32_t)((h >> 4) * 2654435761u) & (GIL_SAMPLE_SLOTS - 1);
+    for (uint32_t probe = 0; probe < GIL_SAMPLE_SLOTS;
+         probe++, i = (i + 1) & (GIL_SAMPLE_SLOTS - 1)) {
+        gil_sample_entry *e = &G.entries[i];
+        uintptr_t k = atomic_load(&e->tstate);
+        if (k == 0) {
+            atomic_store(&e->tstate, h); /* the writer thread is the only writer */
+            if (!atomic_exchange(&G.map_pending, 1) && Py_AddPendingCall(map_holders, NULL) != 0)
+                atomic_store(&G.map_pending, 0);
+            k = h;
+        }
+        if (k == h) {
+            atomic_fetch_add_explicit(&e->held, 1, memory_order_relaxed);
+            break;
         }
     }
-    return NULL;
+}
+
+/* gil=sample reads the GIL on the writer thread (drain.c), which wakes
+ * every 10 ms anyway, instead of on a thread of its own. Measured
+ * (bench/README.md, "GIL accounting"): a thread waking 1000 times a second
+ * cost 5% on four CPU-bound threads and 12% on two threads switching the
+ * GIL in a loop, on two cores; the cost is the wake-up itself (a context
+ * switch that preempts a Python thread, ~10 us of CPU per wake-up on this
+ * VM even when the program sleeps), not the read. So: ~100 reads a second
+ * at no extra wake-up, each due at a deadline drawn uniformly from
+ * [3/4, 5/4] of GIL_SAMPLE_PERIOD_NS after the previous one (the GIL's
+ * 5 ms switch interval must not alias with a fixed period), and only when
+ * due: the writer's other wake-ups (rings filling, which happen while a
+ * thread runs and likely holds the GIL) would bias the shares. */
+#define GIL_SAMPLE_PERIOD_NS 10000000 /* 10 ms */
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t next_period(void)
+{
+    uint32_t x = G.rng ? G.rng : 1u;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    G.rng = x;
+    return GIL_SAMPLE_PERIOD_NS * 3 / 4 + (int64_t)(x % (GIL_SAMPLE_PERIOD_NS / 2 + 1));
+}
+
+int cp_gil_writer_tick(int timeout_ms)
+{
+    if (!atomic_load_explicit(&G.reading, memory_order_acquire))
+        return timeout_ms;
+    int64_t now = mono_ns();
+    if (G.next_read == 0)
+        G.next_read = now + next_period();
+    if (now >= G.next_read) {
+        read_gil_once();
+        G.next_read += next_period();
+        if (G.next_read <= now) /* fell behind (a long drain): from now on */
+            G.next_read = now + next_period();
+    }
+    int64_t left = (G.next_read - now + 999999) / 1000000;
+    return left < timeout_ms ? (int)left : timeout_ms;
 }
 
 static int sampler_start(char *err, size_t errlen)
 {
+    (void)err;
+    (void)errlen;
     memset(G.entries, 0, sizeof G.entries);
     atomic_store(&G.samples, 0);
     atomic_store(&G.samples_locked, 0);
-    atomic_store(&G.sampler_quit, 0);
     atomic_store(&G.map_pending, 0);
-    /* All signals blocked in the sampler: the program's signals go to its
-     * own threads, as without us. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&G.sampler, NULL, sampler_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot start the GIL sampling thread: %s", strerror(rc));
-        return -1;
-    }
-    G.sampler_running = true;
+    G.next_read = 0;
+    G.rng = (uint32_t)getpid() * 2654435761u | 1u;
+    /* Release: the writer thread sees the cleared table before the flag. */
+    atomic_store_explicit(&G.reading, 1, memory_order_release);
     return 0;
 }
 
@@ -579,10 +615,9 @@ void cp_gil_stop(void)
         G.npatches = 0;
         atomic_store(&G.live, 0);
     }
-    if (G.sampler_running) {
-        atomic_store(&G.sampler_quit, 1);
-        pthread_join(G.sampler, NULL);
-        G.sampler_running = false;
+    if (atomic_exchange(&G.reading, 0)) {
+        /* A read already under way on the writer thread may still add one
+         * count: the table is static and its counters atomic. */
         map_holders(NULL); /* name the holders still alive */
     }
     G.until = now_ns();
@@ -679,8 +714,8 @@ static void thread_head(cp_buf *b, uint32_t tid, uint64_t native, uint64_t hold,
 /* The SIGTERM dump (no GIL, writer thread): end accounting where it is.
  * Wrappers past their `live` check may still finish one transition; their
  * totals are plain stores read one transition old at worst, and a node they
- * add lies past the snapshot of nnodes that walk_tree keeps to. The sampler
- * keeps sampling; its counters are atomics. Nothing is restored: the
+ * add lies past the snapshot of nnodes that walk_tree keeps to. The writer
+ * thread (this one) does not read the GIL meanwhile; its counters are atomics. Nothing is restored: the
  * process dies by SIGTERM right after the dump. */
 static void freeze_without_gil(void)
 {

@@ -14,9 +14,14 @@
  *  be watched it logs one line and the profile goes on without GIL data. */
 void cp_gil_start(void);
 
-/** Stops accounting (GIL held): puts the interpreter's GOT slots back and
- *  joins the sampling thread. Safe when accounting never started. */
+/** Stops accounting (GIL held): puts the interpreter's GOT slots back, or
+ *  stops gil=sample's reads. Safe when accounting never started. */
 void cp_gil_stop(void);
+
+/** Writer thread, every loop iteration (drain.c): with gil=sample, reads
+ *  the GIL's holder when a read is due. Returns the poll timeout to use:
+ *  `timeout_ms`, or less when the next read is due sooner. */
+int cp_gil_writer_tick(int timeout_ms);
 
 /** Writes the GIL chunks; called by cp_dump_profile (dump.c) once per run,
  *  before the threads, symbols and trailer. With the GIL (`have_gil`),

@@ -65,10 +65,11 @@ def share(t, g, key):
     return 100.0 * t[key] / g["duration_ns"]
 
 
-def run_mode(py, tmp_path, activation, source_fmt, *, gil="exact", mode="trace"):
+def run_mode(py, tmp_path, activation, source_fmt, *, gil="exact", mode="trace", spin=SPIN):
     """Runs a program (source_fmt with %(driver)s) with GIL accounting in one
     activation mode; returns (process, gil json)."""
     out = tmp_path / ("%s.cpyprof" % activation)
+    SPIN = spin  # noqa: N806 (the programs below are formatted with it)
     if activation == "import":
         driver = DRIVER_IMPORT % ("True" if gil == "exact" else repr(gil))
         if mode != "trace":
@@ -154,13 +155,16 @@ def test_four_cpu_threads_in_sample_mode(py, tmp_path, mode):
 
 
 def test_gil_sample_method(py, tmp_path):
-    """gil=sample: hold shares from ~1000 reads a second, no wait times."""
+    """gil=sample: hold shares from ~100 reads a second (on the writer
+    thread, at jittered 7.5-12.5 ms deadlines), no wait times."""
     def check():
-        p, g = run_mode(py, tmp_path, "preload", FOUR, gil="sample")
+        # 3x the usual work (~7 s): ~100 reads a second give ~700 samples,
+        # so each share has a standard error of ~1.6 points.
+        p, g = run_mode(py, tmp_path, "preload", FOUR, gil="sample", spin=3 * SPIN)
         assert g["method"] == "sample"
-        # ~1000 reads a second over ~1.5 s; an overloaded machine delays
-        # the sampler's 1 ms sleeps (435 seen), hence the ideal below.
-        assert g["samples"] > 150, g
+        # An overloaded machine delays the writer's wake-ups: the floor
+        # below is a third of the ideal.
+        assert g["samples"] > 200, g
         spins = [t for t in g["threads"] if "spin" in t["name"]]
         assert len(spins) == 4, g
         for t in spins:
@@ -168,8 +172,9 @@ def test_gil_sample_method(py, tmp_path):
         holds = [share(t, g, "hold_ns") for t in spins]
         if not all(18 <= h <= 32 for h in holds) or g["busy"] < 0.9:
             return "sampled hold shares not 25 +- 7: %s %s" % (holds, g)
-        if g["samples"] <= 500:
-            return "fewer than 500 samples: %s" % g
+        rate = g["samples"] / (g["duration_ns"] / 1e9)
+        if not 70 <= rate <= 130:
+            return "not ~100 reads a second: %.0f/s %s" % (rate, g)
         return None
     attempts(check)
 
