@@ -289,6 +289,13 @@ static void take_sample(cp_sample_slot *sl, uint32_t gen, cp_thread *th, uint64_
             atomic_store_explicit(&r->head, head + s.n, memory_order_release);
             uint64_t p = atomic_load_explicit(&r->pushed, memory_order_relaxed);
             atomic_store_explicit(&r->pushed, p + s.n, memory_order_relaxed);
+            /* Crossed a quarter of the ring: wake the writer rather than
+             * wait for its 50 ms period (drain.c). cp_wake_writer is an
+             * atomic exchange and a futex wake: async-signal-safe; errno
+             * is restored by on_sample. */
+            uint64_t quarter = (r->mask >> 2) + 1;
+            if (head / quarter != (head + s.n) / quarter)
+                cp_wake_writer('W');
         }
         atomic_store(&sl->last, gen << 2 | last);
     } else {
