@@ -374,7 +374,22 @@ static void read_gil_once(void)
         uintptr_t k = atomic_load(&e->tstate);
         if (k == 0) {
             atomic_store(&e->tstate, h); /* the writer thread is the only writer */
-            if (!atomic_exchange(&G.map_pending, 1) && Py_AddPendingCall(map_holders, NULL) != 0)
+            /* Named now if a profiled thread has this state (the newest
+             * with that address: a state freed and reused keeps its
+             * address, and the holder is alive now); else by a pending
+             * call, which runs only when the main thread runs bytecode
+             * (not while it waits in join()). */
+            uint64_t native = 0;
+            for (cp_thread *t = atomic_load_explicit(&cp_g.threads, memory_order_acquire); t;
+                 t = t->next)
+                if (t->tstate_key == h) {
+                    native = t->native_tid;
+                    break;
+                }
+            if (native)
+                atomic_store(&e->native_tid, native);
+            else if (!atomic_exchange(&G.map_pending, 1) &&
+                     Py_AddPendingCall(map_holders, NULL) != 0)
                 atomic_store(&G.map_pending, 0);
             k = h;
         }

@@ -129,6 +129,7 @@ cp_thread *cp_thread_new(PyThreadState *ts, uint32_t flags, char *err, size_t er
     th->ident = cp311_tstate_ident(ts);
     th->native_tid = cp311_tstate_native_id(ts);
     th->ts_id = ts->id;
+    th->tstate_key = (uintptr_t)ts;
     th->flags = flags;
     th->start_ns = cp_clock_to_ns(&cp_g.clock, cp_clock_ticks(&cp_g.clock));
     th->name = thread_name(th->ident);
