@@ -105,9 +105,9 @@ static struct {
      * name registration, and sharing them costs a miss per transition). */
     _Alignas(64) _Atomic int live; /* wrappers account */
     uint32_t generation;
-    bool use_tsc;             /* cp_g.clock.use_tsc */
-    uint32_t extra_gen;       /* cp_g.generation: co_extra ids of this run */
-    Py_ssize_t extra_index;   /* cp_g.co_extra_index */
+    bool use_tsc;           /* cp_g.clock.use_tsc */
+    uint32_t extra_gen;     /* cp_g.generation: co_extra ids of this run */
+    Py_ssize_t extra_index; /* cp_g.co_extra_index */
     pthread_mutex_t *mutex;
     pthread_mutex_t *switch_mutex;
     cp311_gil *gil;
@@ -169,7 +169,7 @@ static inline uint64_t now_ns(void)
  * the fast path below inlines into every wrapper. */
 static __attribute__((noinline, cold)) gil_slot *claim_slot(void)
 {
-    int saved = errno;   /* syscall() below; nothing else in the wrappers sets errno */
+    int saved = errno; /* syscall() below; nothing else in the wrappers sets errno */
     uint32_t i = atomic_fetch_add(&G.nslots, 1);
     gil_slot *s = NULL;
     if (i < GIL_MAX_SLOTS) {
@@ -331,7 +331,7 @@ static int wrap_mutex_unlock(pthread_mutex_t *m)
 
 static void atfork_child(void)
 {
-    atomic_store(&G.live, 0); /* async-signal-safe: a flag */
+    atomic_store(&G.live, 0);    /* async-signal-safe: a flag */
     atomic_store(&G.reading, 0); /* no writer thread in the child */
 }
 
@@ -730,8 +730,8 @@ static void thread_head(cp_buf *b, uint32_t tid, uint64_t native, uint64_t hold,
  * Wrappers past their `live` check may still finish one transition; their
  * totals are plain stores read one transition old at worst, and a node they
  * add lies past the snapshot of nnodes that walk_tree keeps to. The writer
- * thread (this one) does not read the GIL meanwhile; its counters are atomics. Nothing is restored: the
- * process dies by SIGTERM right after the dump. */
+ * thread (this one) does not read the GIL meanwhile; its counters are atomics. Nothing is restored:
+ * the process dies by SIGTERM right after the dump. */
 static void freeze_without_gil(void)
 {
     atomic_store(&G.live, 0);
