@@ -66,14 +66,23 @@ typedef struct cp_sample_slot {
     _Atomic int active;   /* handlers running on this slot */
     timer_t timer;
     _Atomic int has_timer;
-    /* wall clock (sample_wall.c): the thread's kernel id and CPU clock, for
-     * the sampler thread; set before th is published */
+    /* wall clock (sample_wall.c): the wake timer on the thread's CPU clock
+     * (armed while parked), the CPU clock itself, set before th is
+     * published */
+    timer_t wake_timer;
+    _Atomic int has_wake_timer;
     pid_t tid;
     clockid_t cpu_clock;
     bool has_cpu_clock;
-    /* Periods skipped because the thread had not run: gen << 32 | count.
-     * Added by the sampler thread, taken by the thread's own handler (or by
-     * release_slot), both by compare-and-swap on the generation. */
+    /* CLOCK_MONOTONIC ns when the thread parked, 0 when not parked; taken
+     * by exchange (the handler at unpark, or release_slot) */
+    _Atomic int64_t parked_ns;
+    int64_t park_cpu; /* its CPU clock then (handler only) */
+    int64_t last_cpu; /* its CPU clock at the end of its previous handler, -1: none */
+    /* Periods counted while the thread was parked: gen << 32 | count.
+     * Added by its handler at unpark, taken by its handler at the next
+     * sample (or by release_slot), both by compare-and-swap on the
+     * generation. */
     _Atomic uint64_t repeats;
     /* The thread's last sample: gen << 2 | CP_SLOT_LAST_*; written by its
      * handler. Repeats are counted only after a sample of this generation. */
@@ -87,18 +96,34 @@ typedef struct cp_sample_slot {
 #define CP_SLOT_LAST_KEPT 1u    /* published: repeats add to it */
 #define CP_SLOT_LAST_DROPPED 2u /* dropped by --no-idle: repeats are too */
 extern cp_sample_slot cp_sample_slots[CP_SAMPLE_SLOTS];
-/** Slots ever claimed (the sampler thread scans [0, hwm)). */
-extern _Atomic int cp_sample_slots_hwm;
+/* A timer's sigval: gen * CP_SAMPLE_SLOTS + slot, plus CP_SIGVAL_WAKE for
+ * the wall clock's wake timer. */
+#define CP_SIGVAL_WAKE 0x40000000u
+#define CP_SAMPLE_GENS (0x3FFFFFFFu / CP_SAMPLE_SLOTS)
 
 /** Takes the slot's repeat count if it belongs to generation gen. */
 uint64_t cp_sample_take_repeats(cp_sample_slot *sl, uint32_t gen);
 
-/* sample_wall.c: the wall-clock sampler thread */
-#define CP_WALL_MAX_WEIGHT 1000 /* periods one wall sample may stand for */
-int cp_sample_wall_start(char *err, size_t errlen);
-void cp_sample_wall_stop(void);
-void cp_sample_wall_atfork_child(void);
-/** Periods the wall sampler signalled / counted as repeats (this run). */
+/* sample_wall.c: wall clock, parking threads that do not run (all
+ * async-signal-safe; called by the slot's own handler unless noted) */
+/** CPU time under which a thread counts as not having run: 20 us, or a
+ *  tenth of the period above 5 kHz. */
+int64_t cp_sample_wall_idle_ns(void);
+/** Arms the period timer at from_ns + a jittered period. */
+void cp_sample_wall_rearm(cp_sample_slot *sl, int64_t from_ns);
+/** After a sample from the period timer: parks the thread (true) if it
+ *  used less than the idle CPU time since its previous sample; false: the
+ *  caller re-arms the period timer. */
+bool cp_sample_wall_after(cp_sample_slot *sl, uint32_t gen, int64_t entry_cpu);
+/** The wake timer fired: counts the parked periods as repeats and returns
+ *  the weight of the sample to take now (0: was not parked). */
+uint64_t cp_sample_wall_unpark(cp_sample_slot *sl, uint32_t gen, int64_t entry_cpu);
+/** This thread's CPU clock (ns), -1 if unreadable. */
+int64_t cp_sample_wall_cpu_ns(void);
+/** release_slot (any thread): the periods of a parked interval still open,
+ *  for the thread's leftover. */
+uint64_t cp_sample_wall_release(cp_sample_slot *sl);
+/** Real samples taken / periods counted as repeats, wall clock (this run). */
 extern _Atomic uint64_t cp_sample_wall_signals, cp_sample_wall_repeats;
 
 /* sample_agg glue (sample_timer.c): writer side */

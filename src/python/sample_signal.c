@@ -258,8 +258,9 @@ static void take_sample(cp_sample_slot *sl, uint32_t gen, cp_thread *th, uint64_
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
     sring s = {r, head, (r->mask + 1) - (head - tail), 0};
-    /* Periods the wall sampler counted as repeats of our previous sample
-     * (sample_wall.c): published first, so they add to that sample. */
+    /* Periods counted as repeats of our previous sample while this thread
+     * was parked (wall clock, sample_wall.c): published first, so they add
+     * to that sample. */
     uint64_t reps = cp_sample_take_repeats(sl, gen);
     bool ok = true;
     if (reps && atomic_load(&sl->last) == (gen << 2 | CP_SLOT_LAST_KEPT)) {
@@ -335,11 +336,55 @@ static void rearm_jittered(cp_sample_slot *sl, uint64_t overrun)
     (void)timer_settime(sl->timer, TIMER_ABSTIME, &its, NULL);
 }
 
-/* Timer expiry (SI_TIMER, cpu clock) or the wall sampler's signal
- * (SI_QUEUE from this process, sample_wall.c); anything else is not ours. */
+/* Timer expiry (SI_TIMER): one of our per-thread timers (sample_timer.c);
+ * anything else is not ours. */
 static bool from_sampler(const siginfo_t *si)
 {
-    return si->si_code == SI_TIMER || (si->si_code == SI_QUEUE && si->si_pid == getpid());
+    return si->si_code == SI_TIMER;
+}
+
+/* Wall clock (sample_wall.c). The period timer: sample, then park the
+ * thread if it did not run since its previous sample, else re-arm. The wake
+ * timer (a parked thread ran): count the parked periods, sample with the
+ * weight of the CPU time run, re-arm the period timer. Expiries queued
+ * before a park or an unpark are stale and ignored. */
+static int64_t end_cpu(int64_t entry_cpu, uint64_t tick0)
+{
+    if (entry_cpu < 0)
+        return -1;
+    uint64_t dt = cp_clock_ticks(&cp_g.clock) - tick0;
+    return entry_cpu + (int64_t)((double)dt * cp_g.clock.ns_per_tick);
+}
+
+static void on_wall(cp_sample_slot *sl, uint32_t gen, cp_thread *th, bool wake, uint64_t overrun,
+                    const void *uc)
+{
+    /* One CPU-clock read per handler (a system call: the vDSO does not do
+     * thread clocks). Its CPU time at the end is estimated as entry + the
+     * handler's duration by the TSC clock: if the thread was preempted in
+     * the handler this overestimates the end, so the next comparison errs
+     * towards parking, which the wake timer corrects within a tick. */
+    uint64_t tick0 = cp_clock_ticks(&cp_g.clock);
+    int64_t entry_cpu = cp_sample_wall_cpu_ns();
+    if (wake) {
+        uint64_t w = cp_sample_wall_unpark(sl, gen, entry_cpu);
+        if (w == 0)
+            return;
+        take_sample(sl, gen, th, w, uc);
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        cp_sample_wall_rearm(sl, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec);
+        atomic_fetch_add_explicit(&cp_sample_wall_signals, 1, memory_order_relaxed);
+        sl->last_cpu = end_cpu(entry_cpu, tick0);
+        return;
+    }
+    if (atomic_load(&sl->parked_ns) != 0)
+        return; /* queued before the park */
+    take_sample(sl, gen, th, 1 + overrun, uc);
+    if (!cp_sample_wall_after(sl, gen, entry_cpu)) {
+        rearm_jittered(sl, overrun);
+        sl->last_cpu = end_cpu(entry_cpu, tick0);
+    }
 }
 
 static void on_sample(int sig, siginfo_t *si, void *uc)
@@ -348,24 +393,25 @@ static void on_sample(int sig, siginfo_t *si, void *uc)
     int saved = errno;
     if (si && from_sampler(si)) {
         uint32_t v = (uint32_t)si->si_value.sival_int;
+        bool wake = (v & CP_SIGVAL_WAKE) != 0;
+        v &= ~CP_SIGVAL_WAKE;
         cp_sample_slot *sl = &cp_sample_slots[v % CP_SAMPLE_SLOTS];
         uint32_t gen = v / CP_SAMPLE_SLOTS;
         atomic_fetch_add(&sl->active, 1); /* seq_cst: pairs with cp_sample_stop */
         if (atomic_load(&cp_sample_live) && atomic_load(&sl->gen) == gen) {
             cp_thread *th = atomic_load(&sl->th);
-            uint64_t overrun = 0; /* periods beyond one that this sample weighs */
-            if (si->si_code == SI_TIMER && si->si_overrun > 0)
-                overrun = (uint64_t)si->si_overrun;
-            else if (si->si_code == SI_QUEUE && si->si_errno > 1 &&
-                     si->si_errno <= CP_WALL_MAX_WEIGHT)
-                overrun = (uint64_t)si->si_errno - 1; /* sample_wall.c */
+            /* periods beyond one that this sample weighs */
+            uint64_t overrun = si->si_overrun > 0 ? (uint64_t)si->si_overrun : 0;
             if (th) {
                 /* Time in the handler (clock ticks: rdtsc when usable), for
                  * the cost of one sample reported in the closing META. */
                 uint64_t t0 = cp_clock_ticks(&cp_g.clock);
-                take_sample(sl, gen, th, 1 + overrun, uc);
-                if (si->si_code == SI_TIMER && cp_g.cfg.clock == CP_CLOCK_CPU)
+                if (cp_g.cfg.clock == CP_CLOCK_WALL) {
+                    on_wall(sl, gen, th, wake, overrun, uc);
+                } else {
+                    take_sample(sl, gen, th, 1 + overrun, uc);
                     rearm_jittered(sl, overrun);
+                }
                 uint64_t t1 = cp_clock_ticks(&cp_g.clock);
                 atomic_fetch_add_explicit(&cp_sample_handler_ticks, t1 - t0, memory_order_relaxed);
                 atomic_fetch_add_explicit(&cp_sample_handler_count, 1, memory_order_relaxed);

@@ -36,7 +36,6 @@
 #include <time.h>
 
 cp_sample_slot cp_sample_slots[CP_SAMPLE_SLOTS];
-_Atomic int cp_sample_slots_hwm;
 static cp_sfuncs sfuncs; /* writer-only */
 static uint32_t truncated_fid = CPYPROF_NONE;
 static pthread_key_t exit_key;
@@ -62,15 +61,18 @@ static void release_slot(int i)
     cp_thread *th = atomic_load(&sl->th);
     uint32_t gen = atomic_load(&sl->gen);
     uint64_t n = cp_sample_take_repeats(sl, gen);
+    n += cp_sample_wall_release(sl); /* a parked thread: its open interval */
     if (th && th->sample && n && atomic_load(&sl->last) == (gen << 2 | CP_SLOT_LAST_KEPT))
         atomic_fetch_add(&th->sample->leftover, n);
     atomic_store(&sl->th, NULL); /* handlers from here on do nothing */
     atomic_fetch_add(&sl->gen, 1);
     /* Read the id before releasing: once has_timer is 0 the slot may be
      * claimed again (GIL side) and sl->timer overwritten. */
-    timer_t t = sl->timer;
+    timer_t t = sl->timer, w = sl->wake_timer;
     if (atomic_exchange(&sl->has_timer, 0))
         timer_delete(t);
+    if (atomic_exchange(&sl->has_wake_timer, 0))
+        timer_delete(w);
 }
 
 /* pthread key destructor: the thread is exiting (its Python state is gone). */
@@ -85,7 +87,8 @@ static int claim_slot(void)
 {
     for (int i = 0; i < CP_SAMPLE_SLOTS; i++) {
         cp_sample_slot *sl = &cp_sample_slots[i];
-        if (atomic_load(&sl->th) == NULL && !atomic_load(&sl->has_timer))
+        if (atomic_load(&sl->th) == NULL && !atomic_load(&sl->has_timer) &&
+            !atomic_load(&sl->has_wake_timer))
             return i;
     }
     return -1;
@@ -150,38 +153,38 @@ int cp_sample_thread_attach(cp_thread *th, PyThreadState *ts, bool on_self, char
         cp_unwind_thread_init(); /* libunwind's first use allocates: not in the handler */
     else if (cp_g.cfg.native)
         arm_native_warmup(ts);
-    if (cp_g.cfg.clock == CP_CLOCK_WALL) {
-        /* No timer: the sampler thread (sample_wall.c) signals or counts a
-         * repeat every period. Fields first, th last (the sampler reads th,
-         * then these). */
-        uint32_t g = atomic_load(&sl->gen) % (0x7FFFFFFFu / CP_SAMPLE_SLOTS);
-        atomic_store(&sl->gen, g);
-        sl->tid = (pid_t)th->native_tid;
-        sl->cpu_clock = clk;
-        sl->has_cpu_clock = crc == 0;
-        atomic_store(&sl->repeats, (uint64_t)g << 32);
-        atomic_store(&sl->last, 0);
-        int hwm = atomic_load(&cp_sample_slots_hwm);
-        while (hwm <= i && !atomic_compare_exchange_weak(&cp_sample_slots_hwm, &hwm, i + 1))
-            ;
-        atomic_store(&sl->th, th);
-        st->slot = i;
-        return 0;
-    }
     struct sigevent sev;
     memset(&sev, 0, sizeof sev);
     sev.sigev_notify = SIGEV_THREAD_ID;
     sev.sigev_signo = cp_sample_signo();
-    uint32_t gen = atomic_load(&sl->gen) % (0x7FFFFFFFu / CP_SAMPLE_SLOTS);
+    uint32_t gen = atomic_load(&sl->gen) % CP_SAMPLE_GENS;
     atomic_store(&sl->gen, gen);
     sev.sigev_value.sival_int = (int)(gen * CP_SAMPLE_SLOTS + (uint32_t)i);
     sev._sigev_un._tid = (pid_t)th->native_tid;
-    if (timer_create(clk, &sev, &sl->timer) != 0) {
+    bool wall = cp_g.cfg.clock == CP_CLOCK_WALL;
+    /* wall: the period timer on CLOCK_MONOTONIC; cpu: on the thread's CPU
+     * clock. */
+    clockid_t period_clk = wall ? CLOCK_MONOTONIC : clk;
+    if (timer_create(period_clk, &sev, &sl->timer) != 0) {
         snprintf(err, errlen, "cannot create the sampling timer of thread %u: %s", th->id,
                  strerror(errno));
         return -1;
     }
     atomic_store(&sl->has_timer, 1);
+    sl->tid = (pid_t)th->native_tid;
+    sl->cpu_clock = clk;
+    sl->has_cpu_clock = crc == 0;
+    sl->last_cpu = -1;
+    atomic_store(&sl->parked_ns, 0);
+    atomic_store(&sl->repeats, (uint64_t)gen << 32);
+    atomic_store(&sl->last, 0);
+    if (wall && crc == 0) {
+        /* The wake timer of a parked thread (sample_wall.c). Without it (no
+         * CPU clock) the thread is simply never parked. */
+        sev.sigev_value.sival_int = (int)(CP_SIGVAL_WAKE | (gen * CP_SAMPLE_SLOTS + (uint32_t)i));
+        if (timer_create(clk, &sev, &sl->wake_timer) == 0)
+            atomic_store(&sl->has_wake_timer, 1);
+    }
     atomic_store(&sl->th, th);
     st->slot = i;
     /* First expiry spread over one period so threads are not in lockstep. */
@@ -191,7 +194,7 @@ int cp_sample_thread_attach(cp_thread *th, PyThreadState *ts, bool on_self, char
      * at deadline + a jittered period (sample_signal.c), so the mean rate
      * stays `rate` even though CPU timers fire at the next tick. */
     struct timespec now;
-    if (clock_gettime(clk, &now) != 0) {
+    if (clock_gettime(period_clk, &now) != 0) {
         snprintf(err, errlen, "cannot read the CPU clock of thread %u: %s", th->id,
                  strerror(errno));
         return -1;
@@ -280,20 +283,17 @@ int cp_sample_start(char *err, size_t errlen)
     atomic_store(&cp_sample_handler_count, 0);
     if (cp_sample_signal_install(err, errlen) != 0)
         return -1;
-    if (cp_g.cfg.clock == CP_CLOCK_WALL && cp_sample_wall_start(err, errlen) != 0) {
-        atomic_store(&cp_sample_live, 0);
-        cp_sample_signal_remove();
-        return -1;
-    }
+    atomic_store(&cp_sample_wall_signals, 0);
+    atomic_store(&cp_sample_wall_repeats, 0);
     return 0;
 }
 
 void cp_sample_stop(void)
 {
     atomic_store(&cp_sample_live, 0); /* seq_cst: pairs with the handler's entry */
-    cp_sample_wall_stop();            /* no new signals or repeats after this */
     for (int i = 0; i < CP_SAMPLE_SLOTS; i++)
-        if (atomic_load(&cp_sample_slots[i].th) || atomic_load(&cp_sample_slots[i].has_timer))
+        if (atomic_load(&cp_sample_slots[i].th) || atomic_load(&cp_sample_slots[i].has_timer) ||
+            atomic_load(&cp_sample_slots[i].has_wake_timer))
             release_slot(i);
     /* Wait for handlers already past the live check (other threads). */
     for (int i = 0; i < CP_SAMPLE_SLOTS; i++)
@@ -313,10 +313,11 @@ void cp_sample_atfork_child(void)
         cp_sample_slot *sl = &cp_sample_slots[i];
         atomic_store(&sl->th, NULL);
         atomic_store(&sl->has_timer, 0);
+        atomic_store(&sl->has_wake_timer, 0);
+        atomic_store(&sl->parked_ns, 0);
         atomic_store(&sl->active, 0);
         atomic_fetch_add(&sl->gen, 1);
     }
-    cp_sample_wall_atfork_child();
 }
 
 /* Private functions made by the writer: for sample_dump.c. */

@@ -1,6 +1,6 @@
-"""Wall-clock sampling through the sampler thread (src/python/sample_wall.c):
-threads that have not run since their last sample are counted as repeats
-without being interrupted, and the repeats land on the right stack."""
+"""Wall-clock sampling (src/python/sample_wall.c): threads that have not run
+since their last sample are parked (counted as repeats without being
+interrupted), and the repeats land on the right stack."""
 import json
 import textwrap
 
