@@ -15,10 +15,24 @@
 #include <stdbool.h>
 #include <time.h>
 
+/* The handler's cache of line numbers (one thread's handler only; our
+ * signal does not nest). PyCode_Addr2Line scans the code's location table
+ * from its start: ~1700 instructions per frame, most of a Python-only
+ * sample. A hit needs the same code object address, location table
+ * address, first line, qualified name address and instruction offset: a
+ * code object that died and another allocated at its address would have
+ * to reuse the address of its table and name too to be confused. */
+#define CP_LINE_CACHE 128 /* entries, a power of 2 */
+typedef struct cp_line_entry {
+    const void *code, *table, *qualname;
+    int32_t first, addr, line;
+} cp_line_entry;
+
 /** Per-thread sampling state (cp_thread.sample). */
 typedef struct cp_sample_thread {
-    int slot;    /* index in the handler's slot table, -1 when none */
-    cp_sagg agg; /* writer side */
+    cp_line_entry lines[CP_LINE_CACHE]; /* the thread's handler only */
+    int slot;                           /* index in the handler's slot table, -1 when none */
+    cp_sagg agg;                        /* writer side */
     /* Repeats (wall clock) still counted when the thread's slot was
      * released: added to its last sample by the dump, after the last drain. */
     _Atomic uint64_t leftover;

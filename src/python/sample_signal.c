@@ -165,9 +165,31 @@ static bool natives_until_eval(sring *s, natives *nv, uint32_t *n, bool *truncat
     return true;
 }
 
+/* The line of instruction offset `addr` in `co`, through the thread's
+ * cache (sample.h, cp_line_entry). */
+static int line_of(cp_line_entry *lines, PyCodeObject *co, int addr)
+{
+    if (!lines)
+        return PyCode_Addr2Line(co, addr);
+    uintptr_t h = ((uintptr_t)co >> 4) ^ ((uintptr_t)(uint32_t)addr * 0x9E3779B1u);
+    cp_line_entry *e = &lines[(h ^ (h >> 13)) & (CP_LINE_CACHE - 1)];
+    if (e->code == co && e->addr == addr && e->table == co->co_linetable &&
+        e->first == co->co_firstlineno && e->qualname == co->co_qualname)
+        return e->line;
+    int line = PyCode_Addr2Line(co, addr);
+    e->code = co;
+    e->table = co->co_linetable;
+    e->qualname = co->co_qualname;
+    e->first = co->co_firstlineno;
+    e->addr = addr;
+    e->line = line;
+    return line;
+}
+
 /* Walks this thread's frames into the ring. Returns false when the ring had
  * no room (the sample is dropped). */
-static bool walk(sring *s, PyThreadState *ts, natives *nv, uint32_t *nframes, bool *truncated)
+static bool walk(sring *s, PyThreadState *ts, natives *nv, cp_line_entry *lines, uint32_t *nframes,
+                 bool *truncated)
 {
     uint32_t n = 0;
     cp_iframe *f = cp311_tstate_frame(ts);
@@ -193,7 +215,7 @@ static bool walk(sring *s, PyThreadState *ts, natives *nv, uint32_t *nframes, bo
             *truncated = true; /* garbage: keep what we have */
             break;
         }
-        int line = PyCode_Addr2Line(co, cp311s_frame_addr(f));
+        int line = line_of(lines, co, cp311s_frame_addr(f));
         uintptr_t x = (uintptr_t)cp311_code_extra(co, xi);
         if ((uint32_t)(x >> 32) == gen && x != 0) {
             cp_record r = {.kind = CP_SREC_FRAME, .a = (uint32_t)x, .b = (uint32_t)line};
@@ -222,7 +244,8 @@ static bool walk(sring *s, PyThreadState *ts, natives *nv, uint32_t *nframes, bo
  * caller variable lives across sigsetjmp (-Wclobbered). Returns false when
  * the walk faulted (the sample is dropped) or the ring was full. */
 static __attribute__((noinline)) bool guarded_walk(sring *s, PyThreadState *ts, const void *uc,
-                                                   uint32_t *nframes, bool *truncated)
+                                                   cp_line_entry *lines, uint32_t *nframes,
+                                                   bool *truncated)
 {
     sigjmp_buf jb;
     volatile bool ok = false;
@@ -236,7 +259,7 @@ static __attribute__((noinline)) bool guarded_walk(sring *s, PyThreadState *ts, 
         bool native = cp_g.cfg.native && cp_unwind_thread_ready();
         if (native)
             nv.n = cp_unwind_capture(ips, uc);
-        ok = walk(s, ts, native ? &nv : NULL, nframes, truncated);
+        ok = walk(s, ts, native ? &nv : NULL, lines, nframes, truncated);
     } /* else: faulted mid-walk, ok stays false */
     walk_jmp = NULL;
     atomic_signal_fence(memory_order_seq_cst);
@@ -273,7 +296,8 @@ static void take_sample(cp_sample_slot *sl, uint32_t gen, cp_thread *th, uint64_
     bool truncated = false;
     uint32_t nframes = 0;
     if (ok)
-        ok = guarded_walk(&s, sl->tstate, uc, &nframes, &truncated);
+        ok = guarded_walk(&s, sl->tstate, uc, th->sample ? th->sample->lines : NULL, &nframes,
+                          &truncated);
     if (ok) {
         hdr.a = nframes;
         hdr.b = (cp311s_holds_gil(sl->tstate) ? CP_SAMPLE_F_GIL : 0) |
