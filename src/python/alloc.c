@@ -106,9 +106,9 @@ static struct {
     layer *cur[3]; /* the run's counting layer per domain, NULL when off */
     bool per_function;
     bool trace;
-    bool native;   /* alloc=native */
-    bool by_frame; /* per_function && !trace: the site comes from the frame (sampling) */
-    uint32_t generation;
+    bool native;         /* alloc=native */
+    bool by_frame;       /* per_function && !trace: the site comes from the frame (sampling) */
+    uint32_t generation; /* epoch of the TLS caches (new_epoch) */
     uint32_t nopy_fid, unreg_fid;
     /* MEM/OBJ: under the GIL */
     cp_shadow gil_shadow;
@@ -763,10 +763,24 @@ static void atfork_child(void)
     cp_alloc_native_atfork_child();
 }
 
+/* A.generation: the epoch of the per-thread caches (T), moved at every
+ * start and stop, never 0 (a new thread's TLS). A lookup is always of the
+ * live thread list, so a cache filled in any epoch is right for it; moving
+ * the epoch at stop and start keeps a thread from using a state cached in
+ * an earlier run (gc.c asks for the thread while start is still running). */
+static void new_epoch(void)
+{
+    static uint32_t epoch;
+    if (++epoch == 0)
+        epoch = 1;
+    A.generation = epoch;
+}
+
 void cp_alloc_start(void)
 {
     if (cp_g.cfg.alloc == CP_ALLOC_OFF)
         return;
+    new_epoch();
     for (int d = 0; d < 3; d++) {
         if (nlayers[d] >= MAX_LAYERS) {
             cp_log("alloc: the allocators were wrapped %d times in this process already: "
@@ -781,7 +795,6 @@ void cp_alloc_start(void)
         !A.trace || cp_g.cfg.transport == CP_TRANSPORT_RING || cp_g.cfg.mode == CP_MODE_TIMELINE;
     A.by_frame = A.per_function && !A.trace;
     A.native = cp_g.cfg.alloc == CP_ALLOC_NATIVE;
-    A.generation = cp_g.generation ? cp_g.generation : 1; /* 0: TLS never filled */
     code_stamp = code_stamp + 1; /* caches of a previous run (ids of another generation) */
     A.nopy_fid = cp_symtab_func(&cp_g.syms, cp_names_string("[no Python frame]"), CPYPROF_NONE, 0,
                                 CPYPROF_FUNC_SPECIAL);
@@ -836,6 +849,7 @@ void cp_alloc_stop(void)
     cp_alloc_native_stop(); /* slots back first; late callers only forward */
     layers_off();
     atomic_store(&A.live, 0);
+    new_epoch();
     /* A RAW or native wrapper that saw live == 1 finishes under the lock. */
     raw_lock();
     raw_unlock();
