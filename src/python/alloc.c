@@ -106,7 +106,10 @@ static struct {
     layer *cur[3]; /* the run's counting layer per domain, NULL when off */
     bool per_function;
     bool trace;
-    bool native;         /* alloc=native */
+    bool native; /* alloc=native */
+    /* w_free's fast path takes a block whose shadow slot (size + 1) minus
+     * one is below this: PYMALLOC_MAX_SIZE + 1, or 0 (never) with native */
+    uint16_t free_fast_below;
     bool by_frame;       /* per_function && !trace: the site comes from the frame (sampling) */
     uint32_t generation; /* epoch of the TLS caches (new_epoch) */
     uint32_t nopy_fid, unreg_fid;
@@ -561,8 +564,8 @@ HOT_PATH static void w_free(void *ctx, void *ptr)
         where w;
         uint16_t *e;
         if (UNLIKELY(!gil_where_fast(&w) ||
-                     !(e = cp_shadow_slot_cached(&A.gil_shadow, (uintptr_t)ptr)) || !*e ||
-                     *e - 1u > PYMALLOC_MAX_SIZE || A.native))
+                     !(e = cp_shadow_slot_cached(&A.gil_shadow, (uintptr_t)ptr)) ||
+                     (uint16_t)(*e - 1) >= A.free_fast_below)) /* 0: no block recorded */
             return w_free_slow(L, ptr);
         uint64_t sz = (uint64_t)*e - 1;
         *e = 0;
@@ -795,6 +798,7 @@ void cp_alloc_start(void)
         !A.trace || cp_g.cfg.transport == CP_TRANSPORT_RING || cp_g.cfg.mode == CP_MODE_TIMELINE;
     A.by_frame = A.per_function && !A.trace;
     A.native = cp_g.cfg.alloc == CP_ALLOC_NATIVE;
+    A.free_fast_below = A.native ? 0 : PYMALLOC_MAX_SIZE + 1;
     code_stamp = code_stamp + 1; /* caches of a previous run (ids of another generation) */
     A.nopy_fid = cp_symtab_func(&cp_g.syms, cp_names_string("[no Python frame]"), CPYPROF_NONE, 0,
                                 CPYPROF_FUNC_SPECIAL);
