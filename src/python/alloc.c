@@ -110,8 +110,7 @@ static struct {
     /* w_free's fast path takes a block whose shadow slot (size + 1) minus
      * one is below this: PYMALLOC_MAX_SIZE + 1, or 0 (never) with native */
     uint16_t free_fast_below;
-    bool by_frame;       /* per_function && !trace: the site comes from the frame (sampling) */
-    uint32_t generation; /* epoch of the TLS caches (new_epoch) */
+    bool by_frame; /* per_function && !trace: the site comes from the frame (sampling) */
     uint32_t nopy_fid, unreg_fid;
     /* MEM/OBJ: under the GIL */
     cp_shadow gil_shadow;
@@ -136,17 +135,25 @@ static struct {
  * once per run. In the sampling mode, GIL side, also the counters of the
  * last code object seen, so that the next allocation in the same function
  * skips the co_extra read and the counter lookup. Those are valid while
- * code_stamp is unchanged: it moves whenever a code object carrying
+ * E.stamp is unchanged: it moves whenever a code object carrying
  * co_extra is freed (cp_alloc_code_extra_freed), so a new code object at
  * a freed one's address is never mistaken for it. Cleared with th. */
 
-/* Moved by the co_extra free function (GIL held) and at every start. */
-static volatile uint32_t code_stamp;
+/* E.gen: the epoch of the per-thread caches (new_epoch). E.stamp: moved by
+ * the co_extra free function (GIL held) and at every start. Side by side
+ * as in T, for one 64-bit compare. */
+static union {
+    struct {
+        uint32_t gen;
+        uint32_t stamp;
+    };
+    uint64_t both;
+} E;
 
 void cp_alloc_code_extra_freed(void *extra)
 {
     (void)extra;
-    code_stamp = code_stamp + 1;
+    E.stamp++;
 }
 
 /* ---- per-thread state ------------------------------------------------------ */
@@ -176,7 +183,7 @@ void cp_alloc_thread_free(cp_thread *th)
 static cp_thread *lookup_thread(void)
 {
     uint32_t n = *(volatile uint32_t *)&cp_g.nthreads;
-    if (T.miss_gen == A.generation && T.seen == n)
+    if (T.miss_gen == E.gen && T.seen == n)
         return NULL; /* not attached, and no thread was attached since */
     /* Any thread, GIL or not: a TSS read (pthread_getspecific), NULL
      * before a thread state is bound and after the runtime is finalized. */
@@ -195,15 +202,15 @@ static cp_thread *lookup_thread(void)
     T.sites = found ? found->alloc : NULL;
     T.code = NULL;
     T.seen = n;
-    /* gen == A.generation is the fast path's one test: th and sites set */
-    T.gen = found ? A.generation : 0;
-    T.miss_gen = found ? 0 : A.generation;
+    /* gen == E.gen is the fast path's one test: th and sites set */
+    T.gen = found ? E.gen : 0;
+    T.miss_gen = found ? 0 : E.gen;
     return found;
 }
 
 static inline __attribute__((always_inline)) cp_thread *current_thread(void)
 {
-    if (LIKELY(T.gen == A.generation))
+    if (LIKELY(T.gen == E.gen))
         return T.th;
     return lookup_thread();
 }
@@ -300,40 +307,38 @@ static __attribute__((noinline, cold)) where gil_where_slow(void)
          * function, which moves the stamp. */
         T.code = co;
         T.counts = w.c;
-        T.stamp = code_stamp;
+        T.stamp = E.stamp;
     }
     return w;
 }
 
 /* The fast path: the thread known and counting, and (sampling) the
  * innermost function the one seen last, or (deterministic) the node's
- * counters mapped. false: take gil_where_slow. On true, w->c is set. */
-static inline __attribute__((always_inline)) bool gil_where_fast(where *w)
+ * counters mapped. c NULL: take gil_where_slow. */
+static inline __attribute__((always_inline)) where gil_where_fast(void)
 {
-    if (UNLIKELY(T.gen != A.generation))
-        return false;
     if (A.by_frame) {
         cp_iframe *f = innermost_frame(true);
-        if (UNLIKELY(!f || cp311_iframe_code(f) != T.code || T.stamp != code_stamp))
-            return false;
-        *w = (where){T.th, T.counts};
-        return true;
+        if (UNLIKELY(T.gen_stamp != E.both || !f || cp311_iframe_code(f) != T.code))
+            return (where){NULL, NULL};
+        return (where){T.th, T.counts};
     }
+    if (UNLIKELY(T.gen != E.gen))
+        return (where){NULL, NULL};
     uint32_t site = site_of(T.th, true); /* no Python call outside by_frame */
     uint32_t k = site >> CP_SITES_CHUNK_BITS;
     cp_site_counts *chunk = k < CP_SITES_MAX_CHUNKS
                                 ? atomic_load_explicit(&T.sites->chunks[k], memory_order_relaxed)
                                 : NULL;
     if (UNLIKELY(!chunk))
-        return false;
-    *w = (where){T.th, &chunk[site & (CP_SITES_CHUNK - 1)]};
-    return true;
+        return (where){NULL, NULL};
+    return (where){T.th, &chunk[site & (CP_SITES_CHUNK - 1)]};
 }
 
 static inline __attribute__((always_inline)) where gil_where(void)
 {
-    where w;
-    if (LIKELY(gil_where_fast(&w)))
+    where w = gil_where_fast();
+    if (LIKELY(w.c != NULL))
         return w;
     return gil_where_slow();
 }
@@ -448,9 +453,9 @@ static __attribute__((noinline)) void *gil_new_slow(void *p, size_t n)
 /* Counts p (non-NULL) of n bytes; returns p. */
 static inline __attribute__((always_inline)) void *gil_new_fast(void *p, size_t n)
 {
-    where w;
+    where w = gil_where_fast();
     uint16_t *e;
-    if (UNLIKELY(!gil_where_fast(&w) || n > CP_SHADOW_MAX_SIZE ||
+    if (UNLIKELY(!w.c || n > CP_SHADOW_MAX_SIZE ||
                  !(e = cp_shadow_slot_cached(&A.gil_shadow, (uintptr_t)p)) || *e))
         return gil_new_slow(p, n);
     *e = (uint16_t)(n + 1);
@@ -514,11 +519,11 @@ HOT_PATH static void *w_realloc(void *ctx, void *ptr, size_t n)
     cp_alloc_busy = 0;
     if (UNLIKELY(p == NULL))
         return p; /* the old block is untouched: nothing to count */
-    where w;
+    where w = gil_where_fast();
     uint16_t *eo, *en;
     /* Everything checked before anything is changed: the slow path starts
      * from scratch. The new block may be the old one (grown in place). */
-    if (UNLIKELY(!ptr || !gil_where_fast(&w) || n > CP_SHADOW_MAX_SIZE ||
+    if (UNLIKELY(!ptr || !w.c || n > CP_SHADOW_MAX_SIZE ||
                  !(eo = cp_shadow_slot_cached(&A.gil_shadow, (uintptr_t)ptr)) || !*eo ||
                  !(en = cp_shadow_slot_cached(&A.gil_shadow, (uintptr_t)p)) || (en != eo && *en)))
         return gil_realloc_slow(ptr, p, n);
@@ -561,10 +566,9 @@ HOT_PATH static void w_free(void *ctx, void *ptr)
 {
     layer *L = ctx;
     if (ptr && gil_counting(L)) {
-        where w;
+        where w = gil_where_fast();
         uint16_t *e;
-        if (UNLIKELY(!gil_where_fast(&w) ||
-                     !(e = cp_shadow_slot_cached(&A.gil_shadow, (uintptr_t)ptr)) ||
+        if (UNLIKELY(!w.c || !(e = cp_shadow_slot_cached(&A.gil_shadow, (uintptr_t)ptr)) ||
                      (uint16_t)(*e - 1) >= A.free_fast_below)) /* 0: no block recorded */
             return w_free_slow(L, ptr);
         uint64_t sz = (uint64_t)*e - 1;
@@ -766,7 +770,7 @@ static void atfork_child(void)
     cp_alloc_native_atfork_child();
 }
 
-/* A.generation: the epoch of the per-thread caches (T), moved at every
+/* E.gen: the epoch of the per-thread caches (T), moved at every
  * start and stop, never 0 (a new thread's TLS). A lookup is always of the
  * live thread list, so a cache filled in any epoch is right for it; moving
  * the epoch at stop and start keeps a thread from using a state cached in
@@ -776,7 +780,7 @@ static void new_epoch(void)
     static uint32_t epoch;
     if (++epoch == 0)
         epoch = 1;
-    A.generation = epoch;
+    E.gen = epoch;
 }
 
 void cp_alloc_start(void)
@@ -799,7 +803,7 @@ void cp_alloc_start(void)
     A.by_frame = A.per_function && !A.trace;
     A.native = cp_g.cfg.alloc == CP_ALLOC_NATIVE;
     A.free_fast_below = A.native ? 0 : PYMALLOC_MAX_SIZE + 1;
-    code_stamp = code_stamp + 1; /* caches of a previous run (ids of another generation) */
+    E.stamp++; /* caches of a previous run (ids of another generation) */
     A.nopy_fid = cp_symtab_func(&cp_g.syms, cp_names_string("[no Python frame]"), CPYPROF_NONE, 0,
                                 CPYPROF_FUNC_SPECIAL);
     A.unreg_fid = cp_symtab_func(&cp_g.syms, cp_names_string("[unregistered]"), CPYPROF_NONE, 0,

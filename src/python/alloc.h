@@ -23,15 +23,22 @@ struct cp_site_counts;
  *  `busy` (cp_alloc_busy below). */
 typedef struct cp_alloc_tls {
     int busy;
-    uint32_t gen;      /* run generation when this thread was found counting */
-    uint32_t miss_gen; /* run generation when it was looked up and not found */
+    uint32_t miss_gen; /* epoch when this thread was looked up and not found */
     uint32_t seen;     /* the profiler's thread count at that lookup */
+    /* gen: epoch when it was found counting; stamp: the code cache's. One
+     * 64-bit compare tests both on the sampling mode's fast path. */
+    union {
+        struct {
+            uint32_t gen;
+            uint32_t stamp;
+        };
+        uint64_t gen_stamp;
+    };
     struct cp_thread *th;
     struct cp_sitestats *sites;
     /* sampling mode: the last code object and its counters (alloc.c) */
     const void *code;
     struct cp_site_counts *counts;
-    uint32_t stamp;
 } cp_alloc_tls_t;
 
 extern __thread cp_alloc_tls_t cp_alloc_tls CP_TLS_IE;
