@@ -28,10 +28,15 @@
  *    free takes its entry out of the map before the block is freed, so an
  *    address handed out again to another thread cannot be confused.
  *  - pymalloc calls PyMem_RawMalloc for large blocks from inside
- *    PyObject_Malloc: the OBJ/MEM wrappers set a thread-local busy flag, and
+ *    PyObject_Malloc (and PyMem_RawFree from PyObject_Free): the OBJ/MEM
+ *    wrappers set a thread-local busy flag around the forward (around a
+ *    free only when the block may be such a large one, see w_free), and
  *    the RAW wrapper forwards without counting while it is set (one
  *    allocation is counted once). The profiler's own Python calls
  *    (registering a function's name) set it too.
+ *  - SIGTERM: the writer thread writes the ALLOC chunks without the GIL
+ *    while wrappers still run (cp_alloc_dump_nogil): counters are only
+ *    read, maps are neither read nor freed.
  *  - Each thread's site counters are written by that thread only (it finds
  *    its state through initial-exec TLS, filled once per run by matching
  *    its thread state's id, never reused, in the thread list); threads the
@@ -40,7 +45,7 @@
  *  - Per-thread caches (TLS): the thread's state and, in the sampling mode,
  *    the last function's counters keyed by code object address, dropped
  *    whenever a code object carrying co_extra is freed (a new one could
- *    take its address) and at every start.
+ *    take its address), and all of them at every start and stop (an epoch).
  *  - The counters and maps live in mmap'd memory: calling malloc inside a
  *    RAW hook would recurse.
  *  - stop() runs with the GIL: no MEM/OBJ wrapper is running. It turns
