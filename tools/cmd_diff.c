@@ -27,7 +27,8 @@ static void help(void)
            "comparable with statistics.\n\n"
            "  --fail-on RULE      METRIC:+LIMIT[:PATTERN]; repeatable. Exit 1 when NEW exceeds\n"
            "                      BASE by more than LIMIT, e.g. time:+10%%, calls:+0,\n"
-           "                      alloc-bytes:+5%%, self:+2ms, calls:+0:mymod.py:*\n"
+           "                      alloc-bytes:+5%%, self:+2ms, calls:+0:mymod.py:*,\n"
+           "                      instructions:+2%%\n"
            "  --format F          text (default), markdown (a pull-request comment), json\n"
            "                      (schema cpyprof.diff/1), junit (XML, one test per rule)\n"
            "  -o, --output FILE   write there instead of standard output\n"
@@ -39,7 +40,7 @@ static void help(void)
            "                      (no significance test: noisy)\n"
            "  -n, --limit N       changed rows listed in text and markdown (default 20; 0 all)\n"
            "  -h, --help          this help\n\n"
-           "Metrics (a rule may name a metric, a family in brackets, or 'all'):\n");
+           "Metrics (a rule may name a metric, a family (second column), or 'all'):\n");
     const cp_diff_metric *m = cp_diff_metrics();
     for (size_t i = 0; i < cp_diff_nmetrics(); i++)
         printf("  %-12s %-8s %s\n", m[i].name, m[i].family ? m[i].family : "", m[i].what);
@@ -53,7 +54,11 @@ static void help(void)
            "95%% confidence only when every NEW run is slower than every BASE run; use 5\n"
            "or more. Functions are matched by FILE:QUALNAME, FILE relative to the\n"
            "profiled program's working directory, so checkouts in different places\n"
-           "compare. PATTERN is an fnmatch pattern on QUALNAME or FILE:QUALNAME.\n\n"
+           "compare. PATTERN is an fnmatch pattern on QUALNAME or FILE:QUALNAME.\n"
+           "instructions is one value per run (META instructions: user-space instructions\n"
+           "of the thread that started profiling, from a hardware counter), compared like\n"
+           "a counter when every run of both sides has it (e.g. instructions:+2%%; no\n"
+           "PATTERN); else a note says which side lacks it and why.\n\n"
            "Exit status: 0 no rule broken, 1 a rule broken, 2 usage error or unreadable\n"
            "profile.\n\n"
            "Example:\n"

@@ -8,7 +8,8 @@ without the marker unless --cpyprof-save or --cpyprof-compare is given).
 Budgets, per test::
 
     @pytest.mark.cpyprof(max_calls={"mymod.parse": 100, "len": 1000},
-                         max_alloc_bytes=1_000_000, max_gil_wait=0.5)
+                         max_alloc_bytes=1_000_000, max_gil_wait=0.5,
+                         max_instructions=50_000_000)
     def test_parse():
         ...
 
@@ -22,6 +23,10 @@ Budgets, per test::
   function. Profiles the test with ``alloc="on"``.
 - ``max_gil_wait``: seconds all threads waited for the GIL during the test
   (a float), or {function: seconds}. Profiles with ``gil="exact"``.
+- ``max_instructions``: user-space instructions the test's thread retired
+  (a hardware counter: the whole test, not per function). Where the machine
+  offers no counter (many virtual machines) the budget is not checked and
+  the test gets a warning saying why; the other budgets still apply.
 
 The test body is profiled (from just before the test function to just
 after; fixtures are not), every thread. A budget exceeded fails the test
@@ -51,6 +56,8 @@ import tempfile
 import pytest
 
 _MARK = "cpyprof"
+_BUDGETS = ("max_calls", "max_alloc_bytes", "max_alloc_count", "max_gil_wait",
+            "max_instructions")
 
 
 def pytest_addoption(parser):
@@ -72,7 +79,7 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers",
         "cpyprof(max_calls=None, max_alloc_bytes=None, max_alloc_count=None, "
-        "max_gil_wait=None): profile the test with cpyprof and fail it when a budget "
+        "max_gil_wait=None, max_instructions=None): profile the test with cpyprof and fail it when a budget "
         "is exceeded")
     if config.getoption("--cpyprof-save") and config.getoption("--cpyprof-compare"):
         raise pytest.UsageError("--cpyprof-save and --cpyprof-compare cannot be combined")
@@ -121,12 +128,13 @@ def _matches(key, name, file_key):
 def _summary(path):
     """Per function and metric values of one profile: `cpyprof diff P P
     --format json` lists every function with its calls, times and, when
-    recorded, allocations and GIL wait (base == new)."""
+    recorded, allocations and GIL wait (base == new), and the run's
+    instruction count or why there is none."""
     p = subprocess.run([_cli(), "diff", path, path, "--format", "json"],
                        capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError("cpyprof diff failed on %s: %s" % (path, p.stderr.strip()))
-    return json.loads(p.stdout)["rows"]
+    return json.loads(p.stdout)
 
 
 def _check_budget(rows, metric, budget, what, unit, scale, problems):
@@ -169,11 +177,10 @@ def pytest_runtest_call(item):
     import cpyprof
 
     budgets = dict(mark.kwargs) if mark is not None else {}
-    unknown = set(budgets) - {"max_calls", "max_alloc_bytes", "max_alloc_count", "max_gil_wait"}
+    unknown = set(budgets) - set(_BUDGETS)
     if unknown:
-        pytest.fail("@pytest.mark.cpyprof: unknown argument(s) %s (expected max_calls, "
-                    "max_alloc_bytes, max_alloc_count, max_gil_wait)"
-                    % ", ".join(sorted(unknown)), pytrace=False)
+        pytest.fail("@pytest.mark.cpyprof: unknown argument(s) %s (expected %s)"
+                    % (", ".join(sorted(unknown)), ", ".join(_BUDGETS)), pytrace=False)
     opts = {"quiet": True}
     if "max_alloc_bytes" in budgets or "max_alloc_count" in budgets:
         opts["alloc"] = "on"
@@ -197,7 +204,8 @@ def pytest_runtest_call(item):
             return  # the test failed by itself: that is the report
         problems = []
         if budgets:
-            rows = _summary(path)
+            doc = _summary(path)
+            rows = doc["rows"]
             if budgets.get("max_calls") is not None:
                 if not isinstance(budgets["max_calls"], dict):
                     pytest.fail("@pytest.mark.cpyprof: max_calls must be a dict "
@@ -213,6 +221,9 @@ def pytest_runtest_call(item):
             if budgets.get("max_gil_wait") is not None:
                 _check_budget(rows, "gil-wait", budgets["max_gil_wait"], "max_gil_wait", "s",
                               1e9, problems)
+            if budgets.get("max_instructions") is not None:
+                _check_instructions(item, doc["instructions"], budgets["max_instructions"],
+                                    problems)
         if problems:
             pytest.fail("cpyprof budget exceeded in %s:\n  %s"
                         % (item.name, "\n  ".join(problems)), pytrace=False)
@@ -223,6 +234,20 @@ def pytest_runtest_call(item):
             for f in os.listdir(tmpdir):
                 os.unlink(os.path.join(tmpdir, f))
             os.rmdir(tmpdir)
+
+
+def _check_instructions(item, instr, budget, problems):
+    if isinstance(budget, dict):
+        pytest.fail("@pytest.mark.cpyprof: max_instructions is a number (the whole test: "
+                    "there are no per-function instruction counts)", pytrace=False)
+    if not instr["available"]:
+        item.warn(pytest.PytestWarning(
+            "cpyprof: max_instructions not checked in %s: %s"
+            % (item.name, instr["base_unavailable"])))
+        return
+    if instr["base"] > budget:
+        problems.append("max_instructions: %d instructions > %d (user space, the test's "
+                        "thread)" % (instr["base"], budget))
 
 
 def _compare(item, config, name, path):

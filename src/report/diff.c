@@ -17,10 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Where a metric's per-function value comes from. */
-enum { SRC_FLAT, SRC_ALLOC, SRC_GIL, SRC_COUNT };
+/* Where a metric's per-function value comes from. SRC_PROGRAM is not per
+ * function: one value for the whole run (META), compared in one row. */
+enum { SRC_FLAT, SRC_ALLOC, SRC_GIL, SRC_PROGRAM, SRC_COUNT };
 static const char *const source_names[SRC_COUNT] = {"call tree", "allocation (--alloc)",
-                                                    "GIL (--gil exact)"};
+                                                    "GIL (--gil exact)", "instructions"};
 
 /* The GIL source's per-function row. */
 typedef struct gil_func {
@@ -50,6 +51,11 @@ static const struct {
     {{"gil-wait", "gil", CP_UNIT_NS, true, "time waiting for the GIL in the function"},
      SRC_GIL,
      offsetof(gil_func, wait_ns)},
+    /* stays last: INSTR_METRIC */
+    {{"instructions", NULL, CP_UNIT_COUNT, false,
+      "user-space instructions of the whole run (hardware counter)"},
+     SRC_PROGRAM,
+     0},
 };
 #define NMETRICS (sizeof metrics / sizeof *metrics)
 
@@ -89,6 +95,8 @@ typedef struct run {
     run_entry *e; /* sorted by key, keys unique */
     size_t n;
     bool has[SRC_COUNT];
+    uint64_t instructions; /* META instructions, when has[SRC_PROGRAM] */
+    char *instr_why;       /* else why not (META instructions_unavailable) */
 } run;
 
 struct cp_diff {
@@ -99,6 +107,8 @@ struct cp_diff {
     bool active[NMETRICS]; /* the metric's source is in every run of both sides */
     cp_diff_row *rows;
     size_t n_rows;
+    long instr_row;     /* index of the instructions row, or -1 */
+    char *instr_why[2]; /* per side: why instructions are not compared, or NULL */
     char *notes;
     size_t notes_len;
 };
@@ -130,7 +140,10 @@ static void note(cp_diff *d, const char *fmt, ...)
 
 cp_diff *cp_diff_new(void)
 {
-    return calloc(1, sizeof(cp_diff));
+    cp_diff *d = calloc(1, sizeof(cp_diff));
+    if (d)
+        d->instr_row = -1;
+    return d;
 }
 
 static void run_free(run *r)
@@ -142,6 +155,7 @@ static void run_free(run *r)
     }
     free(r->e);
     free(r->name);
+    free(r->instr_why);
 }
 
 void cp_diff_free(cp_diff *d)
@@ -154,6 +168,8 @@ void cp_diff_free(cp_diff *d)
         free(d->runs[s]);
     }
     free(d->rows);
+    free(d->instr_why[0]);
+    free(d->instr_why[1]);
     free(d->notes);
     free(d);
 }
@@ -206,6 +222,32 @@ static void add_source_row(run_entry *by_func, size_t n_funcs, long fi, int src,
             memcpy(&x, (const char *)row + metrics[m].offset, sizeof x);
             by_func[fi].v[m] += x;
         }
+}
+
+/* The run's instruction count (META instructions, written at the end of a
+ * run by src/python/hwcount.c), or why there is none. A value that is not a
+ * plain decimal number counts as missing, with that said. */
+static int run_instructions(run *r, const cp_profile *p)
+{
+    const char *v = cp_profile_meta(p, "instructions");
+    char why[512];
+    if (v) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (v[0] >= '0' && v[0] <= '9' && *end == 0 && errno == 0) {
+            r->instructions = n;
+            r->has[SRC_PROGRAM] = true;
+            return 0;
+        }
+        snprintf(why, sizeof why, "META instructions '%.40s' is not a number", v);
+    } else {
+        const char *u = cp_profile_meta(p, "instructions_unavailable");
+        snprintf(why, sizeof why, "%s",
+                 u ? u : "the profile does not record them (made by an older cpyprof?)");
+    }
+    r->instr_why = strdup(why);
+    return r->instr_why ? 0 : -1;
 }
 
 /* Reduces a loaded profile (and its ALLOC/GIL data) to run entries. */
@@ -349,10 +391,13 @@ int cp_diff_add_mem(cp_diff *d, int side, const void *data, size_t size, const c
     run *r = &t[d->n_runs[side]];
     memset(r, 0, sizeof *r);
     r->name = strdup(name);
-    if (!r->name || run_extract(r, &p, &a, &g, err, errlen)) {
+    if (!r->name || run_instructions(r, &p)) {
         run_free(r);
-        if (!r->name)
-            snprintf(err, errlen, "out of memory while comparing profiles");
+        snprintf(err, errlen, "out of memory while comparing profiles");
+        goto out;
+    }
+    if (run_extract(r, &p, &a, &g, err, errlen)) {
+        run_free(r);
         goto out;
     }
     d->n_runs[side]++;
@@ -431,6 +476,8 @@ static int pick_rule(const cp_diff_options *o, size_t m, const char *name, const
         const cp_diff_rule *r = &o->rules[i];
         if (!cp_diff_rule_covers(r, m) || !cp_diff_rule_matches(r, name, file))
             continue;
+        if (metrics[m].source == SRC_PROGRAM && r->pattern[0])
+            continue; /* a whole-run value belongs to no function */
         bool pat = r->pattern[0] != 0;
         if (best < 0 || pat || !best_pattern) {
             best = (int)i;
@@ -529,6 +576,96 @@ static int holm(cp_diff *d, double alpha)
     return 0;
 }
 
+/* A zeroed row at the end of d->rows (capacity *cap), or NULL. */
+static cp_diff_row *new_row(cp_diff *d, size_t *cap)
+{
+    if (d->n_rows == *cap) {
+        size_t nc = *cap ? *cap * 2 : 256;
+        cp_diff_row *t = realloc(d->rows, nc * sizeof *t);
+        if (!t)
+            return NULL;
+        d->rows = t;
+        *cap = nc;
+    }
+    cp_diff_row *row = &d->rows[d->n_rows++];
+    memset(row, 0, sizeof *row);
+    return row;
+}
+
+/* "instructions", the last line of the metric table */
+#define INSTR_METRIC (NMETRICS - 1)
+
+/* Whether every run of both sides counted instructions (d->active), and per
+ * side why not (d->instr_why, one line: the first missing run's reason). */
+static void instructions_sides(cp_diff *d, const cp_diff_options *o)
+{
+    size_t missing[2] = {0, 0};
+    const char *why[2] = {NULL, NULL};
+    for (int s = 0; s < 2; s++) {
+        free(d->instr_why[s]);
+        d->instr_why[s] = NULL;
+        for (size_t i = 0; i < d->n_runs[s]; i++)
+            if (!d->runs[s][i].has[SRC_PROGRAM]) {
+                missing[s]++;
+                if (!why[s])
+                    why[s] = d->runs[s][i].instr_why;
+            }
+    }
+    d->active[INSTR_METRIC] = !missing[0] && !missing[1];
+    if (d->active[INSTR_METRIC])
+        return;
+    char side[2][600];
+    for (int s = 0; s < 2; s++) {
+        const char *name = s ? "NEW" : "BASE";
+        if (!missing[s])
+            side[s][0] = 0;
+        else if (missing[s] == d->n_runs[s])
+            snprintf(side[s], sizeof side[s], "%s (%s)", name, why[s]);
+        else
+            snprintf(side[s], sizeof side[s], "%zu of %zu %s runs (%s)", missing[s], d->n_runs[s],
+                     name, why[s]);
+        d->instr_why[s] = missing[s] ? strdup(why[s]) : NULL;
+    }
+    bool ruled = false;
+    for (size_t i = 0; i < o->n_rules; i++)
+        ruled |= cp_diff_rule_covers(&o->rules[i], INSTR_METRIC) && !o->rules[i].pattern[0];
+    const char *tail = ruled ? ": instruction rules are not checked" : "";
+    if (missing[0] && missing[1] && strcmp(why[0], why[1]) == 0 && missing[0] == d->n_runs[0] &&
+        missing[1] == d->n_runs[1])
+        note(d, "instructions: not available in BASE or NEW (%s)%s", why[0], tail);
+    else if (missing[0] && missing[1])
+        note(d, "instructions: not available in %s nor in %s%s", side[0], side[1], tail);
+    else
+        note(d, "instructions: not available in %s%s", missing[0] ? side[0] : side[1], tail);
+}
+
+/* The one instructions row (whole run, key "(program)"): the first row, so
+ * rows stay sorted by key ('(' sorts before file names). */
+static int add_instructions_row(cp_diff *d, const cp_diff_options *o, size_t *cap, double *vb,
+                                double *vn)
+{
+    size_t nb = d->n_runs[CP_DIFF_BASE], nn = d->n_runs[CP_DIFF_NEW];
+    for (size_t i = 0; i < nb; i++)
+        vb[i] = (double)d->runs[CP_DIFF_BASE][i].instructions;
+    for (size_t i = 0; i < nn; i++)
+        vn[i] = (double)d->runs[CP_DIFF_NEW][i].instructions;
+    cp_diff_row *row = new_row(d, cap);
+    if (!row)
+        return -1;
+    row->key = row->name = CP_DIFF_PROGRAM;
+    row->file = "";
+    row->metric = INSTR_METRIC;
+    row->base = cp_median(vb, nb);
+    row->new_ = cp_median(vn, nn);
+    row->delta = row->new_ - row->base;
+    row->change = row->base != 0 ? row->delta / row->base : row->delta > 0 ? INFINITY : 0;
+    row->p = row->p_rule = NAN;
+    row->rule = -1;
+    judge(d, o, row, vb, nb, vn, nn);
+    d->instr_row = (long)(d->n_rows - 1);
+    return 0;
+}
+
 typedef struct ref {
     const run_entry *e;
     int side;
@@ -556,8 +693,9 @@ int cp_diff_compute(cp_diff *d, const cp_diff_options *o, char *err, size_t errl
     free(d->rows);
     d->rows = NULL;
     d->n_rows = 0;
+    d->instr_row = -1;
     /* a metric is compared when its source is in every run */
-    for (int src = 0; src < SRC_COUNT; src++) {
+    for (int src = 0; src < SRC_PROGRAM; src++) {
         size_t have[2] = {0, 0};
         for (int s = 0; s < 2; s++)
             for (size_t i = 0; i < d->n_runs[s]; i++)
@@ -572,6 +710,7 @@ int cp_diff_compute(cp_diff *d, const cp_diff_options *o, char *err, size_t errl
                  "not compared",
                  source_names[src], have[0], nb, have[1], nn);
     }
+    instructions_sides(d, o);
     double alpha = 1 - o->confidence;
     bool any_timing_rule = false;
     for (size_t i = 0; i < o->n_rules; i++)
@@ -609,12 +748,14 @@ int cp_diff_compute(cp_diff *d, const cp_diff_options *o, char *err, size_t errl
             for (size_t j = 0; j < d->runs[s][i].n; j++)
                 refs[k++] = (ref){&d->runs[s][i].e[j], s, i};
     qsort(refs, total, sizeof *refs, cmp_ref);
+    if (d->active[INSTR_METRIC] && add_instructions_row(d, o, &cap, vb, vn))
+        goto oom;
     for (size_t g = 0; g < total;) {
         size_t h = g;
         while (h < total && strcmp(refs[h].e->key, refs[g].e->key) == 0)
             h++;
         for (size_t m = 0; m < NMETRICS; m++) {
-            if (!d->active[m])
+            if (!d->active[m] || metrics[m].source == SRC_PROGRAM)
                 continue;
             memset(vb, 0, nb * sizeof *vb);
             memset(vn, 0, nn * sizeof *vn);
@@ -626,16 +767,9 @@ int cp_diff_compute(cp_diff *d, const cp_diff_options *o, char *err, size_t errl
             }
             if (!any)
                 continue;
-            if (d->n_rows == cap) {
-                size_t nc = cap ? cap * 2 : 256;
-                cp_diff_row *t = realloc(d->rows, nc * sizeof *t);
-                if (!t)
-                    goto oom;
-                d->rows = t;
-                cap = nc;
-            }
-            cp_diff_row *row = &d->rows[d->n_rows++];
-            memset(row, 0, sizeof *row);
+            cp_diff_row *row = new_row(d, &cap);
+            if (!row)
+                goto oom;
             row->key = refs[g].e->key;
             row->name = refs[g].e->name;
             row->file = refs[g].e->file;
@@ -682,6 +816,16 @@ size_t cp_diff_failures(const cp_diff *d)
     for (size_t i = 0; i < d->n_rows; i++)
         f += d->rows[i].verdict == CP_VERDICT_FAIL;
     return f;
+}
+
+const cp_diff_row *cp_diff_instructions(const cp_diff *d, const char **why_base,
+                                        const char **why_new)
+{
+    if (why_base)
+        *why_base = d->instr_why[CP_DIFF_BASE];
+    if (why_new)
+        *why_new = d->instr_why[CP_DIFF_NEW];
+    return d->instr_row >= 0 ? &d->rows[d->instr_row] : NULL;
 }
 
 const char *cp_diff_notes(const cp_diff *d)

@@ -28,6 +28,13 @@
  *     a probability far below 1 - confidence. With one run on a side there is
  *     no test: time rules are reported as "not assessed" (never a failure)
  *     unless threshold_only is set, which compares the single values.
+ *
+ * Hardware instruction counts (META `instructions`, src/python/hwcount.c)
+ * are one value per run, not per function: the metric "instructions" has a
+ * single row, key and name CP_DIFF_PROGRAM, compared like a counter (median
+ * against median) when every run of both sides has the count, and taking
+ * only rules without a pattern. When a side lacks it, a note says which
+ * and why (the profile's `instructions_unavailable`).
  */
 #ifndef CPYPROF_REPORT_DIFF_H
 #define CPYPROF_REPORT_DIFF_H
@@ -146,6 +153,15 @@ const cp_diff_row *cp_diff_rows(const cp_diff *d, size_t *n);
 
 /** Rows whose verdict is CP_VERDICT_FAIL. */
 size_t cp_diff_failures(const cp_diff *d);
+
+/** The key and name of the whole-run row (instructions). */
+#define CP_DIFF_PROGRAM "(program)"
+
+/** The instructions row after cp_diff_compute, or NULL when a side lacks
+ *  the count; then *why_base / *why_new (either may be NULL) say why for
+ *  each side lacking it (NULL for a side that has it). */
+const cp_diff_row *cp_diff_instructions(const cp_diff *d, const char **why_base,
+                                        const char **why_new);
 
 /** Notes for the reader (truncated inputs, runs too few to test, ...), one
  *  per line, or "". */

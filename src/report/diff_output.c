@@ -164,6 +164,14 @@ static void write_text(FILE *out, const cp_diff *d, const cp_diff_options *o, si
     for (size_t i = 0; i < o->n_rules; i++)
         fprintf(out, " %s", o->rules[i].text);
     fprintf(out, "%s\n", o->n_rules ? "" : " none (report only)");
+    const cp_diff_row *ir = cp_diff_instructions(d, NULL, NULL);
+    if (ir) {
+        char ib[64], in[64], ic[64];
+        fprintf(out, "instructions: %s -> %s (%s; user space, whole run)\n",
+                cp_diff_fmt_value(d, ir->metric, ir->base, ib, sizeof ib),
+                cp_diff_fmt_value(d, ir->metric, ir->new_, in, sizeof in),
+                fmt_change(ir, ic, sizeof ic));
+    }
     const char *notes = cp_diff_notes(d);
     for (const char *s = notes; *s;) {
         const char *e = strchr(s, '\n');
@@ -269,6 +277,14 @@ static void write_markdown(FILE *out, const cp_diff *d, const cp_diff_options *o
         md_cell(out, o->rules[i].text);
     }
     fprintf(out, "%s\n\n", o->n_rules ? "" : " none");
+    const cp_diff_row *ir = cp_diff_instructions(d, NULL, NULL);
+    if (ir) {
+        char ib[64], in[64], ic[64];
+        fprintf(out, "Instructions (user space, whole run): %s → %s (%s)\n\n",
+                cp_diff_fmt_value(d, ir->metric, ir->base, ib, sizeof ib),
+                cp_diff_fmt_value(d, ir->metric, ir->new_, in, sizeof in),
+                fmt_change(ir, ic, sizeof ic));
+    }
     const char *notes = cp_diff_notes(d);
     for (const char *s = notes; *s;) {
         const char *e = strchr(s, '\n');
@@ -336,6 +352,38 @@ static const char *unit_name(cp_diff_unit u)
     }
 }
 
+/* {"available": true, "base": N, "new": N, "change": x, "verdict": v, "rule": r}
+ * or {"available": false, "base_unavailable": why|null, "new_unavailable": why|null} */
+static void json_instructions(FILE *out, const cp_diff *d, const cp_diff_options *o)
+{
+    const char *why[2];
+    const cp_diff_row *ir = cp_diff_instructions(d, &why[0], &why[1]);
+    if (ir) {
+        fputs("{\"available\": true, \"base\": ", out);
+        json_num(out, ir->base);
+        fputs(", \"new\": ", out);
+        json_num(out, ir->new_);
+        fputs(", \"change\": ", out);
+        json_num(out, ir->change);
+        fprintf(out, ", \"verdict\": \"%s\", \"rule\": ", verdict_name(ir->verdict));
+        if (ir->rule >= 0)
+            json_str(out, o->rules[ir->rule].text);
+        else
+            fputs("null", out);
+        fputc('}', out);
+        return;
+    }
+    fputs("{\"available\": false", out);
+    for (int s = 0; s < 2; s++) {
+        fprintf(out, ", \"%s_unavailable\": ", s ? "new" : "base");
+        if (why[s])
+            json_str(out, why[s]);
+        else
+            fputs("null", out);
+    }
+    fputc('}', out);
+}
+
 static void write_json(FILE *out, const cp_diff *d, const cp_diff_options *o)
 {
     fputs("{\n  \"schema\": \"cpyprof.diff/1\",\n", out);
@@ -376,7 +424,9 @@ static void write_json(FILE *out, const cp_diff *d, const cp_diff_options *o)
         cp_json_string(out, s, (size_t)(e - s));
         s = e + 1;
     }
-    fputs("],\n  \"rows\": [", out);
+    fputs("],\n  \"instructions\": ", out);
+    json_instructions(out, d, o);
+    fputs(",\n  \"rows\": [", out);
     size_t nr;
     const cp_diff_row *rows = cp_diff_rows(d, &nr);
     for (size_t i = 0; i < nr; i++) {
@@ -430,6 +480,35 @@ static void xml_text(FILE *out, const char *s)
     }
 }
 
+static void junit_property(FILE *out, const char *name, const char *value)
+{
+    fprintf(out, "      <property name=\"%s\" value=\"", name);
+    xml_text(out, value);
+    fputs("\"/>\n", out);
+}
+
+/* The instruction counts (or why there are none) as suite properties. */
+static void junit_properties(FILE *out, const cp_diff *d)
+{
+    const char *why[2];
+    const cp_diff_row *ir = cp_diff_instructions(d, &why[0], &why[1]);
+    char v[64];
+    fputs("    <properties>\n", out);
+    if (ir) {
+        junit_property(out, "instructions.base",
+                       cp_diff_fmt_value(d, ir->metric, ir->base, v, sizeof v));
+        junit_property(out, "instructions.new",
+                       cp_diff_fmt_value(d, ir->metric, ir->new_, v, sizeof v));
+        junit_property(out, "instructions.change", fmt_change(ir, v, sizeof v));
+    } else
+        for (int s = 0; s < 2; s++)
+            if (why[s])
+                junit_property(out,
+                               s ? "instructions.new.unavailable" : "instructions.base.unavailable",
+                               why[s]);
+    fputs("    </properties>\n", out);
+}
+
 static void write_junit(FILE *out, const cp_diff *d, const cp_diff_options *o)
 {
     size_t nr;
@@ -446,6 +525,7 @@ static void write_junit(FILE *out, const cp_diff *d, const cp_diff_options *o)
             "<testsuites>\n"
             "  <testsuite name=\"cpyprof diff\" tests=\"%zu\" failures=\"%zu\" errors=\"0\">\n",
             ncases, nfail);
+    junit_properties(out, d);
     if (!o->n_rules)
         fputs("    <testcase classname=\"cpyprof.diff\" name=\"no rules\"/>\n", out);
     char b[64], nw[64], ch[64], p[64], lb[4200];
@@ -460,7 +540,11 @@ static void write_junit(FILE *out, const cp_diff *d, const cp_diff_options *o)
             fputs("/>\n", out);
             continue;
         }
-        fprintf(out, ">\n      <failure message=\"%zu function%s broke ", f, f == 1 ? "" : "s");
+        if (f == 1 && o->rules[i].pattern[0] == 0 &&
+            strcmp(o->rules[i].metric, "instructions") == 0)
+            fputs(">\n      <failure message=\"the whole run broke ", out);
+        else
+            fprintf(out, ">\n      <failure message=\"%zu function%s broke ", f, f == 1 ? "" : "s");
         xml_text(out, o->rules[i].text);
         fputs("\">", out);
         for (size_t k = 0; k < nr; k++) {

@@ -139,6 +139,13 @@ int cp_diff_rule_parse(const char *text, cp_diff_rule *r, char *err, size_t errl
             return -1;
         }
         snprintf(r->pattern, sizeof r->pattern, "%s", c2 + 1);
+        if (strcmp(r->metric, "instructions") == 0) {
+            snprintf(err, errlen,
+                     "'%s': instructions are counted for the whole run, not per function: "
+                     "drop ':%s'",
+                     text, r->pattern);
+            return -1;
+        }
     }
     return 0;
 }

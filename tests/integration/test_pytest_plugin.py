@@ -1,6 +1,7 @@
 """cpyprof.pytest_plugin, tested with pytest's own pytester: budgets from the
 marker, baselines saved and compared, failures naming the functions."""
 import os
+import re
 
 import pytest
 
@@ -147,3 +148,155 @@ def test_bad_marker_argument(tester):
     r = run(tester)
     r.assert_outcomes(failed=1)
     assert "unknown argument(s) max_cals" in r.stdout.str()
+
+
+SPIN = """
+import threading
+import pytest
+
+def spin(n):
+    t = 0
+    for i in range(n):
+        t += i
+    return t
+
+def two_threads():
+    # two CPU-bound threads: each waits for the GIL while the other runs
+    ts = [threading.Thread(target=spin, args=(3_000_000,)) for _ in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+"""
+
+
+def test_gil_wait_budget(tester):
+    """max_gil_wait: two CPU-bound threads wait for each other (switch
+    interval 5 ms, hundreds of hand-overs: far above 10 ms); one thread
+    alone never waits, so even a zero budget holds."""
+    tester.makepyfile(test_gil=SPIN + """
+@pytest.mark.cpyprof(max_gil_wait=0.0)
+def test_one_thread():
+    spin(3_000_000)
+
+@pytest.mark.cpyprof(max_gil_wait=0.01)
+def test_two_threads():
+    two_threads()
+
+@pytest.mark.cpyprof(max_gil_wait={"spin": 0.01})
+def test_two_threads_per_function():
+    two_threads()
+
+@pytest.mark.cpyprof(max_gil_wait=1000.0)
+def test_two_threads_generous():
+    two_threads()
+""")
+    r = run(tester, "-v")
+    r.assert_outcomes(passed=2, failed=2)
+    out = r.stdout.str()
+    assert "test_gil.py::test_one_thread PASSED" in out, out
+    assert "test_gil.py::test_two_threads_generous PASSED" in out, out
+    # the numbers: total seconds waited, the budget, where
+    m = re.search(r"cpyprof budget exceeded in test_two_threads:\n\s+max_gil_wait: "
+                  r"([0-9.e+-]+) s > 0.01; most in test_gil.py:spin ([0-9.e+-]+)", out)
+    assert m, out
+    assert float(m.group(1)) > 0.01 and float(m.group(2)) > 0.01, m.groups()
+    m = re.search(r"budget exceeded in test_two_threads_per_function:\n\s+max_gil_wait spin: "
+                  r"([0-9.e+-]+) s > 0.01 \(test_gil.py:spin ([0-9.e+-]+)\)", out)
+    assert m, out
+    assert float(m.group(1)) > 0.01, m.groups()
+
+
+def test_instructions_budget_unavailable_here(tester):
+    """These VMs have no hardware counters: the budget is not checked, the
+    test passes (its other budgets still apply) with a warning saying why."""
+    tester.makepyfile(test_instr="""
+        import pytest
+        import mymod
+
+        @pytest.mark.cpyprof(max_instructions=1)
+        def test_counted():
+            mymod.work(10)
+
+        @pytest.mark.cpyprof(max_instructions=1, max_calls={"helper": 5})
+        def test_other_budget_still_applies():
+            mymod.work(10)
+    """)
+    probe = tester.runpython_c(
+        "import cpyprof; cpyprof.start('probe.cpyprof', quiet=True); cpyprof.stop()")
+    assert probe.ret == 0
+    meta = _meta(tester.path / "probe.cpyprof")
+    if "instructions" in meta:
+        pytest.skip("this machine has hardware counters")
+    why = meta["instructions_unavailable"]
+    r = run(tester, "-v")
+    r.assert_outcomes(passed=1, failed=1, warnings=2)
+    out = r.stdout.str()
+    assert "test_instr.py::test_counted PASSED" in out, out
+    assert "cpyprof: max_instructions not checked in test_counted: %s" % why in out, out
+    assert "max_calls helper: 10 calls > 5" in out, out
+
+
+def test_instructions_budget_with_counts(tester):
+    """Where the machine counts: the test's count against the budget. The
+    count is written into each test's profile by the inner conftest (this
+    machine has no counter), the rest of the path is the real one."""
+    import inspect
+    import profile_meta
+    tester.makepyfile(profile_meta=inspect.getsource(profile_meta))
+    tester.makeconftest("""
+        import os
+        import cpyprof
+        import profile_meta
+
+        _start, _stop, _path = cpyprof.start, cpyprof.stop, []
+
+        def start(path, **kw):
+            _path[:] = [path]
+            return _start(path, **kw)
+
+        def stop():
+            _stop()
+            n = os.environ["FAKE_INSTRUCTIONS"]
+            profile_meta.with_meta(_path[0], _path[0], drop=("instructions_unavailable",),
+                                   instructions=n)
+
+        cpyprof.start, cpyprof.stop = start, stop
+    """)
+    tester.makepyfile(test_instr="""
+        import pytest
+
+        @pytest.mark.cpyprof(max_instructions=2_000_000)
+        def test_budget():
+            pass
+
+        @pytest.mark.cpyprof(max_instructions={"f": 1})
+        def test_per_function_refused():
+            pass
+    """)
+    os.environ["FAKE_INSTRUCTIONS"] = "1500000"
+    try:
+        r = run(tester, "-v")
+    finally:
+        del os.environ["FAKE_INSTRUCTIONS"]
+    r.assert_outcomes(passed=1, failed=1)
+    out = r.stdout.str()
+    assert "test_instr.py::test_budget PASSED" in out, out
+    assert "max_instructions is a number (the whole test: there are no per-function " \
+           "instruction counts)" in out, out
+
+    os.environ["FAKE_INSTRUCTIONS"] = "2000001"
+    try:
+        r = run(tester, "-v", "-k", "test_budget")
+    finally:
+        del os.environ["FAKE_INSTRUCTIONS"]
+    r.assert_outcomes(failed=1)
+    out = r.stdout.str()
+    assert "cpyprof budget exceeded in test_budget:" in out, out
+    assert "max_instructions: 2000001 instructions > 2000000 (user space, the test's " \
+           "thread)" in out, out
+
+
+def _meta(path):
+    from profile_file import ProfileFile
+    return ProfileFile(path).meta

@@ -167,6 +167,9 @@ static double noise(double sigma)
 
 enum { F_MAIN, F_WORK, F_SLOW, F_HELPER, F_FAST, NF };
 
+/* An extra META entry for the next runs built (instructions tests); NULL = none. */
+static const char *extra_meta_key, *extra_meta_value;
+
 /*
  * One run of the program
  *   main -> work -> slow      (10 calls)
@@ -206,6 +209,8 @@ static void build_run(cp_buf *out, double sigma, double slow_factor, uint64_t he
     cp_buf_init(&b);
     cp_buf_meta(&b, "mode", "trace");
     cp_buf_meta(&b, "cwd", "/somewhere");
+    if (extra_meta_key)
+        cp_buf_meta(&b, extra_meta_key, extra_meta_value);
     tb_chunk(&f, CPYPROF_CHUNK_META, &b);
     cp_buf_free(&b);
     tb_strings(&f, 0, str, 7);
@@ -589,6 +594,163 @@ START_TEST(flame_diff_colours_by_change)
 }
 END_TEST
 
+/* Adds a run whose META holds instructions = n (or, n == 0, the reason
+ * this VM gives for having none). */
+static void add_run_instr(cp_diff *d, int side, uint64_t n)
+{
+    char v[32];
+    snprintf(v, sizeof v, "%llu", (unsigned long long)n);
+    extra_meta_key = n ? "instructions" : "instructions_unavailable";
+    extra_meta_value = n ? v
+                         : "perf_event_open(instructions): No such file or directory (no "
+                           "hardware counters, as in many virtual machines)";
+    add_run(d, side, 0.05, 1, 100);
+    extra_meta_key = extra_meta_value = NULL;
+}
+
+static const cp_diff_row *instr_row(const cp_diff *d)
+{
+    const cp_diff_row *r = cp_diff_instructions(d, NULL, NULL);
+    if (r) {
+        ck_assert_str_eq(r->key, CP_DIFF_PROGRAM);
+        ck_assert_str_eq(cp_diff_metrics()[r->metric].name, "instructions");
+    }
+    return r;
+}
+
+START_TEST(instructions_compared_as_counter)
+{
+    rng_state = 21;
+    cp_diff_rule rules[3];
+    static const char *const text[] = {"instructions:+2%", "calls:+0", "time:+10%"};
+    parse_rules(rules, text, 3);
+    cp_diff_options o = opts(rules, 3);
+    /* 5 runs a side, counts jittering by a few thousand around 1e9 / 1.03e9 */
+    static const uint64_t base[] = {1000002000, 999998000, 1000000000, 1000001000, 999999000};
+    cp_diff *d = cp_diff_new();
+    for (int i = 0; i < 5; i++) {
+        add_run_instr(d, CP_DIFF_BASE, base[i]);
+        add_run_instr(d, CP_DIFF_NEW, base[i] + 30000000);
+    }
+    char err[512], f[1024];
+    ck_assert_int_eq(cp_diff_compute(d, &o, err, sizeof err), 0);
+    failures(d, f, sizeof f);
+    ck_assert_str_eq(f, "instructions (program)\n"); /* and nothing else: same calls, times */
+    const cp_diff_row *r = instr_row(d);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_double_eq(r->base, 1000000000); /* medians */
+    ck_assert_double_eq(r->new_, 1030000000);
+    ck_assert_int_eq(r->verdict, CP_VERDICT_FAIL);
+    ck_assert_str_eq(o.rules[r->rule].text, "instructions:+2%");
+    ck_assert_ptr_null(strstr(cp_diff_notes(d), "instructions"));
+
+    char *t = write_to_string(d, &o, CP_DIFF_TEXT);
+    ck_assert_ptr_nonnull(
+        strstr(t, "instructions: 1000000000 -> 1030000000 (+3.0%; user space, whole run)\n"));
+    ck_assert_ptr_nonnull(strstr(t, "FAIL instructions (program): 1000000000 -> 1030000000 "
+                                    "(+3.0%) breaks instructions:+2%"));
+    free(t);
+    t = write_to_string(d, &o, CP_DIFF_MARKDOWN);
+    ck_assert_ptr_nonnull(
+        strstr(t, "Instructions (user space, whole run): 1000000000 → 1030000000 (+3.0%)"));
+    ck_assert_ptr_nonnull(strstr(t, "| :x: | `(program)` | instructions | 1000000000 | "
+                                    "1030000000 | +3.0% | - | `instructions:+2%` |"));
+    free(t);
+    t = write_to_string(d, &o, CP_DIFF_JSON);
+    ck_assert_ptr_nonnull(strstr(t, "\"instructions\": {\"available\": true, \"base\": "
+                                    "1000000000, \"new\": 1030000000, \"change\": 0.03, "
+                                    "\"verdict\": \"fail\", \"rule\": \"instructions:+2%\"}"));
+    free(t);
+    t = write_to_string(d, &o, CP_DIFF_JUNIT);
+    ck_assert_ptr_nonnull(strstr(t, "<property name=\"instructions.base\" value=\"1000000000\"/>"));
+    ck_assert_ptr_nonnull(strstr(t, "<property name=\"instructions.change\" value=\"+3.0%\"/>"));
+    ck_assert_ptr_nonnull(strstr(t, "<failure message=\"the whole run broke instructions:+2%\">"
+                                    "instructions (program): 1000000000 -&gt; 1030000000"));
+    free(t);
+
+    /* +5% holds; a general rule covers it, one with a pattern does not */
+    static const char *const loose[] = {"instructions:+5%", "all:+0:nothing*"};
+    parse_rules(rules, loose, 2);
+    o = opts(rules, 2);
+    ck_assert_int_eq(cp_diff_compute(d, &o, err, sizeof err), 0);
+    ck_assert_uint_eq(cp_diff_failures(d), 0);
+    ck_assert_int_eq(instr_row(d)->verdict, CP_VERDICT_OK);
+    static const char *const all[] = {"all:+1%"};
+    parse_rules(rules, all, 1);
+    o = opts(rules, 1);
+    ck_assert_int_eq(cp_diff_compute(d, &o, err, sizeof err), 0);
+    ck_assert_int_eq(instr_row(d)->verdict, CP_VERDICT_FAIL);
+    static const char *const pat[] = {"all:+1%:*"};
+    parse_rules(rules, pat, 1);
+    o = opts(rules, 1);
+    ck_assert_int_eq(cp_diff_compute(d, &o, err, sizeof err), 0);
+    ck_assert_int_eq(instr_row(d)->verdict, CP_VERDICT_NONE);
+    cp_diff_free(d);
+}
+END_TEST
+
+START_TEST(instructions_missing_noted)
+{
+    rng_state = 22;
+    cp_diff_rule rules[1];
+    static const char *const text[] = {"instructions:+0"};
+    parse_rules(rules, text, 1);
+    cp_diff_options o = opts(rules, 1);
+    char err[512];
+    /* NEW from a machine without counters: not compared, said why, never a failure */
+    cp_diff *d = cp_diff_new();
+    add_run_instr(d, CP_DIFF_BASE, 1000);
+    add_run_instr(d, CP_DIFF_NEW, 0);
+    ck_assert_int_eq(cp_diff_compute(d, &o, err, sizeof err), 0);
+    ck_assert_ptr_null(instr_row(d));
+    ck_assert_uint_eq(cp_diff_failures(d), 0);
+    const char *why_b, *why_n;
+    cp_diff_instructions(d, &why_b, &why_n);
+    ck_assert_ptr_null(why_b);
+    ck_assert_str_eq(why_n, "perf_event_open(instructions): No such file or directory (no "
+                            "hardware counters, as in many virtual machines)");
+    ck_assert_str_eq(cp_diff_notes(d),
+                     "instructions: not available in NEW (perf_event_open(instructions): No "
+                     "such file or directory (no hardware counters, as in many virtual "
+                     "machines)): instruction rules are not checked\n");
+    char *t = write_to_string(d, &o, CP_DIFF_JSON);
+    ck_assert_ptr_nonnull(strstr(t, "\"instructions\": {\"available\": false, "
+                                    "\"base_unavailable\": null, \"new_unavailable\": "
+                                    "\"perf_event_open(instructions): No such file"));
+    free(t);
+    t = write_to_string(d, &o, CP_DIFF_JUNIT);
+    ck_assert_ptr_nonnull(strstr(t, "<property name=\"instructions.new.unavailable\" "
+                                    "value=\"perf_event_open(instructions): No such file"));
+    free(t);
+    cp_diff_free(d);
+
+    /* one BASE run of three without, and a profile older than the counter */
+    d = cp_diff_new();
+    add_run_instr(d, CP_DIFF_BASE, 1000);
+    add_run_instr(d, CP_DIFF_BASE, 0);
+    add_run_instr(d, CP_DIFF_BASE, 1000);
+    add_run(d, CP_DIFF_NEW, 0.05, 1, 100);
+    o = opts(NULL, 0);
+    ck_assert_int_eq(cp_diff_compute(d, &o, err, sizeof err), 0);
+    ck_assert_ptr_null(instr_row(d));
+    ck_assert_msg(strstr(cp_diff_notes(d),
+                         "instructions: not available in 1 of 3 BASE runs "
+                         "(perf_event_open(instructions): No such file or directory (no "
+                         "hardware counters, as in many virtual machines)) nor in NEW (the "
+                         "profile does not record them (made by an older cpyprof?))\n"),
+                  "%s", cp_diff_notes(d));
+    cp_diff_free(d);
+
+    /* instructions are per run: a pattern makes no sense */
+    cp_diff_rule r;
+    ck_assert_int_eq(cp_diff_rule_parse("instructions:+1%:app.py:*", &r, err, sizeof err), -1);
+    ck_assert_str_eq(err, "'instructions:+1%:app.py:*': instructions are counted for the whole "
+                          "run, not per function: drop ':app.py:*'");
+    ck_assert_int_eq(cp_diff_rule_parse("instructions:+2M", &r, err, sizeof err), 0);
+    ck_assert_double_eq(r.limit, 2e6);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("diff");
@@ -610,6 +772,8 @@ static Suite *suite(void)
     tcase_add_test(tc, outputs_name_the_function);
     tcase_add_test(tc, mixing_sampled_and_traced_refused);
     tcase_add_test(tc, flame_diff_colours_by_change);
+    tcase_add_test(tc, instructions_compared_as_counter);
+    tcase_add_test(tc, instructions_missing_noted);
     suite_add_tcase(s, tc);
     return s;
 }
