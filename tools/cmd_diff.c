@@ -22,7 +22,7 @@ static void help(void)
     printf("Usage: cpyprof diff BASE NEW [OPTIONS]\n"
            "       cpyprof diff --base FILE... --new FILE... [OPTIONS]\n"
            "Compare profiles function by function: calls, self and total time, and when the\n"
-           "profiles have them allocations (--alloc) and GIL wait (--gil exact). Several\n"
+           "profiles have them allocations (--alloc) and GIL wait (--gil=exact). Several\n"
            "runs per side (files, or quoted globs such as 'base-*.cpyprof') make times\n"
            "comparable with statistics.\n\n"
            "  --fail-on RULE      METRIC:+LIMIT[:PATTERN]; repeatable. Exit 1 when NEW exceeds\n"

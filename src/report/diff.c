@@ -21,7 +21,7 @@
  * function: one value for the whole run (META), compared in one row. */
 enum { SRC_FLAT, SRC_ALLOC, SRC_GIL, SRC_PROGRAM, SRC_COUNT };
 static const char *const source_names[SRC_COUNT] = {"call tree", "allocation (--alloc)",
-                                                    "GIL (--gil exact)", "instructions"};
+                                                    "GIL (record --gil=exact)", "instructions"};
 
 /* The GIL source's per-function row. */
 typedef struct gil_func {

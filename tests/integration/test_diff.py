@@ -200,3 +200,33 @@ def test_instruction_counter_detected(py, tmp_path):
         assert why.startswith("perf_event_open(instructions): "), why
     # nothing about it on the program's output or the command's stderr
     assert b"perf_event" not in p.stderr
+
+
+def test_same_program_never_flagged_over_20_comparisons(tmp_path):
+    """The issue's bar, on real runs: 12 runs of one program (times noisy:
+    this machine is shared), then 20 comparisons of 5 runs against 5 others
+    drawn from them (a fixed seed) with a call rule on everything and a time
+    rule of +25% (the limit the docs advise: above run-to-run noise). Runs
+    of one program are exchangeable, so any flag would be a false one; none
+    may occur. The 5-vs-5 test does flag a real 20x slowdown of one
+    function (test_time_regression_with_repeated_runs)."""
+    import random
+    py = PYTHONS[0]
+    runs = [record(py, tmp_path, "pool", 10, 4, "run-%02d.cpyprof" % i) for i in range(12)]
+    rng = random.Random(20261123)
+    flagged, tested = [], 0
+    for k in range(20):
+        pick = rng.sample(runs, 10)
+        p = diff("--base", *pick[:5], "--new", *pick[5:], "--fail-on", "calls:+0",
+                 "--fail-on", "time:+25%", "--format", "json")
+        assert p.returncode in (0, 1), describe(p)
+        doc = json.loads(p.stdout)
+        assert len(doc["base"]) == 5 and len(doc["new"]) == 5
+        # 5 vs 5 can reach the confidence: a flag was possible
+        assert not [n for n in doc["notes"] if "cannot" in n], doc["notes"]
+        tested += sum(r["p_rule"] is not None for r in doc["rows"])
+        if doc["failures"]:
+            flagged.append((k, [(r["function"], r["metric"], r["base"], r["new"], r["p_rule"])
+                                for r in doc["rows"] if r["verdict"] == "fail"]))
+    assert flagged == [], flagged
+    print("20 self-vs-self comparisons: %d time rows above +25%% tested, none flagged" % tested)
