@@ -45,6 +45,8 @@ import sys
 import tempfile
 import textwrap
 
+from _common import add_common_arguments, rotated, run_child  # bench/, on sys.path when run
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
@@ -108,29 +110,18 @@ def run_one(py, build, workload, cfg, scale, tmp):
     out = os.path.join(tmp, "%s-%s.out" % (workload, cfg))
     if os.path.exists(out):
         os.unlink(out)  # memray refuses to overwrite
-    env = dict(os.environ, PYTHONPATH=os.path.join(build, "python"))
-    for k in list(env):
-        if k.startswith("CPYPROF_") or k == "LD_PRELOAD":
-            del env[k]
-    p = subprocess.run([py, "-c", CHILD, workload, cfg, str(scale), out, HERE], env=env,
-                       capture_output=True, text=True, timeout=900)
-    if p.returncode != 0:
-        sys.exit("run failed (%s %s):\n%s" % (workload, cfg, p.stderr))
-    wall, cpu = p.stdout.split()[-2:]
+    stdout = run_child([py, "-c", CHILD, workload, cfg, str(scale), out, HERE], build, workload,
+                       cfg, timeout=900)
+    wall, cpu = stdout.split()[-2:]
     return float(wall), float(cpu)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--quick", action="store_true")
+    add_common_arguments(ap, REPO, rounds=5, python="/root/.pyenv/versions/3.11.7/bin/python3",
+                         workloads="objects,grow,alloc_heavy")
     ap.add_argument("--scale", type=float, default=3.0,
                     help="workload size (default 3: about a second of baseline each)")
-    ap.add_argument("--python", default="/root/.pyenv/versions/3.11.7/bin/python3")
-    ap.add_argument("--build", default=os.environ.get("CPYPROF_BUILD_DIR") or
-                    os.path.join(REPO, "build"))
-    ap.add_argument("--workloads", default="objects,grow,alloc_heavy")
-    ap.add_argument("--json")
     a = ap.parse_args()
     rounds = 2 if a.quick else a.rounds
     scale = 0.3 if a.quick else a.scale
@@ -145,8 +136,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
             for w in workloads:
-                order = configs[r % len(configs):] + configs[:r % len(configs)]
-                for c in order:
+                for c in rotated(configs, r):
                     t, cpu = run_one(a.python, a.build, w, c, scale, tmp)
                     times[(w, c)].append(t)
                     cpus[(w, c)].append(cpu)

@@ -47,6 +47,8 @@ import sys
 import tempfile
 import textwrap
 
+from _common import add_common_arguments, rotated, run_child  # bench/, on sys.path when run
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
@@ -94,15 +96,9 @@ TARGETS = {("cpu4", "exact"): 3.0, ("stat", "exact"): 10.0, ("stat2", "exact"): 
 
 def run_one(py, build, workload, cfg, scale, tmp):
     out = os.path.join(tmp, "%s-%s.cpyprof" % (workload, cfg))
-    env = dict(os.environ, PYTHONPATH=os.path.join(build, "python"))
-    for k in list(env):
-        if k.startswith("CPYPROF_") or k == "LD_PRELOAD":
-            del env[k]
-    p = subprocess.run([py, "-c", CHILD, workload, cfg, str(scale), out], env=env,
-                       capture_output=True, text=True, timeout=600)
-    if p.returncode != 0:
-        sys.exit("run failed (%s %s):\n%s" % (workload, cfg, p.stderr))
-    wall, cpu = p.stdout.split()[-2:]
+    stdout = run_child([py, "-c", CHILD, workload, cfg, str(scale), out], build, workload, cfg,
+                       timeout=600)
+    wall, cpu = stdout.split()[-2:]
     return float(wall), float(cpu)
 
 
@@ -119,13 +115,8 @@ def gil_numbers(build, path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rounds", type=int, default=9)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--python", default="/usr/bin/python3")
-    ap.add_argument("--build", default=os.environ.get("CPYPROF_BUILD_DIR") or
-                    os.path.join(REPO, "build"))
-    ap.add_argument("--workloads", default="cpu4,stat,stat2")
-    ap.add_argument("--json")
+    add_common_arguments(ap, REPO, rounds=9, python="/usr/bin/python3",
+                         workloads="cpu4,stat,stat2")
     a = ap.parse_args()
     rounds = 2 if a.quick else a.rounds
     scale = 0.3 if a.quick else 1.0
@@ -136,8 +127,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
             for w in workloads:
-                order = CONFIGS[r % len(CONFIGS):] + CONFIGS[:r % len(CONFIGS)]
-                for c in order:
+                for c in rotated(CONFIGS, r):
                     t, cpu = run_one(a.python, a.build, w, c, scale, tmp)
                     times[(w, c)].append(t)
                     cpus[(w, c)].append(cpu)

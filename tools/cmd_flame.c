@@ -51,6 +51,44 @@ typedef struct flame_args {
     bool diff; /* BASE NEW: a differential flamegraph */
 } flame_args;
 
+/* The title: --title, else "cpyprof WHAT: COMMAND" ("cpyprof: COMMAND"
+ * when what is NULL). */
+static void make_title(const cp_profile *p, const flame_args *a, const char *what, char *title,
+                       size_t n)
+{
+    char command[1024];
+    const char *sep = what ? " " : "";
+    if (!what)
+        what = "";
+    if (a->title)
+        snprintf(title, n, "%s", a->title);
+    else if (cli_profile_command(p, command, sizeof command))
+        snprintf(title, n, "cpyprof%s%s: %s", sep, what, command);
+    else
+        snprintf(title, n, "cpyprof%s%s", sep, what);
+}
+
+/* Writes the towers a cp_gil_flame / cp_alloc_flame call built (r: its
+ * result; nothing to write unless 0) and frees them. */
+static int write_towers(const cp_profile *p, const flame_args *a, FILE *out, int r,
+                        cp_flame_node *nodes, size_t n, char *names, const char *what,
+                        const char *subtitle, const char *unit, char *err, size_t errlen)
+{
+    if (r != 0)
+        return r;
+    char title[1200];
+    make_title(p, a, what, title, sizeof title);
+    cp_svg_options opt = {.title = title,
+                          .subtitle = subtitle,
+                          .unit = unit,
+                          .width = a->width,
+                          .inverted = a->inverted};
+    r = cp_svg_write(out, nodes, n, &opt, err, errlen);
+    free(nodes);
+    free(names);
+    return r;
+}
+
 /* --gil-wait / --gil-hold: the GIL stack trees, one tower per thread. */
 static int draw_gil(const cp_profile *p, const char *path, const flame_args *a, FILE *out,
                     char *err, size_t errlen)
@@ -58,30 +96,15 @@ static int draw_gil(const cp_profile *p, const char *path, const flame_args *a, 
     cp_gil_data g;
     if (cp_gil_load(path, &g, err, errlen) != 0)
         return -1;
-    cp_flame_node *nodes;
-    size_t n;
-    char *names;
-    int r = cp_gil_flame(p, &g, a->gil == 1 ? 0 : 1, &nodes, &n, &names, err, errlen);
-    if (r == 0) {
-        char command[1024], title[1200];
-        const char *what = a->gil == 1 ? "GIL wait" : "GIL hold";
-        if (a->title)
-            snprintf(title, sizeof title, "%s", a->title);
-        else if (cli_profile_command(p, command, sizeof command))
-            snprintf(title, sizeof title, "cpyprof %s: %s", what, command);
-        else
-            snprintf(title, sizeof title, "cpyprof %s", what);
-        cp_svg_options opt = {.title = title,
-                              .subtitle = a->gil == 1 ? "time spent waiting for the GIL, by stack"
-                                                      : "time holding the GIL, by the stack that "
-                                                        "released it",
-                              .unit = "ns",
-                              .width = a->width,
-                              .inverted = a->inverted};
-        r = cp_svg_write(out, nodes, n, &opt, err, errlen);
-        free(nodes);
-        free(names);
-    }
+    cp_flame_node *nodes = NULL;
+    size_t n = 0;
+    char *names = NULL;
+    bool wait = a->gil == 1;
+    int r = cp_gil_flame(p, &g, wait ? 0 : 1, &nodes, &n, &names, err, errlen);
+    r = write_towers(p, a, out, r, nodes, n, names, wait ? "GIL wait" : "GIL hold",
+                     wait ? "time spent waiting for the GIL, by stack"
+                          : "time holding the GIL, by the stack that released it",
+                     "ns", err, errlen);
     cp_gil_free(&g);
     return r;
 }
@@ -93,31 +116,16 @@ static int draw_alloc(const cp_profile *p, const char *path, const flame_args *a
     cp_alloc_data ad;
     if (cp_alloc_load(path, &ad, err, errlen) != 0)
         return -1;
-    cp_flame_node *nodes;
-    size_t n;
-    char *names;
+    cp_flame_node *nodes = NULL;
+    size_t n = 0;
+    char *names = NULL;
     bool bytes = a->alloc == 1;
     int r = cp_alloc_flame(p, &ad, bytes ? CP_ALLOC_BYTES : CP_ALLOC_COUNT, &nodes, &n, &names, err,
                            errlen);
-    if (r == 0) {
-        char command[1024], title[1200];
-        const char *what = bytes ? "bytes allocated" : "allocations";
-        if (a->title)
-            snprintf(title, sizeof title, "%s", a->title);
-        else if (cli_profile_command(p, command, sizeof command))
-            snprintf(title, sizeof title, "cpyprof %s: %s", what, command);
-        else
-            snprintf(title, sizeof title, "cpyprof %s", what);
-        cp_svg_options opt = {.title = title,
-                              .subtitle = bytes ? "bytes allocated, by the stack that allocated"
-                                                : "allocations, by the stack that allocated",
-                              .unit = bytes ? "bytes" : "allocations",
-                              .width = a->width,
-                              .inverted = a->inverted};
-        r = cp_svg_write(out, nodes, n, &opt, err, errlen);
-        free(nodes);
-        free(names);
-    }
+    r = write_towers(p, a, out, r, nodes, n, names, bytes ? "bytes allocated" : "allocations",
+                     bytes ? "bytes allocated, by the stack that allocated"
+                           : "allocations, by the stack that allocated",
+                     bytes ? "bytes" : "allocations", err, errlen);
     cp_alloc_free(&ad);
     return r;
 }
@@ -157,13 +165,8 @@ static int draw(const cp_profile *p, const cp_profile *base, const flame_args *a
     if (base && cp_flame_diff_fill(base, &bm, p, &m, order, bases, err, errlen))
         goto out;
 
-    char command[1024], title[1200], subtitle[512];
-    if (a->title)
-        snprintf(title, sizeof title, "%s", a->title);
-    else if (cli_profile_command(p, command, sizeof command))
-        snprintf(title, sizeof title, "cpyprof: %s", command);
-    else
-        snprintf(title, sizeof title, "cpyprof");
+    char title[1200], subtitle[512];
+    make_title(p, a, NULL, title, sizeof title);
     const char *mode = cp_profile_meta(p, "mode");
     char mode_text[128];
     if (p->samples) {

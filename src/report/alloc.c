@@ -1,24 +1,13 @@
 /* alloc.c — see alloc.h. */
 #include "report/alloc.h"
 
-#include "core/writer.h"
+#include "report/chunks.h"
 #include "report/model.h"
 #include "report/text.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-    return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
 
 /* Sums of counts a damaged file may make overflow: saturate, so that a
  * parent's inclusive value never drops below a child's. */
@@ -39,7 +28,7 @@ static int parse_thread(cp_alloc_data *a, const uint8_t *d, uint64_t n, char *er
         snprintf(err, errlen, "ALLOC thread chunk too short (%" PRIu64 " bytes)", n);
         return -1;
     }
-    cp_alloc_thread t = {.thread_id = rd32(d), .n_nodes = rd32(d + 4)};
+    cp_alloc_thread t = {.thread_id = cp_rd32(d), .n_nodes = cp_rd32(d + 4)};
     if (n != 8 + (uint64_t)NODE_SIZE * t.n_nodes) {
         snprintf(err, errlen, "ALLOC thread chunk size %" PRIu64 " does not match its %u nodes", n,
                  t.n_nodes);
@@ -55,12 +44,12 @@ static int parse_thread(cp_alloc_data *a, const uint8_t *d, uint64_t n, char *er
     const uint8_t *q = d + 8;
     for (uint32_t i = 0; i < t.n_nodes; i++, q += NODE_SIZE) {
         struct cpyprof_alloc_node_rec *r = &t.nodes[i];
-        r->parent = rd32(q);
-        r->func = rd32(q + 4);
-        r->allocs = rd64(q + 8);
-        r->alloc_bytes = rd64(q + 16);
-        r->frees = rd64(q + 24);
-        r->free_bytes = rd64(q + 32);
+        r->parent = cp_rd32(q);
+        r->func = cp_rd32(q + 4);
+        r->allocs = cp_rd64(q + 8);
+        r->alloc_bytes = cp_rd64(q + 16);
+        r->frees = cp_rd64(q + 24);
+        r->free_bytes = cp_rd64(q + 32);
         if (r->parent != CPYPROF_NONE && r->parent >= i) {
             snprintf(err, errlen, "ALLOC node %u has a bad parent", i);
             free(t.nodes);
@@ -84,7 +73,7 @@ static int parse_gc(cp_alloc_data *a, const uint8_t *d, uint64_t n, char *err, s
         snprintf(err, errlen, "GC chunk too short (%" PRIu64 " bytes)", n);
         return -1;
     }
-    uint32_t count = rd32(d);
+    uint32_t count = cp_rd32(d);
     if (n != 16 + (uint64_t)GC_SIZE * count) {
         snprintf(err, errlen, "GC chunk size %" PRIu64 " does not match its %u records", n, count);
         return -1;
@@ -96,18 +85,18 @@ static int parse_gc(cp_alloc_data *a, const uint8_t *d, uint64_t n, char *err, s
     }
     a->gc = r;
     a->gc_present = true;
-    a->gc_dropped += rd64(d + 8);
+    a->gc_dropped += cp_rd64(d + 8);
     const uint8_t *q = d + 16;
     for (uint32_t i = 0; i < count; i++, q += GC_SIZE) {
         struct cpyprof_gc_rec *g = &a->gc[a->n_gc++];
-        g->start_ns = (int64_t)rd64(q);
-        g->duration_ns = (int64_t)rd64(q + 8);
-        g->generation = rd32(q + 16);
-        g->thread_id = rd32(q + 20);
-        g->func = rd32(q + 24);
+        g->start_ns = (int64_t)cp_rd64(q);
+        g->duration_ns = (int64_t)cp_rd64(q + 8);
+        g->generation = cp_rd32(q + 16);
+        g->thread_id = cp_rd32(q + 20);
+        g->func = cp_rd32(q + 24);
         g->reserved = 0;
-        g->collected = rd64(q + 32);
-        g->uncollectable = rd64(q + 40);
+        g->collected = cp_rd64(q + 32);
+        g->uncollectable = cp_rd64(q + 40);
     }
     return 0;
 }
@@ -116,25 +105,17 @@ int cp_alloc_parse(const void *data, size_t size, cp_alloc_data *a, char *err, s
 {
     memset(a, 0, sizeof *a);
     a->run.peak_thread = a->run.peak_node = CPYPROF_NONE; /* until a run record says */
-    const uint8_t *d = data;
-    if (size < CPYPROF_FILE_HEADER_SIZE || memcmp(d, CPYPROF_MAGIC, CPYPROF_MAGIC_LEN) != 0) {
-        snprintf(err, errlen, "not a cpyprof profile");
+    cp_chunk_walk w;
+    if (cp_chunk_walk_begin(&w, data, size, err, errlen))
         return -1;
-    }
-    uint64_t off = CPYPROF_FILE_HEADER_SIZE;
-    while (size - off >= CPYPROF_CHUNK_HEADER_SIZE) {
-        uint32_t type = rd32(d + off), crc = rd32(d + off + 4);
-        uint64_t len = rd64(d + off + 8);
-        if (len > size - off - CPYPROF_CHUNK_HEADER_SIZE)
-            break; /* cut short: keep what came before */
-        const uint8_t *p = d + off + CPYPROF_CHUNK_HEADER_SIZE;
-        off += CPYPROF_CHUNK_HEADER_SIZE + len;
-        if (type == CPYPROF_CHUNK_TRAILER)
-            break;
-        if (type != CPYPROF_CHUNK_ALLOC && type != CPYPROF_CHUNK_GC)
-            continue;
+    static const uint32_t types[] = {CPYPROF_CHUNK_ALLOC, CPYPROF_CHUNK_GC};
+    cp_chunk c;
+    while (cp_chunk_next(&w, types, 2, &c)) {
+        uint32_t type = c.type;
+        const uint8_t *p = c.payload;
+        uint64_t len = c.len;
         const char *what = type == CPYPROF_CHUNK_GC ? "GC" : "ALLOC";
-        if (cp_crc32(0, p, len) != crc) {
+        if (!c.crc_ok) {
             snprintf(err, errlen, "%s chunk with a CRC mismatch", what);
             goto bad;
         }
@@ -147,7 +128,7 @@ int cp_alloc_parse(const void *data, size_t size, cp_alloc_data *a, char *err, s
             snprintf(err, errlen, "ALLOC chunk too short");
             goto bad;
         }
-        uint32_t kind = rd32(p);
+        uint32_t kind = cp_rd32(p);
         if (kind == CPYPROF_ALLOC_RUN) {
             if (len != 4 + RUN_SIZE) {
                 snprintf(err, errlen, "ALLOC run chunk of %" PRIu64 " bytes", len);
@@ -155,16 +136,16 @@ int cp_alloc_parse(const void *data, size_t size, cp_alloc_data *a, char *err, s
             }
             const uint8_t *q = p + 4;
             a->present = true;
-            a->run.flags = rd32(q);
-            a->run.peak_thread = rd32(q + 4);
-            a->run.peak_node = rd32(q + 8);
-            a->run.peak_bytes = rd64(q + 16);
-            a->run.live_bytes = rd64(q + 24);
-            a->run.other_allocs = rd64(q + 32);
-            a->run.other_alloc_bytes = rd64(q + 40);
-            a->run.other_frees = rd64(q + 48);
-            a->run.other_free_bytes = rd64(q + 56);
-            a->run.frees_untracked = rd64(q + 64);
+            a->run.flags = cp_rd32(q);
+            a->run.peak_thread = cp_rd32(q + 4);
+            a->run.peak_node = cp_rd32(q + 8);
+            a->run.peak_bytes = cp_rd64(q + 16);
+            a->run.live_bytes = cp_rd64(q + 24);
+            a->run.other_allocs = cp_rd64(q + 32);
+            a->run.other_alloc_bytes = cp_rd64(q + 40);
+            a->run.other_frees = cp_rd64(q + 48);
+            a->run.other_free_bytes = cp_rd64(q + 56);
+            a->run.frees_untracked = cp_rd64(q + 64);
         } else if (kind == CPYPROF_ALLOC_THREAD) {
             if (parse_thread(a, p + 4, len - 4, err, errlen) != 0)
                 goto bad;
@@ -180,35 +161,10 @@ bad:
 int cp_alloc_load(const char *path, cp_alloc_data *a, char *err, size_t errlen)
 {
     memset(a, 0, sizeof *a);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot read profile '%s': %s", path, strerror(errno));
+    uint8_t *buf;
+    size_t n;
+    if (cp_profile_read_file(path, &buf, &n, err, errlen))
         return -1;
-    }
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = malloc(cap);
-    bool oom = buf == NULL;
-    while (!oom) {
-        if (n == cap) {
-            uint8_t *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                oom = true;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        if (r == 0)
-            break;
-        n += r;
-    }
-    fclose(f);
-    if (oom) {
-        free(buf);
-        snprintf(err, errlen, "%s: out of memory", path);
-        return -1;
-    }
     char e[256];
     int rc = cp_alloc_parse(buf, n, a, e, sizeof e);
     if (rc != 0)

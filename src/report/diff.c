@@ -411,37 +411,10 @@ out:
 
 int cp_diff_add_file(cp_diff *d, int side, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rbe");
-    if (!f) {
-        snprintf(err, errlen, "cannot read profile '%s': %s", path, strerror(errno));
+    uint8_t *buf;
+    size_t n;
+    if (cp_profile_read_file(path, &buf, &n, err, errlen))
         return -1;
-    }
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    bool oom = false;
-    for (;;) {
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : (size_t)1 << 16;
-            char *t = nc > cap ? realloc(buf, nc) : NULL;
-            if (!t) {
-                oom = true;
-                break;
-            }
-            buf = t;
-            cap = nc;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (oom || bad) {
-        snprintf(err, errlen, "%s: %s", path, oom ? "out of memory" : "read error");
-        free(buf);
-        return -1;
-    }
     int rc = cp_diff_add_mem(d, side, buf, n, path, err, errlen);
     free(buf);
     return rc;

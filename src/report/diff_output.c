@@ -111,16 +111,11 @@ static const cp_diff_row **changed_rows(const cp_diff *d, const cp_diff_options 
 
 static const char *verdict_name(cp_diff_verdict v)
 {
-    switch (v) {
-    case CP_VERDICT_OK:
-        return "ok";
-    case CP_VERDICT_NOT_ASSESSED:
-        return "not-assessed";
-    case CP_VERDICT_FAIL:
-        return "fail";
-    default:
-        return "none";
-    }
+    static const char *const names[] = {[CP_VERDICT_NONE] = "none",
+                                        [CP_VERDICT_OK] = "ok",
+                                        [CP_VERDICT_NOT_ASSESSED] = "not-assessed",
+                                        [CP_VERDICT_FAIL] = "fail"};
+    return (unsigned)v < sizeof names / sizeof *names ? names[v] : "none";
 }
 
 static void method_line(FILE *out, const cp_diff *d, const cp_diff_options *o)
@@ -151,6 +146,20 @@ static void row_values(const cp_diff *d, const cp_diff_row *r, char *b, char *nw
     fmt_p(isnan(r->p_rule) ? r->p : r->p_rule, p, n);
 }
 
+/* The whole-run instruction counts, when both sides have them: `fmt` takes
+ * BASE, NEW and the change. */
+static void instructions_line(FILE *out, const cp_diff *d, const char *fmt)
+    __attribute__((format(printf, 3, 0)));
+static void instructions_line(FILE *out, const cp_diff *d, const char *fmt)
+{
+    const cp_diff_row *ir = cp_diff_instructions(d, NULL, NULL);
+    if (!ir)
+        return;
+    char b[64], n[64], c[64];
+    fprintf(out, fmt, cp_diff_fmt_value(d, ir->metric, ir->base, b, sizeof b),
+            cp_diff_fmt_value(d, ir->metric, ir->new_, n, sizeof n), fmt_change(ir, c, sizeof c));
+}
+
 static void write_text(FILE *out, const cp_diff *d, const cp_diff_options *o, size_t limit)
 {
     size_t nr;
@@ -164,14 +173,7 @@ static void write_text(FILE *out, const cp_diff *d, const cp_diff_options *o, si
     for (size_t i = 0; i < o->n_rules; i++)
         fprintf(out, " %s", o->rules[i].text);
     fprintf(out, "%s\n", o->n_rules ? "" : " none (report only)");
-    const cp_diff_row *ir = cp_diff_instructions(d, NULL, NULL);
-    if (ir) {
-        char ib[64], in[64], ic[64];
-        fprintf(out, "instructions: %s -> %s (%s; user space, whole run)\n",
-                cp_diff_fmt_value(d, ir->metric, ir->base, ib, sizeof ib),
-                cp_diff_fmt_value(d, ir->metric, ir->new_, in, sizeof in),
-                fmt_change(ir, ic, sizeof ic));
-    }
+    instructions_line(out, d, "instructions: %s -> %s (%s; user space, whole run)\n");
     const char *notes = cp_diff_notes(d);
     for (const char *s = notes; *s;) {
         const char *e = strchr(s, '\n');
@@ -277,14 +279,7 @@ static void write_markdown(FILE *out, const cp_diff *d, const cp_diff_options *o
         md_cell(out, o->rules[i].text);
     }
     fprintf(out, "%s\n\n", o->n_rules ? "" : " none");
-    const cp_diff_row *ir = cp_diff_instructions(d, NULL, NULL);
-    if (ir) {
-        char ib[64], in[64], ic[64];
-        fprintf(out, "Instructions (user space, whole run): %s → %s (%s)\n\n",
-                cp_diff_fmt_value(d, ir->metric, ir->base, ib, sizeof ib),
-                cp_diff_fmt_value(d, ir->metric, ir->new_, in, sizeof in),
-                fmt_change(ir, ic, sizeof ic));
-    }
+    instructions_line(out, d, "Instructions (user space, whole run): %s → %s (%s)\n\n");
     const char *notes = cp_diff_notes(d);
     for (const char *s = notes; *s;) {
         const char *e = strchr(s, '\n');
@@ -340,16 +335,11 @@ static void json_str(FILE *out, const char *s)
 
 static const char *unit_name(cp_diff_unit u)
 {
-    switch (u) {
-    case CP_UNIT_NS:
-        return "ns";
-    case CP_UNIT_BYTES:
-        return "bytes";
-    case CP_UNIT_SAMPLES:
-        return "samples";
-    default:
-        return "count";
-    }
+    static const char *const names[] = {[CP_UNIT_COUNT] = "count",
+                                        [CP_UNIT_NS] = "ns",
+                                        [CP_UNIT_BYTES] = "bytes",
+                                        [CP_UNIT_SAMPLES] = "samples"};
+    return (unsigned)u < sizeof names / sizeof *names ? names[u] : "count";
 }
 
 /* {"available": true, "base": N, "new": N, "change": x, "verdict": v, "rule": r}

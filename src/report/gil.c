@@ -1,24 +1,10 @@
 /* gil.c — see gil.h. */
 #include "report/gil.h"
 
-#include "core/writer.h"
+#include "report/chunks.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-    return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
 
 #define RUN_SIZE 48
 #define THREAD_SIZE 72
@@ -32,16 +18,16 @@ static int parse_thread(cp_gil_data *g, const uint8_t *d, uint64_t n, char *err,
     }
     cp_gil_thread t;
     memset(&t, 0, sizeof t);
-    t.rec.thread_id = rd32(d);
-    t.rec.nbuckets = rd32(d + 4);
-    t.rec.native_tid = rd64(d + 8);
-    t.rec.hold_ns = rd64(d + 16);
-    t.rec.wait_ns = rd64(d + 24);
-    t.rec.acquisitions = rd64(d + 32);
-    t.rec.max_hold_ns = rd64(d + 40);
-    t.rec.max_wait_ns = rd64(d + 48);
-    t.rec.samples_held = rd64(d + 56);
-    t.rec.nnodes = rd32(d + 64);
+    t.rec.thread_id = cp_rd32(d);
+    t.rec.nbuckets = cp_rd32(d + 4);
+    t.rec.native_tid = cp_rd64(d + 8);
+    t.rec.hold_ns = cp_rd64(d + 16);
+    t.rec.wait_ns = cp_rd64(d + 24);
+    t.rec.acquisitions = cp_rd64(d + 32);
+    t.rec.max_hold_ns = cp_rd64(d + 40);
+    t.rec.max_wait_ns = cp_rd64(d + 48);
+    t.rec.samples_held = cp_rd64(d + 56);
+    t.rec.nnodes = cp_rd32(d + 64);
     uint64_t nb = t.rec.nbuckets, nn = t.rec.nnodes;
     if (nb > CP_GIL_HIST_MAX || n != THREAD_SIZE + 16 * nb + NODE_SIZE * nn) {
         snprintf(err, errlen,
@@ -52,10 +38,10 @@ static int parse_thread(cp_gil_data *g, const uint8_t *d, uint64_t n, char *err,
     }
     const uint8_t *q = d + THREAD_SIZE;
     for (uint64_t i = 0; i < nb; i++)
-        t.hold_hist[i] = rd64(q + 8 * i);
+        t.hold_hist[i] = cp_rd64(q + 8 * i);
     q += 8 * nb;
     for (uint64_t i = 0; i < nb; i++)
-        t.wait_hist[i] = rd64(q + 8 * i);
+        t.wait_hist[i] = cp_rd64(q + 8 * i);
     q += 8 * nb;
     if (nn) {
         t.nodes = malloc(nn * sizeof *t.nodes);
@@ -66,11 +52,11 @@ static int parse_thread(cp_gil_data *g, const uint8_t *d, uint64_t n, char *err,
     }
     for (uint64_t i = 0; i < nn; i++, q += NODE_SIZE) {
         struct cpyprof_gil_node_rec *r = &t.nodes[i];
-        r->parent = rd32(q);
-        r->func = rd32(q + 4);
-        r->kind = rd32(q + 8);
-        r->count = rd64(q + 16);
-        r->ns = rd64(q + 24);
+        r->parent = cp_rd32(q);
+        r->func = cp_rd32(q + 4);
+        r->kind = cp_rd32(q + 8);
+        r->count = cp_rd64(q + 16);
+        r->ns = cp_rd64(q + 24);
         if (r->kind > 1 ||
             (r->parent != CPYPROF_NONE && (r->parent >= i || t.nodes[r->parent].kind != r->kind))) {
             snprintf(err, errlen, "GIL stack node %llu has a bad parent or kind",
@@ -93,24 +79,15 @@ static int parse_thread(cp_gil_data *g, const uint8_t *d, uint64_t n, char *err,
 int cp_gil_parse(const void *data, size_t size, cp_gil_data *g, char *err, size_t errlen)
 {
     memset(g, 0, sizeof *g);
-    const uint8_t *d = data;
-    if (size < CPYPROF_FILE_HEADER_SIZE || memcmp(d, CPYPROF_MAGIC, CPYPROF_MAGIC_LEN) != 0) {
-        snprintf(err, errlen, "not a cpyprof profile");
+    cp_chunk_walk w;
+    if (cp_chunk_walk_begin(&w, data, size, err, errlen))
         return -1;
-    }
-    uint64_t off = CPYPROF_FILE_HEADER_SIZE;
-    while (size - off >= CPYPROF_CHUNK_HEADER_SIZE) {
-        uint32_t type = rd32(d + off), crc = rd32(d + off + 4);
-        uint64_t len = rd64(d + off + 8);
-        if (len > size - off - CPYPROF_CHUNK_HEADER_SIZE)
-            break; /* cut short: keep what came before */
-        const uint8_t *p = d + off + CPYPROF_CHUNK_HEADER_SIZE;
-        off += CPYPROF_CHUNK_HEADER_SIZE + len;
-        if (type == CPYPROF_CHUNK_TRAILER)
-            break;
-        if (type != CPYPROF_CHUNK_GIL)
-            continue;
-        if (cp_crc32(0, p, len) != crc) {
+    static const uint32_t types[] = {CPYPROF_CHUNK_GIL};
+    cp_chunk c;
+    while (cp_chunk_next(&w, types, 1, &c)) {
+        const uint8_t *p = c.payload;
+        uint64_t len = c.len;
+        if (!c.crc_ok) {
             snprintf(err, errlen, "GIL chunk with a CRC mismatch");
             goto bad;
         }
@@ -118,19 +95,19 @@ int cp_gil_parse(const void *data, size_t size, cp_gil_data *g, char *err, size_
             snprintf(err, errlen, "GIL chunk too short");
             goto bad;
         }
-        uint32_t kind = rd32(p);
+        uint32_t kind = cp_rd32(p);
         if (kind == CPYPROF_GIL_RUN) {
             if (len != 4 + RUN_SIZE) {
                 snprintf(err, errlen, "GIL run chunk of %llu bytes", (unsigned long long)len);
                 goto bad;
             }
             g->present = true;
-            g->run.method = rd32(p + 4);
-            g->run.duration_ns = (int64_t)rd64(p + 12);
-            g->run.switches = rd64(p + 20);
-            g->run.samples = rd64(p + 28);
-            g->run.samples_locked = rd64(p + 36);
-            g->run.stacks_dropped = rd64(p + 44);
+            g->run.method = cp_rd32(p + 4);
+            g->run.duration_ns = (int64_t)cp_rd64(p + 12);
+            g->run.switches = cp_rd64(p + 20);
+            g->run.samples = cp_rd64(p + 28);
+            g->run.samples_locked = cp_rd64(p + 36);
+            g->run.stacks_dropped = cp_rd64(p + 44);
         } else if (kind == CPYPROF_GIL_THREAD) {
             if (parse_thread(g, p + 4, len - 4, err, errlen) != 0)
                 goto bad;
@@ -145,34 +122,10 @@ bad:
 int cp_gil_load(const char *path, cp_gil_data *g, char *err, size_t errlen)
 {
     memset(g, 0, sizeof *g);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot read profile '%s': %s", path, strerror(errno));
+    uint8_t *buf;
+    size_t n;
+    if (cp_profile_read_file(path, &buf, &n, err, errlen))
         return -1;
-    }
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            uint8_t *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        if (r == 0)
-            break;
-        n += r;
-    }
-    fclose(f);
-    if (!buf) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        return -1;
-    }
     char e[256];
     int rc = cp_gil_parse(buf, n, g, e, sizeof e);
     if (rc != 0)

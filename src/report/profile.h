@@ -112,6 +112,11 @@ int cp_profile_load(cp_profile *p, const char *path, char *err, size_t errlen);
 int cp_profile_load_mem(cp_profile *p, const void *data, size_t size, const char *name, char *err,
                         size_t errlen);
 
+/** Reads the whole file at `path` into *out (malloc'ed; the caller frees)
+ *  and its length into *size. Returns 0, or -1 with "cannot read profile
+ *  'PATH': why" in err. */
+int cp_profile_read_file(const char *path, uint8_t **out, size_t *size, char *err, size_t errlen);
+
 /** Frees everything; `p` becomes empty. Safe on an empty profile. */
 void cp_profile_free(cp_profile *p);
 

@@ -772,9 +772,9 @@ int cp_profile_load_mem(cp_profile *p, const void *data, size_t size, const char
     return r;
 }
 
-/* Reads a whole file. Regular files are read in one allocation of their
- * size; anything else (a pipe) grows as it goes. */
-static int slurp(const char *path, uint8_t **out, size_t *size, char *err, size_t errlen)
+/* Regular files are read in one allocation of their size; anything else (a
+ * pipe) grows as it goes. */
+int cp_profile_read_file(const char *path, uint8_t **out, size_t *size, char *err, size_t errlen)
 {
     int fd;
     do {
@@ -834,7 +834,7 @@ int cp_profile_load(cp_profile *p, const char *path, char *err, size_t errlen)
     memset(p, 0, sizeof *p);
     uint8_t *data;
     size_t size;
-    if (slurp(path, &data, &size, err, errlen))
+    if (cp_profile_read_file(path, &data, &size, err, errlen))
         return -1;
     int r = cp_profile_load_mem(p, data, size, path, err, errlen);
     free(data);

@@ -1,0 +1,46 @@
+"""What the side-by-side benchmarks (bench_alloc.py, bench_gil.py) share:
+the common options, a clean environment for the child, running one child
+and the round order.
+
+Every configuration runs in a fresh process started with this environment:
+PYTHONPATH points at the build's assembled package, and every CPYPROF_*
+variable and LD_PRELOAD of the caller is removed so that only the
+configuration under test profiles anything."""
+import os
+import subprocess
+import sys
+
+
+def add_common_arguments(ap, repo, rounds, python, workloads):
+    """--rounds, --quick, --python, --build, --workloads, --json."""
+    ap.add_argument("--rounds", type=int, default=rounds)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--python", default=python)
+    ap.add_argument("--build", default=os.environ.get("CPYPROF_BUILD_DIR") or
+                    os.path.join(repo, "build"))
+    ap.add_argument("--workloads", default=workloads)
+    ap.add_argument("--json")
+
+
+def child_env(build):
+    env = dict(os.environ, PYTHONPATH=os.path.join(build, "python"))
+    for k in list(env):
+        if k.startswith("CPYPROF_") or k == "LD_PRELOAD":
+            del env[k]
+    return env
+
+
+def run_child(argv, build, workload, cfg, timeout):
+    """Runs one measured child; its stdout, or exits naming the run."""
+    p = subprocess.run(argv, env=child_env(build), capture_output=True, text=True,
+                       timeout=timeout)
+    if p.returncode != 0:
+        sys.exit("run failed (%s %s):\n%s" % (workload, cfg, p.stderr))
+    return p.stdout
+
+
+def rotated(configs, r):
+    """Round r's order: the configurations rotated by r, so that machine
+    noise does not always hit the same one first."""
+    k = r % len(configs)
+    return configs[k:] + configs[:k]
