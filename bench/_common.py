@@ -6,13 +6,21 @@ Every configuration runs in a fresh process started with this environment:
 PYTHONPATH points at the build's assembled package, and every CPYPROF_*
 variable and LD_PRELOAD of the caller is removed so that only the
 configuration under test profiles anything."""
+import argparse
 import os
 import subprocess
 import sys
 
 
-def add_common_arguments(ap, repo, rounds, python, workloads):
-    """--rounds, --quick, --python, --build, --workloads, --json."""
+def parse_arguments(doc, repo, rounds, python, workloads, scale=None):
+    """The common options (--rounds, --quick, --python, --build,
+    --workloads, --json; --scale too when `scale` is given, its default)
+    parsed: (args, rounds, scale, [workload]); --quick means 2 rounds of
+    0.3 x the work."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    if scale is not None:
+        ap.add_argument("--scale", type=float, default=scale,
+                        help="workload size (default %g)" % scale)
     ap.add_argument("--rounds", type=int, default=rounds)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--python", default=python)
@@ -20,6 +28,9 @@ def add_common_arguments(ap, repo, rounds, python, workloads):
                     os.path.join(repo, "build"))
     ap.add_argument("--workloads", default=workloads)
     ap.add_argument("--json")
+    a = ap.parse_args()
+    full = a.scale if scale is not None else 1.0
+    return (a, 2 if a.quick else a.rounds, 0.3 if a.quick else full, a.workloads.split(","))
 
 
 def child_env(build):

@@ -36,7 +36,6 @@ otherwise its rows are left out and the table says so.
     python3 bench/bench_alloc.py --quick   # 2 rounds, workloads at scale 0.3
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -45,7 +44,7 @@ import sys
 import tempfile
 import textwrap
 
-from _common import add_common_arguments, rotated, run_child  # bench/, on sys.path when run
+from _common import parse_arguments, rotated, run_child  # bench/, on sys.path when run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -117,20 +116,15 @@ def run_one(py, build, workload, cfg, scale, tmp):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_common_arguments(ap, REPO, rounds=5, python="/root/.pyenv/versions/3.11.7/bin/python3",
-                         workloads="objects,grow,alloc_heavy")
-    ap.add_argument("--scale", type=float, default=3.0,
-                    help="workload size (default 3: about a second of baseline each)")
-    a = ap.parse_args()
-    rounds = 2 if a.quick else a.rounds
-    scale = 0.3 if a.quick else a.scale
+    # --scale 3 (default): about a second of baseline each
+    a, rounds, scale, workloads = parse_arguments(
+        __doc__, REPO, rounds=5, python="/root/.pyenv/versions/3.11.7/bin/python3",
+        workloads="objects,grow,alloc_heavy", scale=3.0)
     configs = list(CONFIGS)
     have_memray = subprocess.run([a.python, "-c", "import memray"],
                                  capture_output=True).returncode == 0
     if not have_memray:
         configs = [c for c in configs if not c.startswith("memray")]
-    workloads = a.workloads.split(",")
     times = {(w, c): [] for w in workloads for c in configs}
     cpus = {(w, c): [] for w in workloads for c in configs}
     with tempfile.TemporaryDirectory() as tmp:

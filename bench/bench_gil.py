@@ -38,7 +38,6 @@ the percentages.
     python3 bench/bench_gil.py --python /root/.pyenv/versions/3.11.7/bin/python3
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -47,7 +46,7 @@ import sys
 import tempfile
 import textwrap
 
-from _common import add_common_arguments, rotated, run_child  # bench/, on sys.path when run
+from _common import parse_arguments, rotated, run_child  # bench/, on sys.path when run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -114,13 +113,9 @@ def gil_numbers(build, path):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_common_arguments(ap, REPO, rounds=9, python="/usr/bin/python3",
-                         workloads="cpu4,stat,stat2")
-    a = ap.parse_args()
-    rounds = 2 if a.quick else a.rounds
-    scale = 0.3 if a.quick else 1.0
-    workloads = a.workloads.split(",")
+    a, rounds, scale, workloads = parse_arguments(__doc__, REPO, rounds=9,
+                                                  python="/usr/bin/python3",
+                                                  workloads="cpu4,stat,stat2")
     times = {(w, c): [] for w in workloads for c in CONFIGS}
     cpus = {(w, c): [] for w in workloads for c in CONFIGS}
     rates = {}

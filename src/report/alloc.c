@@ -158,19 +158,15 @@ bad:
     return -1;
 }
 
+static int parse_image(const void *data, size_t size, void *out, char *err, size_t errlen)
+{
+    return cp_alloc_parse(data, size, out, err, errlen);
+}
+
 int cp_alloc_load(const char *path, cp_alloc_data *a, char *err, size_t errlen)
 {
     memset(a, 0, sizeof *a);
-    uint8_t *buf;
-    size_t n;
-    if (cp_profile_read_file(path, &buf, &n, err, errlen))
-        return -1;
-    char e[256];
-    int rc = cp_alloc_parse(buf, n, a, e, sizeof e);
-    if (rc != 0)
-        snprintf(err, errlen, "%s: %s", path, e);
-    free(buf);
-    return rc;
+    return cp_profile_parse_file(path, parse_image, a, err, errlen);
 }
 
 void cp_alloc_free(cp_alloc_data *a)

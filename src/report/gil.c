@@ -119,19 +119,15 @@ bad:
     return -1;
 }
 
+static int parse_image(const void *data, size_t size, void *out, char *err, size_t errlen)
+{
+    return cp_gil_parse(data, size, out, err, errlen);
+}
+
 int cp_gil_load(const char *path, cp_gil_data *g, char *err, size_t errlen)
 {
     memset(g, 0, sizeof *g);
-    uint8_t *buf;
-    size_t n;
-    if (cp_profile_read_file(path, &buf, &n, err, errlen))
-        return -1;
-    char e[256];
-    int rc = cp_gil_parse(buf, n, g, e, sizeof e);
-    if (rc != 0)
-        snprintf(err, errlen, "%s: %s", path, e);
-    free(buf);
-    return rc;
+    return cp_profile_parse_file(path, parse_image, g, err, errlen);
 }
 
 void cp_gil_free(cp_gil_data *g)

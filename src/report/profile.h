@@ -117,6 +117,14 @@ int cp_profile_load_mem(cp_profile *p, const void *data, size_t size, const char
  *  'PATH': why" in err. */
 int cp_profile_read_file(const char *path, uint8_t **out, size_t *size, char *err, size_t errlen);
 
+/** Reads the file at `path` and hands its image to `parse`, which fills
+ *  `out` (the ALLOC and GIL readers); a parse error gets the path in front:
+ *  "PATH: why". Returns parse's result, or -1 when the file is unreadable. */
+int cp_profile_parse_file(const char *path,
+                          int (*parse)(const void *data, size_t size, void *out, char *err,
+                                       size_t errlen),
+                          void *out, char *err, size_t errlen);
+
 /** Frees everything; `p` becomes empty. Safe on an empty profile. */
 void cp_profile_free(cp_profile *p);
 

@@ -829,6 +829,23 @@ int cp_profile_read_file(const char *path, uint8_t **out, size_t *size, char *er
     return 0;
 }
 
+int cp_profile_parse_file(const char *path,
+                          int (*parse)(const void *data, size_t size, void *out, char *err,
+                                       size_t errlen),
+                          void *out, char *err, size_t errlen)
+{
+    uint8_t *data;
+    size_t size;
+    if (cp_profile_read_file(path, &data, &size, err, errlen))
+        return -1;
+    char e[512];
+    int rc = parse(data, size, out, e, sizeof e);
+    if (rc != 0)
+        snprintf(err, errlen, "%s: %s", path, e);
+    free(data);
+    return rc;
+}
+
 int cp_profile_load(cp_profile *p, const char *path, char *err, size_t errlen)
 {
     memset(p, 0, sizeof *p);
