@@ -19,7 +19,7 @@
 
 static void help(void)
 {
-    printf("Usage: cpyprof diff BASE NEW [OPTIONS]\n"
+    printf("Usage: cpyprof diff BASE NEW [OPTIONS]     (each a file, or a quoted glob of runs)\n"
            "       cpyprof diff --base FILE... --new FILE... [OPTIONS]\n"
            "Compare profiles function by function: calls, self and total time, and when the\n"
            "profiles have them allocations (--alloc) and GIL wait (--gil=exact). Several\n"
@@ -154,7 +154,8 @@ static bool parse_confidence(const char *s, double *c)
 
 int cmd_diff(int argc, char **argv)
 {
-    list sides[2] = {{0}}, pos = {0};
+    list sides[2] = {{0}}, pos[2] = {{0}};
+    size_t n_pos = 0; /* positional arguments: BASE and NEW, each a file or a glob */
     cp_diff_rule *rules = NULL;
     size_t n_rules = 0;
     cp_diff_options o = {.confidence = 0.95, .min_time_ns = 100e3};
@@ -168,7 +169,9 @@ int cmd_diff(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (a[0] != '-' || strcmp(a, "-") == 0) {
-            if (add_path(collecting >= 0 ? &sides[collecting] : &pos, a) != CLI_OK)
+            if (collecting < 0 && n_pos++ >= 2)
+                continue; /* too many: counted, reported below */
+            if (add_path(collecting >= 0 ? &sides[collecting] : &pos[n_pos - 1], a) != CLI_OK)
                 goto out;
             continue;
         }
@@ -252,9 +255,9 @@ int cmd_diff(int argc, char **argv)
         }
     }
     if (sides[0].n || sides[1].n) {
-        if (pos.n) {
+        if (n_pos) {
             rc = cli_usage("diff", "unexpected argument '%s' (files go after --base or --new)",
-                           pos.v[0]);
+                           pos[0].v[0]);
             goto out;
         }
         if (!sides[0].n || !sides[1].n) {
@@ -262,21 +265,21 @@ int cmd_diff(int argc, char **argv)
             goto out;
         }
     } else {
-        if (pos.n < 2) {
-            rc = cli_usage("diff", "missing the %s profile", pos.n ? "NEW" : "BASE");
+        if (n_pos < 2) {
+            rc = cli_usage("diff", "missing the %s profile", n_pos ? "NEW" : "BASE");
             goto out;
         }
-        if (pos.n > 2) {
+        if (n_pos > 2) {
             rc = cli_usage("diff",
                            "expected BASE and NEW, got %zu files (use --base FILE... "
-                           "--new FILE... for several runs)",
-                           pos.n);
+                           "--new FILE... for several runs, or quote two globs)",
+                           n_pos);
             goto out;
         }
-        if (push(&sides[0], pos.v[0]) || push(&sides[1], pos.v[1])) {
-            rc = CLI_USAGE; /* out of memory: never "a rule broke" */
-            goto out;
-        }
+        /* BASE and NEW: a quoted glob each ('base-*.cpyprof') is a set of runs */
+        sides[0] = pos[0];
+        sides[1] = pos[1];
+        pos[0] = pos[1] = (list){0};
     }
     o.rules = rules;
     o.n_rules = n_rules;
@@ -315,6 +318,7 @@ out:
     free(rules);
     list_free(&sides[0]);
     list_free(&sides[1]);
-    list_free(&pos);
+    list_free(&pos[0]);
+    list_free(&pos[1]);
     return rc;
 }

@@ -100,6 +100,15 @@ def test_time_regression_with_repeated_runs(tmp_path):
              "--fail-on", "time:+10%", "--fail-on", "calls:+0")
     assert p.returncode == 0, describe(p)
 
+    # BASE and NEW as two quoted globs: the same sets of runs
+    p = diff(str(tmp_path / "base" / "base-*.cpyprof"), str(tmp_path / "new" / "new-*.cpyprof"),
+             "--fail-on", "self:+10%", "--format", "json")
+    assert p.returncode == 1, describe(p)
+    doc = json.loads(p.stdout)
+    assert len(doc["base"]) == 5 and len(doc["new"]) == 5, doc["base"]
+    assert [(r["function"], r["metric"]) for r in doc["rows"] if r["verdict"] == "fail"] == \
+        [("slow", "self")]
+
 
 def test_formats(tmp_path):
     py = PYTHONS[0]
