@@ -55,3 +55,20 @@ def rotated(configs, r):
     noise does not always hit the same one first."""
     k = r % len(configs)
     return configs[k:] + configs[:k]
+
+
+def measure(rounds, workloads, configs, run):
+    """Every configuration of every workload, `rounds` times, the rounds
+    interleaved (rotated order). run(workload, config) -> (wall s, CPU s).
+    Returns (times, cpus): {(workload, config): [seconds per round]}."""
+    times = {(w, c): [] for w in workloads for c in configs}
+    cpus = {(w, c): [] for w in workloads for c in configs}
+    for r in range(rounds):
+        for w in workloads:
+            for c in rotated(configs, r):
+                t, cpu = run(w, c)
+                times[(w, c)].append(t)
+                cpus[(w, c)].append(cpu)
+                print("round %d %-8s %-14s %.3fs (cpu %.3fs)" % (r + 1, w, c, t, cpu),
+                      file=sys.stderr)
+    return times, cpus

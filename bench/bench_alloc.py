@@ -44,7 +44,7 @@ import sys
 import tempfile
 import textwrap
 
-from _common import parse_arguments, rotated, run_child  # bench/, on sys.path when run
+from _common import measure, parse_arguments, run_child  # bench/, on sys.path when run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -125,17 +125,9 @@ def main():
                                  capture_output=True).returncode == 0
     if not have_memray:
         configs = [c for c in configs if not c.startswith("memray")]
-    times = {(w, c): [] for w in workloads for c in configs}
-    cpus = {(w, c): [] for w in workloads for c in configs}
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(rounds):
-            for w in workloads:
-                for c in rotated(configs, r):
-                    t, cpu = run_one(a.python, a.build, w, c, scale, tmp)
-                    times[(w, c)].append(t)
-                    cpus[(w, c)].append(cpu)
-                    print("round %d %-8s %-14s %.3fs (cpu %.3fs)" % (r + 1, w, c, t, cpu),
-                          file=sys.stderr)
+        times, cpus = measure(rounds, workloads, configs,
+                              lambda w, c: run_one(a.python, a.build, w, c, scale, tmp))
 
     print("python: %s; %d rounds; scale %g; indicative only on a shared, loaded machine"
           % (a.python, rounds, scale))

@@ -46,7 +46,7 @@ import sys
 import tempfile
 import textwrap
 
-from _common import parse_arguments, rotated, run_child  # bench/, on sys.path when run
+from _common import measure, parse_arguments, run_child  # bench/, on sys.path when run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -116,20 +116,12 @@ def main():
     a, rounds, scale, workloads = parse_arguments(__doc__, REPO, rounds=9,
                                                   python="/usr/bin/python3",
                                                   workloads="cpu4,stat,stat2")
-    times = {(w, c): [] for w in workloads for c in CONFIGS}
-    cpus = {(w, c): [] for w in workloads for c in CONFIGS}
-    rates = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(rounds):
-            for w in workloads:
-                for c in rotated(CONFIGS, r):
-                    t, cpu = run_one(a.python, a.build, w, c, scale, tmp)
-                    times[(w, c)].append(t)
-                    cpus[(w, c)].append(cpu)
-                    print("round %d %-6s %-8s %.3fs %.3fs cpu" % (r + 1, w, c, t, cpu),
-                          file=sys.stderr)
-            for w in workloads:
-                rates[w] = gil_numbers(a.build, os.path.join(tmp, "%s-exact.cpyprof" % w))
+        times, cpus = measure(rounds, workloads, CONFIGS,
+                              lambda w, c: run_one(a.python, a.build, w, c, scale, tmp))
+        # the last round's exact-mode profiles
+        rates = {w: gil_numbers(a.build, os.path.join(tmp, "%s-exact.cpyprof" % w))
+                 for w in workloads}
 
     print("| workload | config | median s | min s | vs baseline | vs off | vs off (min) "
           "| paired | paired CPU | target | ok |")
