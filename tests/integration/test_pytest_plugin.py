@@ -29,9 +29,19 @@ def tester(pytester, monkeypatch):
     return pytester
 
 
-def run(pytester, *args):
-    return pytester.runpytest_subprocess("-p", "cpyprof.pytest_plugin", "-p", "no:cacheprovider",
-                                         *args, timeout=120)
+def run(pytester, *args, env=None):
+    """pytest in a subprocess with the plugin; `env`: variables set for it."""
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    try:
+        return pytester.runpytest_subprocess("-p", "cpyprof.pytest_plugin", "-p",
+                                             "no:cacheprovider", *args, timeout=120)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                del os.environ[k]
+            else:
+                os.environ[k] = v
 
 
 def test_call_budget_violation_names_the_function(tester):
@@ -109,22 +119,15 @@ def test_save_then_compare(tester):
     r.assert_outcomes(passed=1)
 
     # helper now called 10x more: fails naming helper with both numbers
-    os.environ["N"] = "100"
-    try:
-        r = run(tester, "--cpyprof-compare=main")
-    finally:
-        del os.environ["N"]
+    r = run(tester, "--cpyprof-compare=main", env={"N": "100"})
     r.assert_outcomes(failed=1)
     out = r.stdout.str()
     assert "cpyprof regression against baseline 'main'" in out, out
     assert "calls helper (mymod.py): 10 -> 100 breaks calls:+0" in out, out
 
     # a rule limited to another module does not see it
-    os.environ["N"] = "100"
-    try:
-        r = run(tester, "--cpyprof-compare=main", "--cpyprof-fail-on", "calls:+0:other.py:*")
-    finally:
-        del os.environ["N"]
+    r = run(tester, "--cpyprof-compare=main", "--cpyprof-fail-on", "calls:+0:other.py:*",
+            env={"N": "100"})
     r.assert_outcomes(passed=1)
 
     # a test without baseline: a warning, not a failure
@@ -274,22 +277,14 @@ def test_instructions_budget_with_counts(tester):
         def test_per_function_refused():
             pass
     """)
-    os.environ["FAKE_INSTRUCTIONS"] = "1500000"
-    try:
-        r = run(tester, "-v")
-    finally:
-        del os.environ["FAKE_INSTRUCTIONS"]
+    r = run(tester, "-v", env={"FAKE_INSTRUCTIONS": "1500000"})
     r.assert_outcomes(passed=1, failed=1)
     out = r.stdout.str()
     assert "test_instr.py::test_budget PASSED" in out, out
     assert "max_instructions is a number (the whole test: there are no per-function " \
            "instruction counts)" in out, out
 
-    os.environ["FAKE_INSTRUCTIONS"] = "2000001"
-    try:
-        r = run(tester, "-v", "-k", "test_budget")
-    finally:
-        del os.environ["FAKE_INSTRUCTIONS"]
+    r = run(tester, "-v", "-k", "test_budget", env={"FAKE_INSTRUCTIONS": "2000001"})
     r.assert_outcomes(failed=1)
     out = r.stdout.str()
     assert "cpyprof budget exceeded in test_budget:" in out, out

@@ -246,6 +246,24 @@ static void parse_rules(cp_diff_rule *r, const char *const *text, size_t n)
         ck_assert_msg(cp_diff_rule_parse(text[i], &r[i], err, sizeof err) == 0, "%s", err);
 }
 
+/* The options with rules text[0..n-1], parsed into r. */
+static cp_diff_options with_rules(cp_diff_rule *r, const char *const *text, size_t n)
+{
+    parse_rules(r, text, n);
+    return opts(r, n);
+}
+
+/* n runs a side, alternately BASE and NEW (the order the seeded noise is
+ * drawn in): BASE as built by default, NEW with slow x new_slow and
+ * new_calls calls of helper. */
+static void add_pairs(cp_diff *d, int n, double sigma, double new_slow, uint64_t new_calls)
+{
+    for (int i = 0; i < n; i++) {
+        add_run(d, CP_DIFF_BASE, sigma, 1, 100);
+        add_run(d, CP_DIFF_NEW, sigma, new_slow, new_calls);
+    }
+}
+
 /* The failing rows as "metric name" lines. */
 static void failures(const cp_diff *d, char *buf, size_t n)
 {
@@ -263,15 +281,11 @@ START_TEST(slowed_function_flagged_by_name)
     rng_state = 0x9E3779B97F4A7C15ull;
     cp_diff_rule rules[2];
     static const char *const text[] = {"self:+10%", "calls:+0"};
-    parse_rules(rules, text, 2);
-    cp_diff_options o = opts(rules, 2);
+    cp_diff_options o = with_rules(rules, text, 2);
     /* 20 comparisons, each 5 vs 5 runs with 25% noise: slow is 20x slower */
     for (int k = 0; k < 20; k++) {
         cp_diff *d = cp_diff_new();
-        for (int i = 0; i < 5; i++) {
-            add_run(d, CP_DIFF_BASE, 0.25, 1, 100);
-            add_run(d, CP_DIFF_NEW, 0.25, 20, 100);
-        }
+        add_pairs(d, 5, 0.25, 20, 100);
         char err[512], f[1024];
         ck_assert_int_eq(cp_diff_compute(d, &o, err, sizeof err), 0);
         failures(d, f, sizeof f);
@@ -286,13 +300,9 @@ START_TEST(more_calls_flagged_by_name)
     rng_state = 12345;
     cp_diff_rule rules[2];
     static const char *const text[] = {"calls:+0", "time:+10%"};
-    parse_rules(rules, text, 2);
-    cp_diff_options o = opts(rules, 2);
+    cp_diff_options o = with_rules(rules, text, 2);
     cp_diff *d = cp_diff_new();
-    for (int i = 0; i < 6; i++) {
-        add_run(d, CP_DIFF_BASE, 0.05, 1, 100);
-        add_run(d, CP_DIFF_NEW, 0.05, 1, 1000); /* helper called 10x more */
-    }
+    add_pairs(d, 6, 0.05, 1, 1000); /* helper called 10x more */
     char err[512], f[1024];
     ck_assert_int_eq(cp_diff_compute(d, &o, err, sizeof err), 0);
     failures(d, f, sizeof f);
@@ -319,10 +329,7 @@ static size_t self_vs_self(int comparisons, int runs, double sigma, const cp_dif
     size_t flagged = 0;
     for (int k = 0; k < comparisons; k++) {
         cp_diff *d = cp_diff_new();
-        for (int i = 0; i < runs; i++) {
-            add_run(d, CP_DIFF_BASE, sigma, 1, 100);
-            add_run(d, CP_DIFF_NEW, sigma, 1, 100);
-        }
+        add_pairs(d, runs, sigma, 1, 100);
         char err[512];
         ck_assert_int_eq(cp_diff_compute(d, o, err, sizeof err), 0);
         flagged += cp_diff_failures(d) > 0;
@@ -336,8 +343,7 @@ START_TEST(same_program_never_flagged)
     rng_state = 0xC0FFEEull;
     cp_diff_rule rules[2];
     static const char *const text[] = {"time:+10%", "calls:+0"};
-    parse_rules(rules, text, 2);
-    cp_diff_options o = opts(rules, 2);
+    cp_diff_options o = with_rules(rules, text, 2);
     /* the bar: 20 comparisons of noisy repeated runs, never flagged */
     ck_assert_uint_eq(self_vs_self(20, 5, 0.10, &o), 0);
     ck_assert_uint_eq(self_vs_self(20, 10, 0.10, &o), 0);
@@ -358,15 +364,11 @@ START_TEST(real_change_with_same_noise_is_found)
     rng_state = 77;
     cp_diff_rule rules[1];
     static const char *const text[] = {"self:+10%:slow"};
-    parse_rules(rules, text, 1);
-    cp_diff_options o = opts(rules, 1);
+    cp_diff_options o = with_rules(rules, text, 1);
     int found = 0;
     for (int k = 0; k < 20; k++) {
         cp_diff *d = cp_diff_new();
-        for (int i = 0; i < 10; i++) {
-            add_run(d, CP_DIFF_BASE, 0.10, 1, 100);
-            add_run(d, CP_DIFF_NEW, 0.10, 1.5, 100);
-        }
+        add_pairs(d, 10, 0.10, 1.5, 100);
         char err[512];
         ck_assert_int_eq(cp_diff_compute(d, &o, err, sizeof err), 0);
         found += cp_diff_failures(d) == 1;
@@ -381,8 +383,7 @@ START_TEST(single_run_times_not_assessed)
     rng_state = 5;
     cp_diff_rule rules[2];
     static const char *const text[] = {"time:+10%", "calls:+0"};
-    parse_rules(rules, text, 2);
-    cp_diff_options o = opts(rules, 2);
+    cp_diff_options o = with_rules(rules, text, 2);
     cp_diff *d = cp_diff_new();
     add_run(d, CP_DIFF_BASE, 0, 1, 100);
     add_run(d, CP_DIFF_NEW, 0, 20, 100);
@@ -409,14 +410,10 @@ START_TEST(three_runs_too_few)
     rng_state = 9;
     cp_diff_rule rules[1];
     static const char *const text[] = {"time:+10%"};
-    parse_rules(rules, text, 1);
-    cp_diff_options o = opts(rules, 1);
+    cp_diff_options o = with_rules(rules, text, 1);
     o.confidence = 0.99;
     cp_diff *d = cp_diff_new();
-    for (int i = 0; i < 3; i++) {
-        add_run(d, CP_DIFF_BASE, 0.01, 1, 100);
-        add_run(d, CP_DIFF_NEW, 0.01, 20, 100);
-    }
+    add_pairs(d, 3, 0.01, 20, 100);
     char err[512];
     ck_assert_int_eq(cp_diff_compute(d, &o, err, sizeof err), 0);
     ck_assert_uint_eq(cp_diff_failures(d), 0);
@@ -429,10 +426,7 @@ START_TEST(three_runs_too_few)
     ck_assert_msg(strstr(cp_diff_notes(d), "record at least 5 runs per side"), "%s",
                   cp_diff_notes(d));
     /* 6 vs 6 does (5 would) */
-    for (int i = 3; i < 6; i++) {
-        add_run(d, CP_DIFF_BASE, 0.01, 1, 100);
-        add_run(d, CP_DIFF_NEW, 0.01, 20, 100);
-    }
+    add_pairs(d, 3, 0.01, 20, 100);
     ck_assert_int_eq(cp_diff_compute(d, &o, err, sizeof err), 0);
     ck_assert_uint_eq(cp_diff_failures(d), 4);
     cp_diff_free(d);
@@ -445,13 +439,9 @@ START_TEST(pattern_rule_beats_general_rule)
     cp_diff_rule rules[2];
     /* slow is allowed to grow 50x; everything else nothing */
     static const char *const text[] = {"self:+5000%:slow", "self:+10%"};
-    parse_rules(rules, text, 2);
-    cp_diff_options o = opts(rules, 2);
+    cp_diff_options o = with_rules(rules, text, 2);
     cp_diff *d = cp_diff_new();
-    for (int i = 0; i < 5; i++) {
-        add_run(d, CP_DIFF_BASE, 0.02, 1, 100);
-        add_run(d, CP_DIFF_NEW, 0.02, 20, 100);
-    }
+    add_pairs(d, 5, 0.02, 20, 100);
     char err[512];
     ck_assert_int_eq(cp_diff_compute(d, &o, err, sizeof err), 0);
     ck_assert_uint_eq(cp_diff_failures(d), 0);
@@ -474,13 +464,9 @@ START_TEST(outputs_name_the_function)
     rng_state = 3;
     cp_diff_rule rules[2];
     static const char *const text[] = {"calls:+0", "self:+10%"};
-    parse_rules(rules, text, 2);
-    cp_diff_options o = opts(rules, 2);
+    cp_diff_options o = with_rules(rules, text, 2);
     cp_diff *d = cp_diff_new();
-    for (int i = 0; i < 5; i++) {
-        add_run(d, CP_DIFF_BASE, 0.02, 1, 100);
-        add_run(d, CP_DIFF_NEW, 0.02, 1, 1000);
-    }
+    add_pairs(d, 5, 0.02, 1, 1000);
     char err[512];
     ck_assert_int_eq(cp_diff_compute(d, &o, err, sizeof err), 0);
     char *t = write_to_string(d, &o, CP_DIFF_TEXT);
@@ -623,8 +609,7 @@ START_TEST(instructions_compared_as_counter)
     rng_state = 21;
     cp_diff_rule rules[3];
     static const char *const text[] = {"instructions:+2%", "calls:+0", "time:+10%"};
-    parse_rules(rules, text, 3);
-    cp_diff_options o = opts(rules, 3);
+    cp_diff_options o = with_rules(rules, text, 3);
     /* 5 runs a side, counts jittering by a few thousand around 1e9 / 1.03e9 */
     static const uint64_t base[] = {1000002000, 999998000, 1000000000, 1000001000, 999999000};
     cp_diff *d = cp_diff_new();
@@ -670,19 +655,16 @@ START_TEST(instructions_compared_as_counter)
 
     /* +5% holds; a general rule covers it, one with a pattern does not */
     static const char *const loose[] = {"instructions:+5%", "all:+0:nothing*"};
-    parse_rules(rules, loose, 2);
-    o = opts(rules, 2);
+    o = with_rules(rules, loose, 2);
     ck_assert_int_eq(cp_diff_compute(d, &o, err, sizeof err), 0);
     ck_assert_uint_eq(cp_diff_failures(d), 0);
     ck_assert_int_eq(instr_row(d)->verdict, CP_VERDICT_OK);
     static const char *const all[] = {"all:+1%"};
-    parse_rules(rules, all, 1);
-    o = opts(rules, 1);
+    o = with_rules(rules, all, 1);
     ck_assert_int_eq(cp_diff_compute(d, &o, err, sizeof err), 0);
     ck_assert_int_eq(instr_row(d)->verdict, CP_VERDICT_FAIL);
     static const char *const pat[] = {"all:+1%:*"};
-    parse_rules(rules, pat, 1);
-    o = opts(rules, 1);
+    o = with_rules(rules, pat, 1);
     ck_assert_int_eq(cp_diff_compute(d, &o, err, sizeof err), 0);
     ck_assert_int_eq(instr_row(d)->verdict, CP_VERDICT_NONE);
     cp_diff_free(d);
@@ -694,8 +676,7 @@ START_TEST(instructions_missing_noted)
     rng_state = 22;
     cp_diff_rule rules[1];
     static const char *const text[] = {"instructions:+0"};
-    parse_rules(rules, text, 1);
-    cp_diff_options o = opts(rules, 1);
+    cp_diff_options o = with_rules(rules, text, 1);
     char err[512];
     /* NEW from a machine without counters: not compared, said why, never a failure */
     cp_diff *d = cp_diff_new();
