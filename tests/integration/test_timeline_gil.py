@@ -5,11 +5,12 @@ take turns: their holds never overlap (one holder at a time), and each
 thread's total matches what `cpyprof gil` says it held."""
 import collections
 import json
+import signal
 import textwrap
 
 import pytest
 
-from conftest import CLI, describe, run, run_record, write_prog
+from conftest import CLI, describe, preload_env, run, run_record, write_prog
 from profile_file import ProfileFile
 from test_timeline import chrome, check_chrome_nesting, metadata, slices
 
@@ -111,3 +112,66 @@ def test_no_gil_track_without_gil_option(py, tmp_path):
     assert f.gil_holds() == {}
     doc, _ = chrome(prof.path, tmp_path)
     assert not gil_tracks(doc)
+
+
+def test_gil_tracks_survive_drops(py, tmp_path):
+    """A buffer far too small for two busy threads: events (GIL ones too)
+    are dropped and counted, and what is kept still alternates
+    ACQUIRED/RELEASED per thread without two holders at once (a hold the
+    writer had to guess at is inside the real one)."""
+    prog = write_prog(tmp_path, TWO)
+    out = tmp_path / "drops.cpyprof"
+    p, prof = run_record(py, [prog], tmp_path, out=out,
+                         opts=["--mode", "timeline", "--gil", "--buffer", "64K"])
+    assert p.returncode == 0 and p.stdout == b"ok\n", describe(p)
+    f = ProfileFile(out)
+    f.check_nesting()
+    holds = f.gil_holds()
+    assert sum(i["dropped"] for i in f.info.values()) == prof.dropped
+    allh = sorted((b, e, t) for t, hs in holds.items() for b, e, _ in hs)
+    for (b0, e0, t0), (b1, e1, t1) in zip(allh, allh[1:]):
+        assert b1 >= e0 - TOLERANCE_NS, ("two holders", (t0, b0, e0), (t1, b1, e1))
+    doc, _ = chrome(out, tmp_path)
+    check_chrome_nesting(doc)
+    assert_one_holder(gil_tracks(doc))
+
+
+SIGTERM_PROG = textwrap.dedent("""
+    import os, signal, threading
+    def f(n):
+        return n if n < 2 else f(n - 1) + f(n - 2)
+    def spin():
+        while True:
+            f(12)
+    threading.Thread(target=spin, daemon=True).start()
+    for i in range(40):
+        f(16)
+    print("kill", flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+    while True:
+        f(12)
+""")
+
+
+@pytest.mark.parametrize("keep", ["all", "last"])
+def test_sigterm_while_both_threads_record(py, tmp_path, keep):
+    """SIGTERM: the writer thread writes the profile without the GIL while
+    both threads keep pushing events (streaming: it reads the ring in place
+    as the hook fills it; flight recorder: it skips the slots the hook may
+    be overwriting). The file still nests, the GIL holds still alternate,
+    and the process dies by SIGTERM as it would without us."""
+    prog = write_prog(tmp_path, SIGTERM_PROG)
+    out = tmp_path / ("term-%s.cpyprof" % keep)
+    env = preload_env(out, CPYPROF_MODE="timeline", CPYPROF_GIL="1", CPYPROF_KEEP=keep,
+                      CPYPROF_BUFFER="4M", CPYPROF_QUIET="1")
+    p = run([py.exe, prog], env=env, cwd=tmp_path)
+    assert p.returncode == -signal.SIGTERM and p.stdout == b"kill\n", describe(p)
+    f = ProfileFile(out)
+    assert f.trailer is not None, "the profile was completed"
+    calls = f.check_nesting()
+    assert sum(1 for c in calls.values() for name, *_ in c if name == "f") > 1000
+    holds = f.gil_holds()
+    assert len(holds) == 2, holds.keys()
+    doc, _ = chrome(out, tmp_path)
+    check_chrome_nesting(doc)
+    assert_one_holder(gil_tracks(doc))
