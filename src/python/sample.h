@@ -91,8 +91,9 @@ typedef struct cp_sample_slot {
     /* CLOCK_MONOTONIC ns when the thread parked, 0 when not parked; taken
      * by exchange (the handler at unpark, or release_slot) */
     _Atomic int64_t parked_ns;
-    int64_t park_cpu; /* its CPU clock then (handler only) */
-    int64_t last_cpu; /* its CPU clock at the end of its previous handler, -1: none */
+    int64_t park_cpu;    /* its CPU clock then (handler only) */
+    int64_t last_cpu;    /* its CPU clock at the end of its previous handler, -1: none */
+    uint32_t wall_count; /* samples since attach (handler only): re-arm every 8th */
     /* Periods counted while the thread was parked: gen << 32 | count.
      * Added by its handler at unpark, taken by its handler at the next
      * sample (or by release_slot), both by compare-and-swap on the

@@ -12,10 +12,12 @@
  *
  * Now each thread has two timers, both aimed at the thread itself
  * (SIGEV_THREAD_ID), both created at attach (sample_timer.c):
- *  - the *period* timer on CLOCK_MONOTONIC, re-armed by the handler at a
- *    jittered absolute deadline; armed from the thread itself, its hrtimer
- *    fires on the CPU that runs the thread, which is interrupted in place
- *    (no other thread wakes up);
+ *  - the *period* timer on CLOCK_MONOTONIC, periodic, re-armed by the
+ *    handler at a jittered absolute deadline every 8th sample
+ *    (timer_settime on it costs ~10 us in a handler on the development
+ *    VM); armed from the thread itself, its hrtimer fires on the CPU that
+ *    runs the thread, which is interrupted in place (no other thread wakes
+ *    up);
  *  - the *wake* timer on the thread's CPU-time clock, armed only while the
  *    thread is parked.
  * After each sample the handler reads its own CPU clock. If the thread used
