@@ -95,7 +95,10 @@ enum cpyprof_chunk_type {
      *     the thread records;
      *   kind 2 (CPYPROF_ALLOC_THREAD): u32 thread_id, u32 count, then count x
      *     struct cpyprof_alloc_node_rec (40 bytes). Node i's parent is < i,
-     *     or CPYPROF_NONE for a root.
+     *     or CPYPROF_NONE for a root;
+     *   kind 3 (CPYPROF_ALLOC_LIVE, mode timeline): u32 count, then count x
+     *     struct cpyprof_alloc_live_rec (16 bytes): the bytes held by counted
+     *     blocks over time, in time order, over all such chunks.
      * Function ids may be defined by FUNCS chunks later in the file. */
     CPYPROF_CHUNK_ALLOC = 10,
 
@@ -319,6 +322,14 @@ struct cpyprof_gil_node_rec {
 enum cpyprof_alloc_kind {
     CPYPROF_ALLOC_RUN = 1,
     CPYPROF_ALLOC_THREAD = 2,
+    CPYPROF_ALLOC_LIVE = 3,
+};
+
+/** One point of the live-bytes series (ALLOC kind 3): at time_ns (the
+ *  clock of every other record), counted blocks held live_bytes. */
+struct cpyprof_alloc_live_rec {
+    int64_t time_ns;
+    uint64_t live_bytes;
 };
 
 /** ALLOC run flags. */

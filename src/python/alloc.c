@@ -979,12 +979,23 @@ static int dump_thread(cp_thread *th, uint32_t peak_site, uint32_t *peak_node, c
     return rc;
 }
 
+uint64_t cp_alloc_live_bytes(void)
+{
+    /* gil_live is a plain counter the MEM/OBJ wrappers update under the
+     * GIL; an aligned 64-bit relaxed load from another thread sees an old
+     * or new value, never a torn one. */
+    return __atomic_load_n(&A.gil_live, __ATOMIC_RELAXED) +
+           atomic_load_explicit(&A.raw_live, memory_order_relaxed);
+}
+
 /* release: free the maps afterwards (stop's dump, with the GIL); not from
  * the SIGTERM dump, where wrappers may still be using them. */
 static int dump_all(bool release, char *err, size_t errlen)
 {
     if (cp_g.cfg.alloc == CP_ALLOC_OFF || !A.gil_map.max_entries)
         return 0;
+    if (cp_alloc_series_flush(err, errlen) != 0)
+        return -1;
     cp_thread *peak_th = atomic_load(&A.peak_th);
     uint32_t peak_site =
         peak_th ? cp_sites_index_of(peak_th->alloc, atomic_load(&A.peak_counts)) : UINT32_MAX;

@@ -81,6 +81,19 @@ void cp_alloc_code_extra_freed(void *extra);
  *  does not know). Any thread, with or without the GIL. */
 struct cp_thread *cp_alloc_current_thread(void);
 
+/** Bytes held by the counted blocks now (0 when not counting). Any
+ *  thread: a relaxed read of counters the wrappers update, so a value may
+ *  lag by the allocation in flight. */
+uint64_t cp_alloc_live_bytes(void);
+
+/** alloc_series.c: the live-bytes series of timeline mode (ALLOC kind 3).
+ *  tick: the writer thread, every pass of its loop (takes a point at most
+ *  every 10 ms). flush: takes a last point and writes the points not yet
+ *  written; only from the thread that writes the dump, after the writer's
+ *  loop has ended (stop) or on the writer thread itself (SIGTERM). */
+void cp_alloc_series_tick(void);
+int cp_alloc_series_flush(char *err, size_t errlen);
+
 /* ---- for alloc_native.c: counting blocks of the raw kind (any thread) ---- */
 
 /** Non-zero while native allocations are counted (alloc=native). */

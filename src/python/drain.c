@@ -18,6 +18,7 @@
  *    and the program sees no descriptor of ours. Chunks written by other
  *    threads (at stop) are handed to it (cp_writer.route) and it writes them.
  */
+#include "python/alloc.h"
 #include "python/gil.h"
 #include "python/profiler.h"
 #include "python/hwcount.h"
@@ -97,8 +98,8 @@ static void write_events(cp_thread *th, const cp_record *ev, uint32_t n)
         cp_buf_u64(&b, ev[i].c);
     }
     char err[256];
-    if (!b.oom && cp_writer_chunk(&cp_g.writer, CPYPROF_CHUNK_EVENTS, b.data, b.len, err,
-                                  sizeof err) == 0)
+    if (!b.oom &&
+        cp_writer_chunk(&cp_g.writer, CPYPROF_CHUNK_EVENTS, b.data, b.len, err, sizeof err) == 0)
         cp_g.events_written += n;
     cp_buf_free(&b);
 }
@@ -341,6 +342,7 @@ static void *writer_main(void *unused)
         wait_for_wake(cp_gil_writer_tick(period_ms()));
         cp_drain_all();
         cp_sample_tick();
+        cp_alloc_series_tick();
         if (atomic_load(&term_pending) && atomic_load(&cp_g.state) == CP_RUNNING) {
             handle_term();
             break;

@@ -101,6 +101,29 @@ static int parse_gc(cp_alloc_data *a, const uint8_t *d, uint64_t n, char *err, s
     return 0;
 }
 
+static int parse_live(cp_alloc_data *a, const uint8_t *d, uint64_t n, char *err, size_t errlen)
+{
+    if (n < 4 || (n - 4) % 16 || (n - 4) / 16 != cp_rd32(d)) {
+        snprintf(err, errlen,
+                 "ALLOC live-bytes chunk of %" PRIu64 " bytes does not match its count", n);
+        return -1;
+    }
+    uint32_t count = cp_rd32(d);
+    struct cpyprof_alloc_live_rec *r = realloc(a->live, (a->n_live + count + 1) * sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    a->live = r;
+    const uint8_t *q = d + 4;
+    for (uint32_t i = 0; i < count; i++, q += 16) {
+        a->live[a->n_live].time_ns = (int64_t)cp_rd64(q);
+        a->live[a->n_live].live_bytes = cp_rd64(q + 8);
+        a->n_live++;
+    }
+    return 0;
+}
+
 int cp_alloc_parse(const void *data, size_t size, cp_alloc_data *a, char *err, size_t errlen)
 {
     memset(a, 0, sizeof *a);
@@ -150,7 +173,10 @@ int cp_alloc_parse(const void *data, size_t size, cp_alloc_data *a, char *err, s
             if (parse_thread(a, p + 4, len - 4, err, errlen) != 0)
                 goto bad;
             a->present = true; /* even if the run record was lost */
-        }                      /* other kinds: a newer writer's, skipped */
+        } else if (kind == CPYPROF_ALLOC_LIVE) {
+            if (parse_live(a, p + 4, len - 4, err, errlen) != 0)
+                goto bad;
+        } /* other kinds: a newer writer's, skipped */
     }
     return 0;
 bad:
@@ -175,6 +201,7 @@ void cp_alloc_free(cp_alloc_data *a)
         free(a->threads[i].nodes);
     free(a->threads);
     free(a->gc);
+    free(a->live);
     memset(a, 0, sizeof *a);
 }
 

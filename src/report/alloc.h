@@ -35,6 +35,8 @@ typedef struct cp_alloc_data {
     struct cpyprof_gc_rec *gc;
     size_t n_gc;
     uint64_t gc_dropped;
+    struct cpyprof_alloc_live_rec *live; /* live-bytes series (timeline mode), time order */
+    size_t n_live;
 } cp_alloc_data;
 
 /** Parses the ALLOC and GC chunks of a profile file image. A file without

@@ -453,6 +453,22 @@ static int write_gc(conv *c, const cp_alloc_data *gc)
     return 0;
 }
 
+/* The live-bytes series (timeline with alloc): one counter track. */
+static void write_live(conv *c, const cp_alloc_data *a)
+{
+    out_buf *o = &c->o;
+    for (size_t i = 0; a && i < a->n_live; i++) {
+        OB_LIT(o, ",\n{\"ph\":\"C\",\"pid\":");
+        ob_put(o, c->pid, c->pid_n);
+        OB_LIT(o, ",\"tid\":0,\"ts\":");
+        ob_us(o, a->live[i].time_ns);
+        OB_LIT(o, ",\"name\":\"allocated memory\",\"cat\":\"alloc\",\"args\":{\"live bytes\":");
+        ob_u64(o, a->live[i].live_bytes);
+        OB_LIT(o, "}}");
+        c->st->counters++;
+    }
+}
+
 int cp_chrome_write(FILE *out, cp_tl_file *t, const char *title, const cp_tl_filter *f,
                     const cp_alloc_data *gc, cp_chrome_stats *st, char *err, size_t errlen)
 {
@@ -516,6 +532,7 @@ int cp_chrome_write(FILE *out, cp_tl_file *t, const char *title, const cp_tl_fil
     }
     if (write_gc(&c, gc) != 0)
         goto oom;
+    write_live(&c, gc);
     write_footer(&c, t, title);
     ob_flush(&c.o);
     if (c.o.failed) {

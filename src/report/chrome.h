@@ -43,6 +43,7 @@ typedef struct cp_chrome_stats {
     uint64_t closed_eof; /* calls still open at the end of a thread's timeline (truncated file) */
     uint64_t gc;         /* garbage collections written */
     uint64_t gil;        /* GIL hold slices written */
+    uint64_t counters;   /* live-bytes counter points written */
 } cp_chrome_stats;
 
 /** True if function `func` (index into p->funcs) passes the include and
@@ -53,8 +54,9 @@ bool cp_tl_filter_keeps(const cp_profile *p, uint32_t func, const cp_tl_filter *
  *  With `gc` holding GC records (profile recorded with --alloc), each
  *  collection is a complete event on the track of the thread that ran it
  *  (name "gc (generation N)", cat "gc", args collected/uncollectable) and a
- *  counter track "gc collected objects" sums what they freed. Returns 0 or
- *  -1 with err set. */
+ *  counter track "gc collected objects" sums what they freed; its live-bytes
+ *  series (ALLOC kind 3) becomes the counter track "allocated memory"
+ *  (cat "alloc", args "live bytes"). Returns 0 or -1 with err set. */
 int cp_chrome_write(FILE *out, cp_tl_file *t, const char *title, const cp_tl_filter *f,
                     const cp_alloc_data *gc, cp_chrome_stats *st, char *err, size_t errlen);
 
