@@ -994,8 +994,8 @@ static int dump_all(bool release, char *err, size_t errlen)
 {
     if (cp_g.cfg.alloc == CP_ALLOC_OFF || !A.gil_map.max_entries)
         return 0;
-    if (cp_alloc_series_flush(err, errlen) != 0)
-        return -1;
+    if (cp_alloc_series_flush(err, errlen) != 0) /* loses only the series */
+        cp_log("%s", err);
     cp_thread *peak_th = atomic_load(&A.peak_th);
     uint32_t peak_site =
         peak_th ? cp_sites_index_of(peak_th->alloc, atomic_load(&A.peak_counts)) : UINT32_MAX;
