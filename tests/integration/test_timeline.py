@@ -354,7 +354,8 @@ def test_chrome_gc_slices_and_counter(py, tmp_path):
     assert len(collect) == 3
     for b, e in ((s[2], s[3]) for s in collect):
         assert any(b <= g[2] and g[3] <= e for g in gcs), (b, e, gcs)
-    counter = [e for e in doc["traceEvents"] if e["ph"] == "C"]
+    counter = [e for e in doc["traceEvents"]
+               if e["ph"] == "C" and e["name"] == "gc collected objects"]
     assert [c["args"]["total"] for c in counter][-1] == sum(s[4]["collected"] for s in gcs)
 
 
