@@ -11,7 +11,8 @@ set -u
 
 usage() {
     cat <<'EOF'
-Usage: tools/cpython-tests.sh [-j N] [--timeout S] [--modes LIST] [--quick] [--keep DIR]
+Usage: tools/cpython-tests.sh [-j N] [--timeout S] [--modes LIST] [--quick | --modules LIST]
+                              [--keep DIR]
 
 Runs CPython 3.11's regression tests (Debian package libpython3.11-testsuite)
 with /usr/bin/python3 -m test: once without the profiler, then once per mode
@@ -24,6 +25,8 @@ compares the outcome of each test module with the baseline.
   --modes LIST   comma-separated, from: trace, sample, gil, alloc
                  (default: trace,sample,gil, and alloc when the library has it)
   --quick        a small subset (CI): 8 modules
+  --modules LIST comma-separated test modules instead of the subset (to rerun
+                 the ones that differed, e.g. test_subprocess,test_threading)
   --keep DIR     keep the logs and profiles in DIR (default: a temporary
                  directory, removed at the end)
   -h, --help     this help
@@ -41,6 +44,7 @@ jobs=2
 timeout=900
 modes=""
 quick=0
+only=""
 keep=""
 
 while [ $# -gt 0 ]; do
@@ -49,6 +53,7 @@ while [ $# -gt 0 ]; do
         --timeout) timeout=$2; shift 2 ;;
         --modes) modes=$2; shift 2 ;;
         --quick) quick=1; shift ;;
+        --modules) only=$2; shift 2 ;;
         --keep) keep=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "cpython-tests.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
@@ -76,6 +81,7 @@ MODULES=(
 QUICK=(test_sys_setprofile test_threading test_signal test_gc test_atexit test_fork1
        test_generators test_sys_settrace)
 [ "$quick" = 1 ] && MODULES=("${QUICK[@]}")
+[ -n "$only" ] && IFS=, read -r -a MODULES <<< "$only"
 
 die() { echo "cpython-tests.sh: $*" >&2; exit 2; }
 [ -d /usr/lib/python3.11/test ] && [ -f /usr/lib/python3.11/test/test_gc.py ] ||

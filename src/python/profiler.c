@@ -89,6 +89,22 @@ static void die_by_sigterm_now(void)
     raise(SIGTERM);
 }
 
+/* Whether the thread calling fork() is the process's first thread (Python's
+ * main thread). Recorded in the parent, read in the child. */
+static volatile int fork_from_main;
+
+/* Set by os.register_at_fork(before=...) and cleared after the fork on both
+ * sides: the fork under way is os.fork() (or a preexec_fn fork), so the
+ * child will run our after_in_child callback. A fork from C (subprocess's
+ * fork+exec) runs pthread_atfork handlers but never that callback. */
+static volatile int python_fork;
+/* The child blocked SIGTERM in its atfork handler (below), to unblock once
+ * its own profiler runs. */
+static volatile int term_blocked_for_start;
+/* A SIGTERM reached a child of os.fork() before its atfork handler ran (the
+ * child may not have been scheduled at all yet): kept for its profiler. */
+static volatile int child_term_pending;
+
 /* A SIGTERM that came while the profile was being written at stop. */
 static _Atomic int term_while_stopping;
 
@@ -103,6 +119,15 @@ static void on_sigterm(int sig)
      * writer, or it takes longer than 10 s, die without the profile. */
     (void)sig;
     int saved = errno;
+    if (getpid() != cp_g.run_pid && cp_g.cfg.subprocesses && python_fork && fork_from_main) {
+        /* A followed child of os.fork() before its fork handler ran (these
+         * flags are the parent's at the fork): the handler blocks SIGTERM
+         * and raises it again, so it is delivered once the child's own run
+         * has started and can write its profile. */
+        child_term_pending = 1;
+        errno = saved;
+        return;
+    }
     if (getpid() != cp_g.run_pid) {
         /* A forked child before its fork handler ran: the state and the
          * writer are the parent's (the wake is a private futex now, which
@@ -167,10 +192,6 @@ static void remove_term_handler(void)
 
 /* ---- fork ----------------------------------------------------------------- */
 
-/* Whether the thread calling fork() is the process's first thread (Python's
- * main thread). Recorded in the parent, read in the child. */
-static volatile int fork_from_main;
-
 static void atfork_prepare(void)
 {
     fork_from_main = (pid_t)syscall(SYS_gettid) == getpid();
@@ -211,8 +232,47 @@ static void atfork_child(void)
      * writer thread would keep it alive for ever (test_threading's
      * join-in-forked-from-thread tests hung). Such a child is not followed. */
     cp_g.follow_fork = cp_g.cfg.subprocesses && fork_from_main;
+    /* A followed child killed by SIGTERM before its profiler has started
+     * would leave no file at all (a pool's terminate() reaching a worker
+     * still starting up). Hold SIGTERM back until the after_in_child
+     * callback has started the run and installed the handler that writes
+     * the profile first; then it is delivered. Only for os.fork(): a child
+     * that never runs the callback would exec with SIGTERM blocked. */
+    term_blocked_for_start = 0;
+    if (cp_g.follow_fork && python_fork) {
+        sigset_t set, old;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        if (pthread_sigmask(SIG_BLOCK, &set, &old) == 0 && !sigismember(&old, SIGTERM))
+            term_blocked_for_start = 1;
+    }
+    python_fork = 0;
+    if (child_term_pending) { /* see on_sigterm */
+        child_term_pending = 0;
+        if (term_blocked_for_start)
+            raise(SIGTERM); /* pending until the run has started */
+        else
+            die_by_sigterm_now();
+    }
     atomic_store(&cp_g.state, CP_OFF);
 }
+
+static PyObject *py_before_fork(PyObject *self, PyObject *unused)
+{
+    python_fork = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_after_fork_parent(PyObject *self, PyObject *unused)
+{
+    python_fork = 0;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef before_fork_def = {"_cpyprof_before_fork", py_before_fork, METH_NOARGS,
+                                      "cpyprof: an os.fork() is starting"};
+static PyMethodDef after_fork_parent_def = {"_cpyprof_after_fork_parent", py_after_fork_parent,
+                                            METH_NOARGS, "cpyprof: the os.fork() is done"};
 
 /* os.register_at_fork(after_in_child=...): with the GIL, remove the hook
  * from the thread that survived the fork, and restore SIGTERM. */
@@ -237,6 +297,15 @@ static PyObject *py_after_fork_child(PyObject *self, PyObject *unused)
         char err[1024];
         if (cp_profiler_start(&cfg, cp_g.activation, err, sizeof err) != 0)
             cp_log("%s; this child process is not profiled", err);
+    }
+    if (term_blocked_for_start) {
+        /* A SIGTERM that came meanwhile is delivered here, to our handler
+         * if the run started (it writes the profile, then dies by it). */
+        term_blocked_for_start = 0;
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     }
     Py_RETURN_NONE;
 }
@@ -339,7 +408,9 @@ static void register_process_hooks(void)
     }
     if (!cp_g.atfork_registered) {
         pthread_atfork(atfork_prepare, NULL, atfork_child);
-        if (call_module("os", "register_at_fork", "after_in_child", &after_fork_def) != 0)
+        if (call_module("os", "register_at_fork", "after_in_child", &after_fork_def) != 0 ||
+            call_module("os", "register_at_fork", "before", &before_fork_def) != 0 ||
+            call_module("os", "register_at_fork", "after_in_parent", &after_fork_parent_def) != 0)
             PyErr_Clear();
         cp_g.atfork_registered = true;
     }

@@ -218,7 +218,13 @@ static tstate *thread_of(conv *c, uint32_t id)
 static void emit(conv *c, tstate *t, const open_call *oc, int64_t end, uint32_t depth, bool synth)
 {
     const frag *fr = &c->frags[oc->frag];
-    int64_t dur = end > oc->begin ? end - oc->begin : 0;
+    /* Times come from the file: a hostile one may put them far apart, and
+     * the difference of two int64 can overflow (UBSan, fuzz crasher). */
+    int64_t dur = 0;
+    if (end > oc->begin) {
+        uint64_t d = (uint64_t)end - (uint64_t)oc->begin;
+        dur = d > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)d;
+    }
     const cp_tl_filter *f = c->filter;
     if (!fr->keep || (f && f->max_depth && depth > f->max_depth) ||
         (f && (uint64_t)dur < f->min_duration_ns)) {
