@@ -163,17 +163,40 @@ def _check_budget(rows, metric, budget, what, unit, scale, problems):
 # the hook
 # --------------------------------------------------------------------------
 
-@pytest.hookimpl(hookwrapper=True, trylast=True)
-def pytest_runtest_call(item):
-    """Innermost wrapper of the test call: the profile holds the test
-    function and as few framework frames as possible."""
+def _new_style_wrappers():
+    """pluggy 1.1 (pytest 7.4+) has new-style hook wrappers, which may
+    fail the test after it ran; raising from an old-style wrapper's teardown
+    works but warns (PluggyTeardownRaisedWarning) from pluggy 1.2 on. Older
+    pluggy (Debian bookworm's 1.0) has only the old style."""
+    import pluggy
+    try:
+        return tuple(int(x) for x in pluggy.__version__.split(".")[:2]) >= (1, 1)
+    except ValueError:
+        return False
+
+
+if _new_style_wrappers():
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_call(item):
+        """Innermost wrapper of the test call: the profile holds the test
+        function and as few framework frames as possible."""
+        return (yield from _profiled_call(item, True))
+else:
+    @pytest.hookimpl(hookwrapper=True, trylast=True)
+    def pytest_runtest_call(item):
+        yield from _profiled_call(item, False)
+
+
+def _profiled_call(item, new_style):
+    """The wrapper's body. The test runs at the `yield`: new style, it
+    gives the test's result or raises its exception; old style, an outcome
+    object holding either."""
     config = item.config
     mark = item.get_closest_marker(_MARK)
     save = config.getoption("--cpyprof-save")
     compare = config.getoption("--cpyprof-compare")
     if mark is None and not save and not compare:
-        yield
-        return
+        return (yield)
     import cpyprof
 
     budgets = dict(mark.kwargs) if mark is not None else {}
@@ -197,11 +220,13 @@ def pytest_runtest_call(item):
     try:
         cpyprof.start(path, **opts)
         try:
-            outcome = yield
+            result = yield  # new style: raises the test's own failure, the report
         finally:
             cpyprof.stop()
-        if outcome.excinfo is not None:
-            return  # the test failed by itself: that is the report
+        if not new_style:
+            if result.excinfo is not None:
+                return None  # the test failed by itself: that is the report
+            result = None
         problems = []
         if budgets:
             doc = _summary(path)
@@ -229,6 +254,7 @@ def pytest_runtest_call(item):
                         % (item.name, "\n  ".join(problems)), pytrace=False)
         if compare:
             _compare(item, config, compare, path)
+        return result
     finally:
         if tmpdir:
             for f in os.listdir(tmpdir):
