@@ -104,7 +104,9 @@ static void help(void)
            "      --idle, --no-idle keep or drop samples of idle threads (wall clock)\n"
            "      --native          native (C) frames in samples too\n"
            "      --gil[=HOW]       GIL hold and wait times per thread: exact (default;\n"
-           "                        every GIL transition) or sample (holder read ~100/s)\n"
+           "                        every GIL transition) or sample (hold shares only)\n"
+           "      --gil-rate HZ     --gil=sample: reads of the GIL's holder per second,\n"
+           "                        1..1000 (default 100; 1000 costs a few %% here)\n"
            "      --alloc[=HOW]     count allocations per function (PyMem allocators) and\n"
            "                        record garbage collections: on (default) or native\n"
            "                        (malloc/free of C code too, by GOT patching)\n"
@@ -393,6 +395,7 @@ int cmd_record(int argc, char **argv)
         OPT_BUFFER,
         OPT_KEEP,
         OPT_SUBPROCESSES,
+        OPT_GIL_RATE,
     };
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},
@@ -411,6 +414,7 @@ int cmd_record(int argc, char **argv)
         {"buffer", required_argument, NULL, OPT_BUFFER},
         {"keep", required_argument, NULL, OPT_KEEP},
         {"subprocesses", no_argument, NULL, OPT_SUBPROCESSES},
+        {"gil-rate", required_argument, NULL, OPT_GIL_RATE},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -473,6 +477,9 @@ int cmd_record(int argc, char **argv)
             break;
         case OPT_SUBPROCESSES:
             s = (setting){"subprocesses", "1"};
+            break;
+        case OPT_GIL_RATE:
+            s.key = "gil_rate";
             break;
         case 'q':
             s = (setting){"quiet", "1"};

@@ -57,8 +57,8 @@ DEFAULT_OUTPUT = "cpyprof.out"
 # table in docs/usage.md. Each becomes one "key": "text" setting of the
 # native library (the same keys as the CPYPROF_<KEY> environment variables).
 _OPTION_NAMES = ("mode", "builtins", "max_depth", "ring_size", "transport", "quiet",
-                 "rate", "clock", "idle", "native", "gil", "alloc", "buffer", "keep",
-                 "subprocesses")
+                 "rate", "clock", "idle", "native", "gil", "gil_rate", "alloc", "buffer",
+                 "keep", "subprocesses")
 
 
 def _option_text(name, value):
@@ -83,7 +83,8 @@ def _options(kwargs):
 
 def start(output=DEFAULT_OUTPUT, *, mode="trace", builtins=True, max_depth=None,
           ring_size=None, transport=None, quiet=None, rate=None, clock=None, idle=None,
-          native=None, gil=None, alloc=None, buffer=None, keep=None, subprocesses=None):
+          native=None, gil=None, gil_rate=None, alloc=None, buffer=None, keep=None,
+          subprocesses=None):
     """Start profiling this process; the profile goes to `output`.
 
     The file is written by stop(), or at interpreter exit if stop() is never
@@ -106,12 +107,15 @@ def start(output=DEFAULT_OUTPUT, *, mode="trace", builtins=True, max_depth=None,
       clock      sampling: "cpu" (default) or "wall" time.
       idle       sampling, wall clock: keep samples of threads that do not
                  hold the GIL (default True).
-      native     native (C) frames in samples: accepted, not implemented
-                 yet.
+      native     sampling: native (C) frames in samples too, from libunwind
+                 (default False).
       gil        GIL hold and wait time per thread: True or "exact" (every
-                 GIL transition, with stacks), "sample" (hold shares read
-                 ~1000 times a second), False/"off" (default). Read the
-                 result with `cpyprof gil FILE`.
+                 GIL transition, with stacks), "sample" (hold shares: the
+                 holder read gil_rate times a second), False/"off"
+                 (default). Read the result with `cpyprof gil FILE`.
+      gil_rate   gil="sample": reads per second, 1..1000 (default 100;
+                 each read is a wake-up of cpyprof's writer thread, see
+                 docs/usage.md).
       alloc      count allocations per function and record garbage
                  collections: True or "on" (the PyMem allocators), "native"
                  (malloc/free of C code too), False/"off" (default). Read
@@ -146,7 +150,7 @@ def start(output=DEFAULT_OUTPUT, *, mode="trace", builtins=True, max_depth=None,
     options = _options(dict(mode=mode, builtins=builtins, max_depth=max_depth,
                             ring_size=ring_size, transport=transport, quiet=quiet, rate=rate,
                             clock=clock, idle=idle, native=native, gil=gil,
-                            alloc=alloc, buffer=buffer, keep=keep,
+                            gil_rate=gil_rate, alloc=alloc, buffer=buffer, keep=keep,
                             subprocesses=subprocesses))
     if _cpyprof.is_running():
         raise RuntimeError(

@@ -68,6 +68,8 @@ _RECORD_OPTIONS = [
      "sampling, wall clock: drop samples of idle threads"),
     (("--native",), "native", False, True,
      "sampling: native (C) frames in samples too (libunwind)"),
+    (("--gil-rate",), "gil_rate", True, None,
+     "--gil=sample: reads of the GIL's holder per second, 1..1000 (default 100)"),
     (("--buffer",), "buffer", True, None,
      "timeline: per-thread event buffer, 64K..1G, suffix K/M/G (default 4M)"),
     (("--keep",), "keep", True, None,
@@ -82,6 +84,10 @@ _RECORD_OPTIONS = [
 # Options whose value is optional and attached with '=' only (--alloc,
 # --alloc=native), as in `cpyprof record`: (flags, key, value alone, help).
 _OPTIONAL_VALUE_OPTIONS = [
+    (("--gil",), "gil", "exact",
+     "GIL hold and wait times per thread: --gil or --gil=exact (every GIL "
+     "transition); --gil=sample (hold shares only, the holder read --gil-rate "
+     "times a second)"),
     (("--alloc",), "alloc", "on",
      "count allocations per function (PyMem allocators) and record garbage "
      "collections: --alloc or --alloc=on; --alloc=native: malloc/free of C code too"),
@@ -89,7 +95,7 @@ _OPTIONAL_VALUE_OPTIONS = [
 
 _METAVARS = {"output": "FILE", "mode": "MODE", "max_depth": "N", "ring_size": "SIZE",
              "transport": "T", "rate": "HZ", "clock": "CLOCK", "buffer": "SIZE",
-             "keep": "WHICH"}
+             "keep": "WHICH", "gil_rate": "HZ"}
 
 _RECORD_USAGE = ("%s record [-o FILE] [options] "
                  "(script.py | -m module | -c code | -) [args ...]" % PROG)

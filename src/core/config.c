@@ -18,9 +18,9 @@
 
 /* Same order as the fields of cp_config and the key_id enum below. */
 const char *const cp_config_keys[] = {
-    "output", "mode",  "builtins", "max_depth", "ring_size", "transport", "quiet",
-    "rate",   "clock", "idle",     "native",    "gil",       "alloc",     "buffer",
-    "keep",   "subprocesses", NULL,
+    "output", "mode",   "builtins", "max_depth",    "ring_size", "transport",
+    "quiet",  "rate",   "clock",    "idle",         "native",    "gil",
+    "alloc",  "buffer", "keep",     "subprocesses", "gil_rate",  NULL,
 };
 
 typedef enum key_id {
@@ -40,6 +40,7 @@ typedef enum key_id {
     KEY_BUFFER,
     KEY_KEEP,
     KEY_SUBPROCESSES,
+    KEY_GIL_RATE,
     KEY_COUNT,
 } key_id;
 
@@ -50,8 +51,8 @@ _Static_assert(sizeof cp_config_keys / sizeof cp_config_keys[0] == KEY_COUNT + 1
  * cp_config_from_env rather than reported as unknown. */
 static const char *const reserved_env[] = {
     "CPYPROF_PID",     "CPYPROF_SKIP_INSTALL_TEST", /* read by the test suite, not the library */
-    "CPYPROF_LIBRARY", "CPYPROF_BUILD_DIR",         "CPYPROF_ACTIVE",
-    "CPYPROF_TEST_GIL_SHIFT", /* test knob read by python/gil.c */
+    "CPYPROF_LIBRARY", "CPYPROF_BUILD_DIR",
+    "CPYPROF_ACTIVE",  "CPYPROF_TEST_GIL_SHIFT", /* test knob read by python/gil.c */
 };
 
 #define ENV_PREFIX "CPYPROF_"
@@ -71,6 +72,9 @@ static const char *const reserved_env[] = {
 #define BUFFER_MIN (64ull << 10)
 #define BUFFER_MAX (1ull << 30)
 #define BUFFER_EXPECT "expected 64K..1G bytes, with an optional K, M or G suffix"
+#define GIL_RATE_MIN 1u
+#define GIL_RATE_MAX 1000u
+#define GIL_RATE_EXPECT "expected 1..1000 reads per second"
 #define BOOL_EXPECT "expected 1/0, true/false, yes/no, on/off"
 #define GIL_EXPECT "expected off, exact or sample (or 1/0, true/false, yes/no, on/off)"
 #define ALLOC_EXPECT "expected off, on or native (or 1/0, true/false, yes/no)"
@@ -91,6 +95,7 @@ void cp_config_defaults(cp_config *c)
     c->native = false;
     c->buffer_bytes = 4ull << 20;
     c->keep = CP_KEEP_ALL;
+    c->gil_rate_hz = 100;
 }
 
 /* --- small text helpers (ASCII only, no locale) ---------------------------- */
@@ -525,6 +530,11 @@ int cp_config_set(cp_config *c, const char *key, const char *value, const char *
         if (set_uint(&u, RATE_MIN, RATE_MAX, RATE_EXPECT, &tb, prefix, key, value) < 0)
             return -1;
         c->rate_hz = (uint32_t)u;
+        return 0;
+    case KEY_GIL_RATE:
+        if (set_uint(&u, GIL_RATE_MIN, GIL_RATE_MAX, GIL_RATE_EXPECT, &tb, prefix, key, value) < 0)
+            return -1;
+        c->gil_rate_hz = (uint32_t)u;
         return 0;
     case KEY_RING_SIZE:
         if (set_size(&u, RING_MIN, RING_MAX, RING_EXPECT, &tb, prefix, key, value) < 0)

@@ -20,8 +20,8 @@
 #define CP_PATH_MAX 4096
 
 typedef enum cp_mode {
-    CP_MODE_TRACE = 0,  /* deterministic: every call, aggregated call tree */
-    CP_MODE_SAMPLE = 1, /* timer-driven stack sampling */
+    CP_MODE_TRACE = 0,    /* deterministic: every call, aggregated call tree */
+    CP_MODE_SAMPLE = 1,   /* timer-driven stack sampling */
     CP_MODE_TIMELINE = 2, /* every call and return as a timestamped event (trace mode's tree too) */
 } cp_mode;
 
@@ -43,7 +43,7 @@ typedef enum cp_transport {
 typedef enum cp_gil_mode {
     CP_GIL_OFF = 0,    /* no GIL accounting */
     CP_GIL_EXACT = 1,  /* every GIL transition (GOT-redirected pthread_mutex_lock/unlock) */
-    CP_GIL_SAMPLE = 2, /* a thread reads the GIL's holder ~1000 times a second */
+    CP_GIL_SAMPLE = 2, /* the writer thread reads the GIL's holder gil_rate_hz times a second */
 } cp_gil_mode;
 
 typedef enum cp_alloc_mode {
@@ -57,16 +57,17 @@ typedef struct cp_config {
     cp_mode mode;             /* "mode": trace | sample | timeline; default trace */
     bool builtins;            /* "builtins": profile C functions too; default 1 */
     uint32_t max_depth;       /* "max_depth": deepest tracked stack; default 2048, 16..100000 */
-    uint64_t ring_bytes;      /* "ring_size": per-thread ring, bytes, suffix K/M/G; default 1M, 4K..1G */
-    cp_transport transport;   /* "transport": inline | ring; default inline */
-    bool quiet;               /* "quiet": no messages on stderr except errors; default 0 */
+    uint64_t ring_bytes; /* "ring_size": per-thread ring, bytes, suffix K/M/G; default 1M, 4K..1G */
+    cp_transport transport; /* "transport": inline | ring; default inline */
+    bool quiet;             /* "quiet": no messages on stderr except errors; default 0 */
     /* sampling */
-    uint32_t rate_hz;         /* "rate": samples/s per thread; default 100, 1..10000 */
-    cp_sample_clock clock;    /* "clock": cpu | wall; default cpu */
-    bool idle;                /* "idle": keep samples of idle threads (wall); default 1 */
-    bool native;              /* "native": native frames too; default 0 */
+    uint32_t rate_hz;      /* "rate": samples/s per thread; default 100, 1..10000 */
+    cp_sample_clock clock; /* "clock": cpu | wall; default cpu */
+    bool idle;             /* "idle": keep samples of idle threads (wall); default 1 */
+    bool native;           /* "native": native frames too; default 0 */
     /* GIL accounting (src/python/gil*.c) */
-    cp_gil_mode gil; /* "gil": off | exact | sample (1/0 etc. too); default off */
+    cp_gil_mode gil;      /* "gil": off | exact | sample (1/0 etc. too); default off */
+    uint32_t gil_rate_hz; /* "gil_rate": gil=sample's reads per second; default 100, 1..1000 */
     /* allocations (src/python/alloc.c, gc.c) */
     cp_alloc_mode alloc; /* "alloc": off | on | native (1/0 etc. too); default off */
     /* timeline mode (src/python/timeline.c) */

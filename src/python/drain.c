@@ -166,12 +166,21 @@ void cp_wake_writer(char c)
         syscall(SYS_futex, &wake_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-static void wait_for_wake(int timeout_ms)
+/* Waits up to timeout_us; true when woken by cp_wake_writer (or a wake was
+ * already pending), false when the time ran out. */
+static bool wait_for_wake(int64_t timeout_us)
 {
-    struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000 * 1000};
-    if (atomic_load(&wake_word) == 0)
+    struct timespec ts = {(time_t)(timeout_us / 1000000), (long)(timeout_us % 1000000) * 1000};
+    if (atomic_load(&wake_word) == 0 && timeout_us > 0)
         syscall(SYS_futex, &wake_word, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
-    atomic_store(&wake_word, 0);
+    return atomic_exchange(&wake_word, 0) != 0;
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 void cp_note_term(void)
@@ -324,9 +333,9 @@ static bool make_fds_private(void)
  * handler wakes the writer every quarter ring (sample_signal.c), as the
  * ring transport's hook does, so 50 ms only bounds the latency of name
  * registration. 10 ms in the other modes. */
-static int period_ms(void)
+static int64_t period_us(void)
 {
-    return cp_g.cfg.mode == CP_MODE_SAMPLE ? 50 : 10;
+    return cp_g.cfg.mode == CP_MODE_SAMPLE ? 50000 : 10000;
 }
 
 static void *writer_main(void *unused)
@@ -338,8 +347,16 @@ static void *writer_main(void *unused)
     hand.ready = true;
     pthread_cond_broadcast(&hand.cv);
     pthread_mutex_unlock(&hand.mu);
+    int64_t next_drain = mono_us() + period_us();
     while (!atomic_load(&cp_g.writer_quit)) {
-        wait_for_wake(cp_gil_writer_tick(period_ms()));
+        int64_t left = next_drain - mono_us();
+        bool woken = wait_for_wake(cp_gil_writer_tick(left > 0 ? left : 0));
+        /* A wake-up that was only for a gil=sample read (due before the
+         * period ends): the read happens at the top of the loop, the
+         * drain waits for its own time. */
+        if (!woken && mono_us() < next_drain && !atomic_load(&term_pending))
+            continue;
+        next_drain = mono_us() + period_us();
         cp_drain_all();
         cp_sample_tick();
         cp_alloc_series_tick();

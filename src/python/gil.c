@@ -10,8 +10,8 @@
  * activation modes, and stop puts the original slots back.
  *
  * gil=sample: the writer thread reads the GIL's `locked` and
- * `last_holder` about 100 times a second (at jittered deadlines, see
- * cp_gil_writer_tick) and counts, per holder thread state, how often it
+ * `last_holder` gil_rate times a second (100 by default; at jittered
+ * deadlines, see cp_gil_writer_tick) and counts, per holder thread state, how often it
  * held the GIL: hold shares only, no wait times, no stacks; cheap enough to
  * leave on (no thread and no wake-up of its own).
  *
@@ -132,6 +132,7 @@ static struct {
     /* gil=sample: read on the writer thread (cp_gil_writer_tick) */
     _Atomic int reading;
     int64_t next_read; /* writer thread only: CLOCK_MONOTONIC ns of the next read */
+    int64_t period_ns; /* 1e9 / gil_rate_hz: the mean time between two reads */
     uint32_t rng;      /* writer thread only: jitter */
     _Atomic uint64_t samples, samples_locked;
     _Atomic int map_pending;
@@ -400,20 +401,20 @@ static void read_gil_once(void)
     }
 }
 
-/* gil=sample reads the GIL on the writer thread (drain.c), which wakes
- * every 10 ms anyway, instead of on a thread of its own. Measured
- * (bench/README.md, "GIL accounting"): a thread waking 1000 times a second
- * cost 5% on four CPU-bound threads and 12% on two threads switching the
- * GIL in a loop, on two cores; the cost is the wake-up itself (a context
- * switch that preempts a Python thread, ~10 us of CPU per wake-up on this
- * VM even when the program sleeps), not the read. So: ~100 reads a second
- * at no extra wake-up, each due at a deadline drawn uniformly from
- * [3/4, 5/4] of GIL_SAMPLE_PERIOD_NS after the previous one (the GIL's
- * 5 ms switch interval must not alias with a fixed period), and only when
- * due: the writer's other wake-ups (rings filling, which happen while a
- * thread runs and likely holds the GIL) would bias the shares. */
-#define GIL_SAMPLE_PERIOD_NS 10000000 /* 10 ms */
-
+/* gil=sample reads the GIL on the writer thread (drain.c), not on a thread
+ * of its own, gil_rate_hz times a second (default 100). Measured
+ * (bench/README.md, "GIL accounting"): the cost is the wake-ups, not the
+ * reads. On the two-core development VM each wake-up of a sleeping thread
+ * is ~10 us of CPU, and a separate process doing nothing but wake 1000
+ * times a second slowed four CPU-bound Python threads by ~3% and two
+ * threads switching the GIL in a loop by ~4% (100 a second: no cost
+ * measurable). So 100 is the default, always-on rate, and 1000 is there
+ * for a finer reading at that price. Each read is due at a deadline drawn
+ * uniformly from [3/4, 5/4] of the period after the previous one (the
+ * GIL's 5 ms switch interval must not alias with a fixed period), and a
+ * read happens only when due: the writer's other wake-ups (rings filling,
+ * which happen while a thread runs and likely holds the GIL) would bias
+ * the shares. */
 static int64_t mono_ns(void)
 {
     struct timespec ts;
@@ -428,13 +429,13 @@ static int64_t next_period(void)
     x ^= x >> 17;
     x ^= x << 5;
     G.rng = x;
-    return GIL_SAMPLE_PERIOD_NS * 3 / 4 + (int64_t)(x % (GIL_SAMPLE_PERIOD_NS / 2 + 1));
+    return G.period_ns * 3 / 4 + (int64_t)(x % (uint32_t)(G.period_ns / 2 + 1));
 }
 
-int cp_gil_writer_tick(int timeout_ms)
+int64_t cp_gil_writer_tick(int64_t timeout_us)
 {
     if (!atomic_load_explicit(&G.reading, memory_order_acquire))
-        return timeout_ms;
+        return timeout_us;
     int64_t now = mono_ns();
     if (G.next_read == 0)
         G.next_read = now + next_period();
@@ -444,8 +445,8 @@ int cp_gil_writer_tick(int timeout_ms)
         if (G.next_read <= now) /* fell behind (a long drain): from now on */
             G.next_read = now + next_period();
     }
-    int64_t left = (G.next_read - now + 999999) / 1000000;
-    return left < timeout_ms ? (int)left : timeout_ms;
+    int64_t left = (G.next_read - now + 999) / 1000;
+    return left < timeout_us ? left : timeout_us;
 }
 
 static int sampler_start(char *err, size_t errlen)
@@ -457,6 +458,7 @@ static int sampler_start(char *err, size_t errlen)
     atomic_store(&G.samples_locked, 0);
     atomic_store(&G.map_pending, 0);
     G.next_read = 0;
+    G.period_ns = 1000000000 / (int64_t)(cp_g.cfg.gil_rate_hz ? cp_g.cfg.gil_rate_hz : 100);
     G.rng = (uint32_t)getpid() * 2654435761u | 1u;
     /* Release: the writer thread sees the cleared table before the flag. */
     atomic_store_explicit(&G.reading, 1, memory_order_release);

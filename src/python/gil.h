@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /** Starts accounting per cp_g.cfg.gil, with the GIL held, after the
  *  profiler's own start succeeded. Never fails the run: when the GIL cannot
@@ -19,9 +20,9 @@ void cp_gil_start(void);
 void cp_gil_stop(void);
 
 /** Writer thread, every loop iteration (drain.c): with gil=sample, reads
- *  the GIL's holder when a read is due. Returns the poll timeout to use:
- *  `timeout_ms`, or less when the next read is due sooner. */
-int cp_gil_writer_tick(int timeout_ms);
+ *  the GIL's holder when a read is due. Returns the wait to use, in
+ *  microseconds: `timeout_us`, or less when the next read is due sooner. */
+int64_t cp_gil_writer_tick(int64_t timeout_us);
 
 /** Writes the GIL chunks; called by cp_dump_profile (dump.c) once per run,
  *  before the threads, symbols and trailer. With the GIL (`have_gil`),

@@ -344,8 +344,12 @@ void cp_gil_print(FILE *out, const cp_profile *p, const cp_gil_data *g)
     int64_t dur = g->run.duration_ns;
     bool exact = g->run.method == CPYPROF_GIL_EXACT;
     double secs = dur > 0 ? (double)dur / 1e9 : 0;
-    fprintf(out, "GIL accounting: %s, %.2fs\n",
-            exact ? "exact (every transition)" : "sampled (hold shares only, ~1000 reads/s)", secs);
+    if (exact)
+        fprintf(out, "GIL accounting: exact (every transition), %.2fs\n", secs);
+    else
+        fprintf(out, "GIL accounting: sampled (hold shares only, %llu reads, %.0f/s), %.2fs\n",
+                (unsigned long long)g->run.samples, secs > 0 ? (double)g->run.samples / secs : 0.0,
+                secs);
     fprintf(out, "GIL busy: %.1f%% of wall time   switches: %llu (%.0f/s)\n\n",
             pct(total_hold(g), dur), (unsigned long long)g->run.switches,
             secs > 0 ? (double)g->run.switches / secs : 0.0);

@@ -13,7 +13,8 @@
     "CPYPROF_OUTPUT, CPYPROF_MODE, CPYPROF_BUILTINS, CPYPROF_MAX_DEPTH, CPYPROF_RING_SIZE, "       \
     "CPYPROF_TRANSPORT, CPYPROF_QUIET, CPYPROF_RATE, CPYPROF_CLOCK, CPYPROF_IDLE, "                \
     "CPYPROF_NATIVE, "                                                                             \
-    "CPYPROF_GIL, CPYPROF_ALLOC, CPYPROF_BUFFER, CPYPROF_KEEP, CPYPROF_SUBPROCESSES"
+    "CPYPROF_GIL, CPYPROF_ALLOC, CPYPROF_BUFFER, CPYPROF_KEEP, CPYPROF_SUBPROCESSES, "             \
+    "CPYPROF_GIL_RATE"
 #define BOOL_EXPECT "(expected 1/0, true/false, yes/no, on/off)"
 #define RING_EXPECT "(expected 4K..1G bytes, with an optional K, M or G suffix)"
 
@@ -65,8 +66,8 @@ START_TEST(test_alloc_values)
     static const struct {
         const char *text;
         cp_alloc_mode want;
-    } ok[] = {{"on", CP_ALLOC_ON},   {"NATIVE", CP_ALLOC_NATIVE}, {"off", CP_ALLOC_OFF},
-              {"1", CP_ALLOC_ON},    {"yes", CP_ALLOC_ON},        {"false", CP_ALLOC_OFF},
+    } ok[] = {{"on", CP_ALLOC_ON},        {"NATIVE", CP_ALLOC_NATIVE}, {"off", CP_ALLOC_OFF},
+              {"1", CP_ALLOC_ON},         {"yes", CP_ALLOC_ON},        {"false", CP_ALLOC_OFF},
               {"native", CP_ALLOC_NATIVE}};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         set_ok("alloc", ok[i].text);
@@ -81,11 +82,10 @@ END_TEST
 
 START_TEST(test_keys_list)
 {
-    static const char *const want[] = {"output",    "mode",      "builtins", "max_depth",
-                                       "ring_size", "transport", "quiet",    "rate",
-                                       "clock",     "idle",      "native",   "gil",
-                                       "alloc",     "buffer",    "keep",
-                                       "subprocesses"};
+    static const char *const want[] = {
+        "output", "mode",   "builtins", "max_depth",    "ring_size", "transport",
+        "quiet",  "rate",   "clock",    "idle",         "native",    "gil",
+        "alloc",  "buffer", "keep",     "subprocesses", "gil_rate"};
     size_t n = 0;
     while (cp_config_keys[n])
         n++;
@@ -207,6 +207,23 @@ START_TEST(test_rate)
     set_bad("", "rate", "1e3",
             "rate: '1e3' is not a number (expected 1..10000 samples per second)");
     set_bad("", "rate", "-", "rate: '-' is not a number (expected 1..10000 samples per second)");
+}
+END_TEST
+
+START_TEST(test_gil_rate)
+{
+    ck_assert_uint_eq(cfg.gil_rate_hz, 100);
+    set_ok("gil_rate", "1");
+    ck_assert_uint_eq(cfg.gil_rate_hz, 1);
+    set_ok("gil-rate", "1000");
+    ck_assert_uint_eq(cfg.gil_rate_hz, 1000);
+    set_bad("CPYPROF_", "gil_rate", "0",
+            "CPYPROF_GIL_RATE: '0' is out of range (expected 1..1000 reads per second)");
+    set_bad("--", "gil-rate", "1001",
+            "--gil-rate: '1001' is out of range (expected 1..1000 reads per second)");
+    set_bad("", "gil_rate", "often",
+            "gil_rate: 'often' is not a number (expected 1..1000 reads per second)");
+    ck_assert_uint_eq(cfg.gil_rate_hz, 1000); /* unchanged by the bad values */
 }
 END_TEST
 
@@ -338,13 +355,15 @@ START_TEST(test_unknown_key)
     set_bad("--", "ring_sise", "5",
             "--ring-sise: unknown setting (known: --output, --mode, --builtins, --max-depth, "
             "--ring-size, --transport, --quiet, --rate, --clock, --idle, --native, --gil, --alloc, "
-            "--buffer, --keep, --subprocesses)");
+            "--buffer, --keep, --subprocesses, --gil-rate)");
     set_bad(NULL, "Raet", "5",
             "Raet: unknown setting (known: output, mode, builtins, max_depth, ring_size, "
-            "transport, quiet, rate, clock, idle, native, gil, alloc, buffer, keep, subprocesses)");
+            "transport, quiet, rate, clock, idle, native, gil, alloc, buffer, keep, subprocesses, "
+            "gil_rate)");
     set_bad("", "", "5",
             ": unknown setting (known: output, mode, builtins, max_depth, ring_size, "
-            "transport, quiet, rate, clock, idle, native, gil, alloc, buffer, keep, subprocesses)");
+            "transport, quiet, rate, clock, idle, native, gil, alloc, buffer, keep, subprocesses, "
+            "gil_rate)");
 }
 END_TEST
 
@@ -498,6 +517,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_timeline_buffer_keep);
     tcase_add_test(tc, test_booleans);
     tcase_add_test(tc, test_rate);
+    tcase_add_test(tc, test_gil_rate);
     tcase_add_test(tc, test_max_depth);
     tcase_add_test(tc, test_ring_size);
     tcase_add_test(tc, test_parse_size);
