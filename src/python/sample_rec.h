@@ -67,13 +67,13 @@ static inline int cp_srec_is_sample(uint32_t kind)
 static inline void cp_srec_text_pack(cp_record *r, const char *s, uint32_t n)
 {
     char buf[CP_SREC_TEXT_BYTES] = {0};
-    for (uint32_t i = 0; i < n && i < CP_SREC_TEXT_BYTES; i++)
-        buf[i] = s[i];
+    uint32_t m = n < CP_SREC_TEXT_BYTES ? n : CP_SREC_TEXT_BYTES;
+    memcpy(buf, s, m);
     memcpy(&r->ticks, buf, 8);
     memcpy(&r->a, buf + 8, 4);
     memcpy(&r->b, buf + 12, 8);
     memcpy(&r->c, buf + 20, 8);
-    r->kind = CP_SREC_TEXT | ((n > CP_SREC_TEXT_BYTES ? CP_SREC_TEXT_BYTES : n) << 16);
+    r->kind = CP_SREC_TEXT | (m << 16);
 }
 
 /** Unpacks a TEXT record into out (28 bytes); returns the byte count. */
