@@ -70,6 +70,10 @@ extern _Atomic int cp_sample_live;
 extern long cp_sample_period_ns;
 /** Clock ticks spent in the handler taking samples, and how many it took. */
 extern _Atomic uint64_t cp_sample_handler_ticks, cp_sample_handler_count;
+/** Frames whose names the handler copied (code not registered yet), and
+ *  the wall clock's reads of a thread's CPU clock in the handler (one per
+ *  sample whose Python position did not move, one per unpark). */
+extern _Atomic uint64_t cp_sample_names_copied, cp_sample_wall_cpu_reads;
 
 /* sample_slots (sample_timer.c): what the handler knows of each thread */
 #define CP_SAMPLE_SLOTS 4096
@@ -93,6 +97,8 @@ typedef struct cp_sample_slot {
     _Atomic int64_t parked_ns;
     int64_t park_cpu;    /* its CPU clock then (handler only) */
     int64_t last_cpu;    /* its CPU clock at the end of its previous handler, -1: none */
+    uint64_t last_pos;   /* its Python position at its previous sample, 0: unknown
+                          * (sample_signal.c, position_of; handler only) */
     uint32_t wall_count; /* samples since attach (handler only): re-arm every 8th */
     /* Periods counted while the thread was parked: gen << 32 | count.
      * Added by its handler at unpark, taken by its handler at the next

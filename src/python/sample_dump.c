@@ -190,12 +190,16 @@ static int write_end_meta(char *err, size_t errlen)
         v, sizeof v, "%llu",
         (unsigned long long)cp_clock_delta_ns(&cp_g.clock, atomic_load(&cp_sample_handler_ticks)));
     cp_buf_meta(&b, "sample_handler_ns", v);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)atomic_load(&cp_sample_names_copied));
+    cp_buf_meta(&b, "sample_names_copied", v);
     if (cp_g.cfg.clock != CP_CLOCK_WALL)
         goto out;
     snprintf(v, sizeof v, "%llu", (unsigned long long)atomic_load(&cp_sample_wall_signals));
     cp_buf_meta(&b, "sample_wall_signals", v);
     snprintf(v, sizeof v, "%llu", (unsigned long long)atomic_load(&cp_sample_wall_repeats));
     cp_buf_meta(&b, "sample_wall_repeats", v);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)atomic_load(&cp_sample_wall_cpu_reads));
+    cp_buf_meta(&b, "sample_wall_cpu_reads", v);
 out:;
     int rc = put(CPYPROF_CHUNK_META, &b, err, errlen);
     cp_buf_free(&b);

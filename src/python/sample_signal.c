@@ -52,6 +52,7 @@ _Atomic int cp_sample_want_register;
 _Atomic int cp_sample_live;
 long cp_sample_period_ns;
 _Atomic uint64_t cp_sample_handler_ticks, cp_sample_handler_count;
+_Atomic uint64_t cp_sample_names_copied, cp_sample_wall_cpu_reads;
 
 static int sample_sig = -1;
 static struct sigaction old_sample, old_segv, old_bus;
@@ -123,6 +124,7 @@ static bool put_code(sring *s, PyCodeObject *co, int line)
         done += k;
     }
     atomic_store_explicit(&cp_sample_want_register, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&cp_sample_names_copied, 1, memory_order_relaxed);
     return true;
 }
 
@@ -186,13 +188,29 @@ static int line_of(cp_line_entry *lines, PyCodeObject *co, int addr)
     return line;
 }
 
+/* Where the thread is in Python: its innermost frame and the instruction
+ * that frame executes, hashed (never 0). Two samples with different
+ * positions prove the thread ran Python code in between (only the thread
+ * itself moves its frames), which the wall clock uses to skip reading the
+ * thread's CPU clock (on_wall). Equal positions prove nothing (a loop
+ * around time.sleep comes back to the same instruction). */
+static uint64_t position_of(const cp_iframe *f)
+{
+    if (!f)
+        return 1;
+    uint64_t h = (uint64_t)(uintptr_t)f * 0x9E3779B97F4A7C15u;
+    h ^= (uint64_t)(uintptr_t)f->prev_instr;
+    return h ? h : 2;
+}
+
 /* Walks this thread's frames into the ring. Returns false when the ring had
  * no room (the sample is dropped). */
 static bool walk(sring *s, PyThreadState *ts, natives *nv, cp_line_entry *lines, uint32_t *nframes,
-                 bool *truncated)
+                 bool *truncated, uint64_t *position)
 {
     uint32_t n = 0;
     cp_iframe *f = cp311_tstate_frame(ts);
+    *position = position_of(f);
     Py_ssize_t xi = cp_g.co_extra_index;
     uint32_t gen = cp_g.generation;
     bool segment_start = true; /* the next Python frame begins an eval call */
@@ -245,7 +263,7 @@ static bool walk(sring *s, PyThreadState *ts, natives *nv, cp_line_entry *lines,
  * the walk faulted (the sample is dropped) or the ring was full. */
 static __attribute__((noinline)) bool guarded_walk(sring *s, PyThreadState *ts, const void *uc,
                                                    cp_line_entry *lines, uint32_t *nframes,
-                                                   bool *truncated)
+                                                   bool *truncated, uint64_t *position)
 {
     sigjmp_buf jb;
     volatile bool ok = false;
@@ -259,16 +277,23 @@ static __attribute__((noinline)) bool guarded_walk(sring *s, PyThreadState *ts, 
         bool native = cp_g.cfg.native && cp_unwind_thread_ready();
         if (native)
             nv.n = cp_unwind_capture(ips, uc);
-        ok = walk(s, ts, native ? &nv : NULL, lines, nframes, truncated);
+        ok = walk(s, ts, native ? &nv : NULL, lines, nframes, truncated, position);
     } /* else: faulted mid-walk, ok stays false */
     walk_jmp = NULL;
     atomic_signal_fence(memory_order_seq_cst);
     return ok;
 }
 
+/* Takes one sample of this thread into its ring. *position (when not NULL)
+ * gets the thread's Python position (position_of), or 0 when the walk did
+ * not run or faulted. */
 static void take_sample(cp_sample_slot *sl, uint32_t gen, cp_thread *th, uint64_t weight,
-                        const void *uc)
+                        const void *uc, uint64_t *position)
 {
+    uint64_t pos_unused;
+    if (!position)
+        position = &pos_unused;
+    *position = 0;
     if (cp311s_own_tstate() != sl->tstate)
         return; /* not this slot's thread state (ended, or reused) */
     cp_ring *r = &th->ring;
@@ -297,7 +322,7 @@ static void take_sample(cp_sample_slot *sl, uint32_t gen, cp_thread *th, uint64_
     uint32_t nframes = 0;
     if (ok)
         ok = guarded_walk(&s, sl->tstate, uc, th->sample ? th->sample->lines : NULL, &nframes,
-                          &truncated);
+                          &truncated, position);
     if (ok) {
         hdr.a = nframes;
         hdr.b = (cp311s_holds_gil(sl->tstate) ? CP_SAMPLE_F_GIL : 0) |
@@ -324,6 +349,7 @@ static void take_sample(cp_sample_slot *sl, uint32_t gen, cp_thread *th, uint64_
         }
         atomic_store(&sl->last, gen << 2 | last);
     } else {
+        *position = 0; /* a fault may have left it half-computed: unknown */
         atomic_fetch_add_explicit(&r->dropped, s.n ? s.n : 1, memory_order_relaxed);
         atomic_store(&sl->last, 0); /* no repeats of a sample not taken */
     }
@@ -383,18 +409,16 @@ static int64_t end_cpu(int64_t entry_cpu, uint64_t tick0)
 static void on_wall(cp_sample_slot *sl, uint32_t gen, cp_thread *th, bool wake, uint64_t overrun,
                     const void *uc)
 {
-    /* One CPU-clock read per handler (a system call: the vDSO does not do
-     * thread clocks). Its CPU time at the end is estimated as entry + the
-     * handler's duration by the TSC clock: if the thread was preempted in
-     * the handler this overestimates the end, so the next comparison errs
-     * towards parking, which the wake timer corrects within a tick. */
     uint64_t tick0 = cp_clock_ticks(&cp_g.clock);
-    int64_t entry_cpu = cp_sample_wall_cpu_ns();
     if (wake) {
+        /* CPU-clock read: a system call (the vDSO does not do thread
+         * clocks), ~0.65 us on the development VM. */
+        int64_t entry_cpu = cp_sample_wall_cpu_ns();
+        atomic_fetch_add_explicit(&cp_sample_wall_cpu_reads, 1, memory_order_relaxed);
         uint64_t w = cp_sample_wall_unpark(sl, gen, entry_cpu);
         if (w == 0)
             return;
-        take_sample(sl, gen, th, w, uc);
+        take_sample(sl, gen, th, w, uc, &sl->last_pos);
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
         cp_sample_wall_rearm(sl, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec);
@@ -404,19 +428,43 @@ static void on_wall(cp_sample_slot *sl, uint32_t gen, cp_thread *th, bool wake, 
     }
     if (atomic_load(&sl->parked_ns) != 0)
         return; /* queued before the park */
-    take_sample(sl, gen, th, 1 + overrun, uc);
+    uint64_t pos = 0;
+    take_sample(sl, gen, th, 1 + overrun, uc, &pos);
+    /* Did the thread run since its previous sample? If its Python position
+     * moved, it did (only the thread moves its own frames): no CPU-clock
+     * read, and no park. Otherwise (same position, or unknown) the CPU
+     * clock decides: read after the walk, with the walk's duration by the
+     * TSC clock taken off, so that the comparison is from the end of the
+     * previous handler to the start of this one (the handlers' own time is
+     * not the program's). If the thread was preempted in the handler, the
+     * TSC overestimates both corrections, so the comparison errs towards
+     * parking, which the wake timer corrects within a tick. A thread whose
+     * position moved but that ran under idle_ns is not parked: it is
+     * sampled again next period (a real sample, the right weight). After a
+     * moved sample its CPU time is unknown, so a thread that then stops
+     * parks one period later than it would with a read every period. */
+    bool moved = pos != 0 && sl->last_pos != 0 && pos != sl->last_pos;
+    sl->last_pos = pos;
+    int64_t entry_cpu = -1, now_cpu = -1;
+    uint64_t tick1 = 0;
+    if (!moved) {
+        tick1 = cp_clock_ticks(&cp_g.clock);
+        now_cpu = cp_sample_wall_cpu_ns();
+        atomic_fetch_add_explicit(&cp_sample_wall_cpu_reads, 1, memory_order_relaxed);
+        if (now_cpu >= 0)
+            entry_cpu = now_cpu - (int64_t)((double)(tick1 - tick0) * cp_g.clock.ns_per_tick);
+    }
     if (!cp_sample_wall_after(sl, gen, entry_cpu)) {
-        /* timer_settime on the CLOCK_MONOTONIC timer costs ~10 us in the
-         * handler on the development VM (handler 12 us per sample with it
-         * every period, 3-5 us without): the kernel's interval re-arms
-         * the timer, and a new jittered phase is drawn every 8th sample
-         * only (the deadline is followed meanwhile). */
+        /* timer_settime on the CLOCK_MONOTONIC timer: the kernel's interval
+         * re-arms the timer, and a new jittered phase is drawn every 8th
+         * sample only (the deadline is followed meanwhile). It cost ~10 us
+         * in the handler under load on the development VM, 0.5 us quiet. */
         if ((++sl->wall_count & 7) == 0) {
             rearm_jittered(sl, overrun);
         } else {
             sl->deadline += (int64_t)cp_sample_period_ns * (int64_t)(1 + overrun);
         }
-        sl->last_cpu = end_cpu(entry_cpu, tick0);
+        sl->last_cpu = moved ? -1 : end_cpu(now_cpu, tick1);
     }
 }
 
@@ -442,7 +490,7 @@ static void on_sample(int sig, siginfo_t *si, void *uc)
                 if (cp_g.cfg.clock == CP_CLOCK_WALL) {
                     on_wall(sl, gen, th, wake, overrun, uc);
                 } else {
-                    take_sample(sl, gen, th, 1 + overrun, uc);
+                    take_sample(sl, gen, th, 1 + overrun, uc, NULL);
                     rearm_jittered(sl, overrun);
                 }
                 uint64_t t1 = cp_clock_ticks(&cp_g.clock);

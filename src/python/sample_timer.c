@@ -27,6 +27,8 @@
 
 #include "python/sample_py311.h"
 
+#include <internal/pycore_interp.h>
+
 #include "cpyprof/format.h"
 
 #include <errno.h>
@@ -41,6 +43,10 @@ static uint32_t truncated_fid = CPYPROF_NONE;
 static pthread_key_t exit_key;
 static bool exit_key_made;
 static int64_t last_register_ns;
+/* The main thread's state and its interpreter, noted at start (GIL held):
+ * the writer's pending calls only run on the main thread (poke_main). */
+static PyThreadState *main_tstate;
+static PyInterpreterState *main_interp;
 
 uint64_t cp_sample_take_repeats(cp_sample_slot *sl, uint32_t gen)
 {
@@ -175,6 +181,7 @@ int cp_sample_thread_attach(cp_thread *th, PyThreadState *ts, bool on_self, char
     sl->cpu_clock = clk;
     sl->has_cpu_clock = crc == 0;
     sl->last_cpu = -1;
+    sl->last_pos = 0;
     atomic_store(&sl->parked_ns, 0);
     atomic_store(&sl->repeats, (uint64_t)gen << 32);
     atomic_store(&sl->last, 0);
@@ -221,6 +228,26 @@ void cp_sample_thread_free(cp_thread *th)
 
 /* ---- code registration (GIL held) ------------------------------------------ */
 
+/* A code object and the code objects among its constants (the functions,
+ * lambdas, comprehensions and generator expressions defined in it), to
+ * `depth` levels: a comprehension is entered and left many times a second
+ * and is rarely on a stack at the moment of a registration, but the
+ * function that contains it is. Those constants live as long as `co`. */
+static void register_code(PyCodeObject *co, int depth)
+{
+    if (!co || Py_TYPE(co) != &PyCode_Type)
+        return;
+    (void)cp_code_id(co);
+    PyObject *consts = co->co_consts;
+    if (depth <= 0 || !consts || !PyTuple_Check(consts))
+        return;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(consts); i++) {
+        PyObject *c = PyTuple_GET_ITEM(consts, i);
+        if (Py_TYPE(c) == &PyCode_Type)
+            register_code((PyCodeObject *)c, depth - 1);
+    }
+}
+
 void cp_sample_register_stacks(void)
 {
     PyThreadState *me = PyThreadState_Get();
@@ -228,7 +255,7 @@ void cp_sample_register_stacks(void)
     for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts; ts = PyThreadState_Next(ts))
         for (cp_iframe *f = cp311_tstate_frame(ts); f; f = cp311_iframe_previous(f))
             if (cp311_iframe_complete(f))
-                (void)cp_code_id(cp311_iframe_code(f));
+                register_code(cp311_iframe_code(f), 2);
 }
 
 static int pending_register(void *unused)
@@ -238,6 +265,31 @@ static int pending_register(void *unused)
         atomic_load(&cp_sample_live))
         cp_sample_register_stacks();
     return 0;
+}
+
+/* Writer thread, right after Py_AddPendingCall. In 3.11 Py_AddPendingCall
+ * computes the interpreter's eval_breaker with "can the *calling* thread
+ * run pending calls", i.e. is it the main thread (COMPUTE_EVAL_BREAKER,
+ * Python/ceval.c): from our writer thread it never sets the flag, so the
+ * call waited until something else recomputed it on the main thread (take_gil
+ * does, at a GIL hand-over). A program with one thread ran it only at exit:
+ * the code objects on its stacks were never registered and every sample
+ * copied their names (measured: ~45% of the walk's instructions on
+ * bench/workloads.py alloc_heavy, 27 ring records per sample instead of 7).
+ * So set eval_breaker ourselves, only while the main thread holds the GIL:
+ * its next check runs the pending calls and recomputes the flag. Another
+ * thread that saw it (the GIL changed hands in between) finds nothing it
+ * may run, at most until its next GIL hand-over, where take_gil recomputes
+ * the flag (bpo-40010). The same relaxed store CPython makes from any thread. */
+static void poke_main(void)
+{
+    PyThreadState *mt = main_tstate;
+    if (!mt || !main_interp)
+        return;
+    const struct _gil_runtime_state *g = &_PyRuntime.ceval.gil;
+    if (_Py_atomic_load_relaxed(&g->locked) &&
+        (PyThreadState *)_Py_atomic_load_relaxed(&g->last_holder) == mt)
+        _Py_atomic_store_relaxed(&main_interp->ceval.eval_breaker, 1);
 }
 
 void cp_sample_tick(void)
@@ -253,6 +305,8 @@ void cp_sample_tick(void)
      * Py_AddPendingCall may be called from any thread without the GIL. */
     if (Py_AddPendingCall(pending_register, NULL) != 0)
         atomic_store(&cp_sample_want_register, 1);
+    else
+        poke_main();
 }
 
 /* ---- writer glue ------------------------------------------------------------ */
@@ -278,9 +332,19 @@ int cp_sample_start(char *err, size_t errlen)
     atomic_store(&cp_sample_want_register, 0);
     last_register_ns = 0;
     cp_sample_register_stacks();
+    /* The main thread's state (the GIL is held: the list is stable). */
+    main_tstate = NULL;
+    main_interp = _PyRuntime.interpreters.main;
+    if (main_interp)
+        for (PyThreadState *ts = PyInterpreterState_ThreadHead(main_interp); ts;
+             ts = PyThreadState_Next(ts))
+            if (cp311_tstate_ident(ts) == _PyRuntime.main_thread)
+                main_tstate = ts;
     cp_sample_period_ns = 1000000000L / (long)cp_g.cfg.rate_hz;
     atomic_store(&cp_sample_handler_ticks, 0);
     atomic_store(&cp_sample_handler_count, 0);
+    atomic_store(&cp_sample_names_copied, 0);
+    atomic_store(&cp_sample_wall_cpu_reads, 0);
     if (cp_sample_signal_install(err, errlen) != 0)
         return -1;
     atomic_store(&cp_sample_wall_signals, 0);
