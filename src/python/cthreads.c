@@ -48,7 +48,7 @@ static void attach_c_thread(PyThreadState *ts)
         tls_generation = cp_g.generation;
     }
     cp_trace_prefill(th, cp311_tstate_frame(ts));
-    PyEval_SetProfile(cp_trace_current_hook(), (PyObject *)th);
+    cp311_set_profile(ts, cp_trace_current_hook(), (PyObject *)th); /* py311.h: why */
     Py_DECREF(th); /* the thread state and the thread list hold it */
 }
 

@@ -279,7 +279,7 @@ static PyMethodDef after_fork_parent_def = {"_cpyprof_after_fork_parent", py_aft
 static PyObject *py_after_fork_child(PyObject *self, PyObject *unused)
 {
     if (cp_g.inert && cp_trace_is_ours(PyThreadState_Get()->c_profilefunc))
-        PyEval_SetProfile(NULL, NULL);
+        cp311_set_profile(PyThreadState_Get(), NULL, NULL); /* the parent's flag may be set */
     struct sigaction cur;
     if (sigaction(SIGTERM, NULL, &cur) == 0 && cur.sa_handler == on_sigterm) {
         struct sigaction sa;

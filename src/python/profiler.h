@@ -188,7 +188,10 @@ uint32_t cp_names_string(const char *s);
 /* threads.c */
 int cp_threads_init_type(void);
 cp_thread *cp_thread_new(PyThreadState *ts, uint32_t flags, char *err, size_t errlen);
-int cp_threads_attach_all(char *err, size_t errlen); /* existing threads + threading.setprofile */
+int cp_threads_attach_all(char *err, size_t errlen); /* existing threads + new ones */
+/* newthreads.c: threads started later, through _thread.start_new_thread */
+int cp_newthreads_hook(char *err, size_t errlen);
+void cp_newthreads_unhook(void);
 void cp_threads_detach_all(void);
 void cp_threads_refresh_names(void);
 void cp_threads_free_all(void);

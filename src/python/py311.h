@@ -70,6 +70,28 @@ static inline unsigned long cp311_tstate_native_id(PyThreadState *ts)
     return ts->native_thread_id;
 }
 
+/** Sets a thread's profile function as _PyEval_SetProfile does, without its
+ *  audit event and without 3.11's process-wide re-entrancy flag: that
+ *  call runs the program's audit hooks, a Python hook (regrtest has one)
+ *  lets other threads run, and a second thread entering _PyEval_SetProfile
+ *  meanwhile fails with "Cannot install a profile function while another
+ *  profile function is being installed" (a fork at that moment leaves the
+ *  flag set in the child for good). GIL held; `ts` is the caller's thread or
+ *  one that is not running Python (3.11 layout: c_profilefunc, c_profileobj,
+ *  tracing, cframe->use_tracing = 255 while a hook is set and not inside
+ *  one). */
+static inline void cp311_set_profile(PyThreadState *ts, Py_tracefunc func, PyObject *obj)
+{
+    PyObject *old = ts->c_profileobj;
+    Py_XINCREF(obj);
+    ts->c_profileobj = obj;
+    ts->c_profilefunc = func;
+    if (ts->cframe)
+        ts->cframe->use_tracing =
+            (ts->tracing == 0 && (ts->c_tracefunc || ts->c_profilefunc)) ? 255 : 0;
+    Py_XDECREF(old); /* last: a destructor may run code that looks at ts */
+}
+
 /** co_extra slot `index` of a code object, or NULL. Reads the struct
  *  directly: _PyCode_GetExtra is an exported call plus checks, and this runs
  *  on every Python call. */

@@ -6,23 +6,30 @@
  */
 #ifndef CPYPROF_PYTHON_PYWEAK_LIST_H
 #define CPYPROF_PYTHON_PYWEAK_LIST_H
+#pragma weak PyArg_UnpackTuple
+#pragma weak PyCallable_Check
 #pragma weak PyCFunction_Type
 #pragma weak PyCMethod_New
 #pragma weak PyDict_GetItemWithError
 #pragma weak PyErr_Clear
+#pragma weak PyErr_ExceptionMatches
 #pragma weak PyErr_Fetch
 #pragma weak PyErr_Restore
 #pragma weak PyEval_SetProfile
+#pragma weak PyExc_SystemExit
 #pragma weak PyImport_GetModule
 #pragma weak PyImport_ImportModule
 #pragma weak PyInterpreterState_ThreadHead
 #pragma weak PyLong_FromUnsignedLongLong
+#pragma weak PyMethod_Type
 #pragma weak PyModule_GetName
 #pragma weak PyModule_Type
 #pragma weak PyObject_Call
+#pragma weak PyObject_CallFunctionObjArgs
 #pragma weak PyObject_CallOneArg
 #pragma weak PyObject_Free
 #pragma weak PyObject_GetAttrString
+#pragma weak PyObject_Repr
 #pragma weak PyObject_SetAttrString
 #pragma weak PySys_AddAuditHook
 #pragma weak PySys_GetObject
@@ -40,6 +47,7 @@
 #pragma weak Py_IsInitialized
 #pragma weak _PyArg_ParseTuple_SizeT
 #pragma weak _PyCode_SetExtra
+#pragma weak _PyErr_WriteUnraisableMsg
 #pragma weak _PyEval_RequestCodeExtraIndex
 #pragma weak _PyEval_SetProfile
 #pragma weak _PyOS_IsMainThread

@@ -115,7 +115,7 @@ static int native_warmup_hook(PyObject *obj, PyFrameObject *frame, int what, PyO
     (void)what;
     (void)arg;
     cp_unwind_thread_init();
-    PyEval_SetProfile(NULL, NULL);
+    cp311_set_profile(PyThreadState_Get(), NULL, NULL);
     return 0;
 }
 
@@ -123,8 +123,7 @@ static void arm_native_warmup(PyThreadState *ts)
 {
     if (ts == PyThreadState_Get() || ts->c_profilefunc != NULL)
         return;
-    if (_PyEval_SetProfile(ts, native_warmup_hook, NULL) < 0)
-        PyErr_Clear(); /* an audit hook refused: Python frames only there */
+    cp311_set_profile(ts, native_warmup_hook, NULL); /* py311.h: why not _PyEval_SetProfile */
 }
 
 int cp_sample_thread_attach(cp_thread *th, PyThreadState *ts, bool on_self, char *err,

@@ -1,15 +1,9 @@
 /*
  * threads.c — per-thread state: made for every thread that exists when
- * profiling starts, and for every thread started later through
- * threading.setprofile.
- *
- * Why threading.setprofile and a trampoline: in 3.11 PyEval_SetProfile covers
- * only the calling thread. threading.Thread._bootstrap_inner calls
- * sys.setprofile(threading._profile_hook) in each new thread before run();
- * our hook there is a builtin that, on its first event in the new thread,
- * makes the thread's state and replaces itself by the C hook. Threads that
- * enter Python from C (PyGILState_Ensure) without the threading module are
- * not seen in 3.11 (documented).
+ * profiling starts, and (newthreads.c) for every thread started later
+ * through _thread / threading. In 3.11 a profile function covers only one
+ * thread. Threads that enter Python from C (PyGILState_Ensure) are seen by
+ * cthreads.c.
  */
 #include "python/alloc.h"
 #include "python/profiler.h"
@@ -133,6 +127,10 @@ cp_thread *cp_thread_new(PyThreadState *ts, uint32_t flags, char *err, size_t er
     th->flags = flags;
     th->start_ns = cp_clock_to_ns(&cp_g.clock, cp_clock_ticks(&cp_g.clock));
     th->name = thread_name(th->ident);
+    /* threading may not be imported yet (we never import it): its name for
+     * the main thread, for a dump that cannot ask later (SIGTERM). */
+    if (th->name == CPYPROF_NONE && (flags & CPYPROF_THREAD_MAIN))
+        th->name = cp_symtab_string(&cp_g.syms, "MainThread", 10);
     th->id = cp_g.nthreads++;
     /* Publish on the list last: the writer thread walks it without the GIL. */
     th->next = atomic_load(&cp_g.threads);
@@ -151,69 +149,11 @@ cp_thread *cp_thread_new(PyThreadState *ts, uint32_t flags, char *err, size_t er
     return th;
 }
 
-/* threading.setprofile target: the first event in a new thread. */
-static PyObject *thread_bootstrap(PyObject *self, PyObject *args)
-{
-    PyObject *frame, *event, *arg;
-    if (!PyArg_ParseTuple(args, "OOO", &frame, &event, &arg))
-        return NULL;
-    if (atomic_load(&cp_g.state) != CP_RUNNING || cp_g.inert) {
-        PyEval_SetProfile(NULL, NULL);
-        Py_RETURN_NONE;
-    }
-    PyThreadState *ts = PyThreadState_Get();
-    char err[256];
-    cp_thread *th = cp_thread_new(ts, CPYPROF_THREAD_STARTED_LATE, err, sizeof err);
-    if (!th) {
-        PyEval_SetProfile(NULL, NULL);
-        Py_RETURN_NONE;
-    }
-    if (cp_g.cfg.mode == CP_MODE_SAMPLE) {
-        /* Sampling: a timer on this thread, and no hook (the trampoline
-         * removes itself; sampling must cost nothing between samples). */
-        if (cp_sample_thread_attach(th, ts, true, err, sizeof err) != 0 && !cp_g.cfg.quiet)
-            cp_log("%s", err);
-        PyEval_SetProfile(NULL, NULL);
-        Py_DECREF(th);
-        Py_RETURN_NONE;
-    }
-    cp_trace_prefill(th, cp311_tstate_frame(ts));
-    /* Replaces sys.setprofile's trampoline (which called us) by the C hook;
-     * threading._profile_hook still references this builtin, so it stays
-     * alive while it returns. */
-    PyEval_SetProfile(cp_trace_current_hook(), (PyObject *)th);
-    Py_DECREF(th); /* the thread state now holds it, and the list */
-    Py_RETURN_NONE;
-}
-
-static PyMethodDef bootstrap_def = {"_cpyprof_thread_bootstrap", thread_bootstrap, METH_VARARGS,
-                                    "Installs cpyprof's hook in a new thread (internal)."};
-
-static int set_threading_profile(PyObject *fn)
-{
-    PyObject *threading = PyImport_ImportModule("threading");
-    if (!threading)
-        return -1;
-    PyObject *r = PyObject_CallMethod(threading, "setprofile", "O", fn);
-    Py_DECREF(threading);
-    if (!r)
-        return -1;
-    Py_DECREF(r);
-    return 0;
-}
-
 int cp_threads_attach_all(char *err, size_t errlen)
 {
-    /* threading.setprofile first, before any hook is live, so that importing
-     * threading (if the program has not yet) is not in the profile. */
-    PyObject *fn = PyCFunction_NewEx(&bootstrap_def, NULL, NULL);
-    if (!fn || set_threading_profile(fn) < 0) {
-        Py_XDECREF(fn);
-        PyErr_Clear();
-        snprintf(err, errlen, "cannot hook new threads (threading.setprofile failed)");
+    /* New threads first (newthreads.c), before any hook is live. */
+    if (cp_newthreads_hook(err, errlen) != 0)
         return -1;
-    }
-    Py_DECREF(fn);
 
     PyThreadState *me = PyThreadState_Get();
     PyInterpreterState *interp = PyThreadState_GetInterpreter(me);
@@ -238,14 +178,9 @@ int cp_threads_attach_all(char *err, size_t errlen)
                 continue;
             }
             cp_trace_prefill(th, cp311_tstate_frame(ts));
-            int rc = _PyEval_SetProfile(ts, cp_trace_current_hook(), (PyObject *)th);
+            /* Not _PyEval_SetProfile: see cp311_set_profile. */
+            cp311_set_profile(ts, cp_trace_current_hook(), (PyObject *)th);
             Py_DECREF(th);
-            if (rc < 0) {
-                PyErr_Clear();
-                snprintf(err, errlen, "cannot install the profile hook (an audit hook refused "
-                                      "sys.setprofile)");
-                return -1;
-            }
         }
     }
     return 0;
@@ -260,20 +195,10 @@ void cp_threads_detach_all(void)
     for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts;
          ts = PyThreadState_Next(ts)) {
         /* Only remove our own hook: a program may have set its own since. */
-        if (cp_trace_is_ours(ts->c_profilefunc) && _PyEval_SetProfile(ts, NULL, NULL) < 0)
-            PyErr_Clear();
+        if (cp_trace_is_ours(ts->c_profilefunc))
+            cp311_set_profile(ts, NULL, NULL);
     }
-    {
-        PyObject *threading = imported_module("threading");
-        if (threading) {
-            PyObject *cur = PyObject_GetAttrString(threading, "_profile_hook");
-            if (cur && PyCFunction_Check(cur) &&
-                ((PyCFunctionObject *)cur)->m_ml == &bootstrap_def)
-                set_threading_profile(Py_None);
-            Py_XDECREF(cur);
-            Py_DECREF(threading);
-        }
-    }
+    cp_newthreads_unhook();
     PyErr_Clear();
     PyErr_Restore(et, ev, tb);
 }
