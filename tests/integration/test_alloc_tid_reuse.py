@@ -1,13 +1,16 @@
 """A thread whose kernel tid once belonged to a profiled thread that exited
 is not that thread: its allocations are not charged to the dead thread's
 counters (alloc.c matches thread states by their id, which the interpreter
-never reuses, not by tid).
+never reuses, not by tid). The new thread is started with _thread, which
+the profiler sees too (newthreads.c): its allocations are its own, under
+its own thread in the allocation flamegraph, and none under the dead one.
 
 The kernel is made to hand the dead thread's tid to a new thread by writing
 /proc/sys/kernel/ns_last_pid (root with CAP_SYS_ADMIN or
 CAP_CHECKPOINT_RESTORE); elsewhere, or if other processes keep taking the
 tid first, the test is skipped and says why."""
 import json
+import re
 import textwrap
 
 import pytest
@@ -47,7 +50,7 @@ PROG = textwrap.dedent("""
             except OSError as e:
                 res["why"] = "cannot write ns_last_pid: %%s" %% e
                 break
-            # _thread: no threading hook, so the profiler never attaches it
+            # _thread directly: no threading.Thread object, no name
             _thread.start_new_thread(b, ())
             assert done.wait(30)
             if got["tid"] == tid:
@@ -69,11 +72,26 @@ def test_reused_tid_is_not_the_dead_thread(py, tmp_path, opts):
     res = json.loads(p.stdout.decode().splitlines()[-1])
     if not res["reused"]:
         pytest.skip(res["why"])
-    rep = run([CLI, "report", "--json", prof.path])
-    assert rep.returncode == 0, describe(rep)
-    a = json.loads(rep.stdout)["alloc"]
-    names = [f["name"] for f in a["functions"]]
-    # b_work ran on a thread the profiler does not know: "other" counters
-    # only, not thread A's (nor any thread's) function rows
-    assert "b_work" not in names, [f for f in a["functions"] if f["name"] == "b_work"]
-    assert a["other_allocs"] >= 2 * N and a["other_alloc_bytes"] >= N * (SIZE + 1), a
+    svg = tmp_path / "count.svg"
+    f = run([CLI, "flame", "--alloc-count", prof.path, "-o", svg])
+    assert f.returncode == 0, describe(f)
+    frames = svg_frames(svg.read_text())
+    a = [fr for fr in frames if fr[3] == "thread A"]
+    assert len(a) == 1, frames
+    ax, aw = a[0][0], a[0][1]
+    work = [fr for fr in frames if fr[3] == "b_work"]
+    # each bytearray(size) is two allocations (object, buffer), and the
+    # list [None] * n two more (object, items): exact
+    assert len(work) == 1 and work[0][1] == 2 * N + 2, work
+    wx = work[0][0]
+    assert not ax <= wx < ax + aw, ("b_work under the dead thread A", a, work)
+    owner = [fr for fr in frames if fr[2] == 1 and fr[0] <= wx < fr[0] + fr[1]]
+    assert len(owner) == 1 and owner[0][3].startswith("thread ") and owner[0][3] != "thread A", \
+        owner
+
+
+def svg_frames(text):
+    """(x, width, depth, name) of every frame of a cpyprof flamegraph (widths
+    in the graph's own units: allocations for --alloc-count)."""
+    return [(int(x), int(w), int(d), name.strip()) for x, w, d, name in re.findall(
+        r'<g class="f" data-x="(\d+)" data-w="(\d+)" data-d="(\d+)"><title>([^\n<(]*)', text)]
