@@ -181,6 +181,7 @@ int cp_sample_thread_attach(cp_thread *th, PyThreadState *ts, bool on_self, char
     sl->has_cpu_clock = crc == 0;
     sl->last_cpu = -1;
     sl->last_pos = 0;
+    sl->park_wait = -1;
     atomic_store(&sl->parked_ns, 0);
     atomic_store(&sl->repeats, (uint64_t)gen << 32);
     atomic_store(&sl->last, 0);
@@ -340,6 +341,8 @@ int cp_sample_start(char *err, size_t errlen)
             if (cp311_tstate_ident(ts) == _PyRuntime.main_thread)
                 main_tstate = ts;
     cp_sample_period_ns = 1000000000L / (long)cp_g.cfg.rate_hz;
+    long every = 50000000L / cp_sample_period_ns; /* ~50 ms of periods */
+    cp_sample_wall_rearm_every = every > 8 ? (uint32_t)every : 8u;
     atomic_store(&cp_sample_handler_ticks, 0);
     atomic_store(&cp_sample_handler_count, 0);
     atomic_store(&cp_sample_names_copied, 0);

@@ -13,7 +13,8 @@
  * Now each thread has two timers, both aimed at the thread itself
  * (SIGEV_THREAD_ID), both created at attach (sample_timer.c):
  *  - the *period* timer on CLOCK_MONOTONIC, periodic, re-armed by the
- *    handler at a jittered absolute deadline every 8th sample
+ *    handler at a jittered absolute deadline every 8th sample, or every
+ *    ~50 ms of periods when that is more (cp_sample_wall_rearm_every)
  *    (timer_settime on it costs ~10 us in a handler on the development
  *    VM); armed from the thread itself, its hrtimer fires on the CPU that
  *    runs the thread, which is interrupted in place (no other thread wakes
@@ -47,7 +48,9 @@
  */
 #include "python/sample.h"
 
+#include <fcntl.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Counters for the tests and the bench (relaxed, read at the end). */
 _Atomic uint64_t cp_sample_wall_signals, cp_sample_wall_repeats;
@@ -75,6 +78,36 @@ static int64_t clock_ns(clockid_t c)
 {
     struct timespec t;
     return clock_gettime(c, &t) == 0 ? ts_ns(&t) : -1;
+}
+
+/* This thread's time spent runnable but waiting for a CPU (ns), from
+ * /proc/thread-self/schedstat ("cpu_ns wait_ns slices"), -1 if unknown.
+ * open/read/close are async-signal-safe; errno is restored by the caller
+ * (on_sample). Called at a park and at an unpark only: a few us, once per
+ * sleep of the thread. The descriptor lives for the call only, so no
+ * descriptor of ours stays in the program's table. */
+static int64_t run_wait_ns(void)
+{
+    int fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    char buf[96];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    const char *p = buf;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (*p != ' ')
+        return -1;
+    p++;
+    int64_t v = 0;
+    const char *start = p;
+    while (*p >= '0' && *p <= '9')
+        v = v * 10 + (*p++ - '0');
+    return p == start ? -1 : v;
 }
 
 int64_t cp_sample_wall_idle_ns(void)
@@ -140,6 +173,7 @@ bool cp_sample_wall_after(cp_sample_slot *sl, uint32_t gen, int64_t entry_cpu)
     (void)timer_settime(sl->timer, 0, &off, NULL);
     int64_t cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     sl->park_cpu = cpu >= 0 ? cpu : entry_cpu;
+    sl->park_wait = run_wait_ns();
     struct itimerspec w = {{0, 0}, ns_ts(sl->park_cpu + idle_ns)};
     (void)timer_settime(sl->wake_timer, TIMER_ABSTIME, &w, NULL);
     return true;
@@ -152,11 +186,29 @@ uint64_t cp_sample_wall_unpark(cp_sample_slot *sl, uint32_t gen, int64_t entry_c
         return 0; /* not parked (a stale wake), or release_slot took it */
     int64_t now = mono_ns();
     int64_t ran = entry_cpu >= 0 ? entry_cpu - sl->park_cpu : 0;
-    uint64_t reps = parked_periods(p, now, ran);
+    if (ran < 0)
+        ran = 0;
+    /* The wake timer fires at a scheduler tick while the thread runs, so
+     * on a loaded machine the thread may have run (and waited for a CPU
+     * between its slices) for a while before: the time it was runnable but
+     * waiting is not sleep, and counting it as repeats of the stack before
+     * the park put the new code's wait under the old stack (seen: a 0.5 s
+     * sleep counted as 0.82 s when the code after it waited for CPUs, load
+     * 13 on 2 CPUs). It goes to the new sample instead, with the CPU time
+     * run (the thread's first wait after its wake-up, usually short, goes
+     * there too). */
+    int64_t waited = 0;
+    if (sl->park_wait >= 0) {
+        int64_t w = run_wait_ns();
+        if (w >= sl->park_wait)
+            waited = w - sl->park_wait;
+    }
+    uint64_t reps = parked_periods(p, now, ran + waited);
     if (reps)
         add_repeats(sl, gen, reps);
     long period = cp_sample_period_ns;
-    uint64_t w = ran > 0 && period > 0 ? (uint64_t)((ran + period / 2) / period) : 0;
+    int64_t busy = ran + waited;
+    uint64_t w = busy > 0 && period > 0 ? (uint64_t)((busy + period / 2) / period) : 0;
     return w ? w : 1;
 }
 
