@@ -61,17 +61,29 @@ uint64_t cp_sample_take_repeats(cp_sample_slot *sl, uint32_t gen)
 static void release_slot(int i)
 {
     cp_sample_slot *sl = &cp_sample_slots[i];
-    /* Repeats not taken by the thread's handler yet (wall clock): kept for
-     * the dump. A repeat the sampler adds after this is lost (one period of
-     * a thread that is going away). */
     cp_thread *th = atomic_load(&sl->th);
     uint32_t gen = atomic_load(&sl->gen);
-    uint64_t n = cp_sample_take_repeats(sl, gen);
-    n += cp_sample_wall_release(sl); /* a parked thread: its open interval */
-    if (th && th->sample && n && atomic_load(&sl->last) == (gen << 2 | CP_SLOT_LAST_KEPT))
-        atomic_fetch_add(&th->sample->leftover, n);
     atomic_store(&sl->th, NULL); /* handlers from here on do nothing */
     atomic_fetch_add(&sl->gen, 1);
+    /* ... and one already past its checks (cp_sample_stop runs this from
+     * another thread while the slot's thread may be in its handler) is
+     * waited for: the repeats below go to the dump as repeats of the
+     * thread's last published sample, so no handler may publish a newer
+     * sample or take or add repeats once they are taken. Taking them
+     * first let a handler that was unparking the thread publish its new
+     * sample after the take, and the dump added the parked periods to
+     * that new stack instead of the one the thread was parked on. On the
+     * thread itself (its key destructor) no handler of its own can be
+     * running here: one that interrupts us returns before we go on. */
+    while (atomic_load(&sl->active))
+        sched_yield();
+    /* Repeats not taken by the thread's handler yet (wall clock): kept for
+     * the dump, with the open interval of a parked thread. The repeat word
+     * still carries the old generation. */
+    uint64_t n = cp_sample_take_repeats(sl, gen);
+    n += cp_sample_wall_release(sl);
+    if (th && th->sample && n && atomic_load(&sl->last) == (gen << 2 | CP_SLOT_LAST_KEPT))
+        atomic_fetch_add(&th->sample->leftover, n);
     /* Read the id before releasing: once has_timer is 0 the slot may be
      * claimed again (GIL side) and sl->timer overwritten. */
     timer_t t = sl->timer, w = sl->wake_timer;

@@ -80,15 +80,27 @@ static int64_t clock_ns(clockid_t c)
     return clock_gettime(c, &t) == 0 ? ts_ns(&t) : -1;
 }
 
-/* This thread's time spent runnable but waiting for a CPU (ns), from
- * /proc/thread-self/schedstat ("cpu_ns wait_ns slices"), -1 if unknown.
- * open/read/close are async-signal-safe; errno is restored by the caller
- * (on_sample). Called at a park and at an unpark only: a few us, once per
- * sleep of the thread. The descriptor lives for the call only, so no
- * descriptor of ours stays in the program's table. */
-static int64_t run_wait_ns(void)
+/* Thread tid's time spent runnable but waiting for a CPU (ns), from
+ * /proc/self/task/TID/schedstat ("cpu_ns wait_ns slices"), -1 if unknown.
+ * open/read/close are async-signal-safe (the path is formatted by hand, no
+ * snprintf); errno is restored by the handler's caller (on_sample) and
+ * does not matter in release_slot. Called at a park, an unpark and a
+ * release only: a few us, once per sleep of the thread. The descriptor
+ * lives for the call only, so none of ours stays in the program's table. */
+static int64_t run_wait_ns(pid_t tid)
 {
-    int fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+    char path[48] = "/proc/self/task/";
+    size_t at = 16;
+    char digits[12];
+    int nd = 0;
+    for (uint32_t t = (uint32_t)tid; nd == 0 || t; t /= 10)
+        digits[nd++] = (char)('0' + t % 10);
+    while (nd)
+        path[at++] = digits[--nd];
+    const char tail[] = "/schedstat";
+    for (size_t i = 0; i < sizeof tail; i++)
+        path[at + i] = tail[i];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     char buf[96];
@@ -173,7 +185,7 @@ bool cp_sample_wall_after(cp_sample_slot *sl, uint32_t gen, int64_t entry_cpu)
     (void)timer_settime(sl->timer, 0, &off, NULL);
     int64_t cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     sl->park_cpu = cpu >= 0 ? cpu : entry_cpu;
-    sl->park_wait = run_wait_ns();
+    sl->park_wait = run_wait_ns(sl->tid);
     struct itimerspec w = {{0, 0}, ns_ts(sl->park_cpu + idle_ns)};
     (void)timer_settime(sl->wake_timer, TIMER_ABSTIME, &w, NULL);
     return true;
@@ -199,7 +211,7 @@ uint64_t cp_sample_wall_unpark(cp_sample_slot *sl, uint32_t gen, int64_t entry_c
      * there too). */
     int64_t waited = 0;
     if (sl->park_wait >= 0) {
-        int64_t w = run_wait_ns();
+        int64_t w = run_wait_ns(sl->tid);
         if (w >= sl->park_wait)
             waited = w - sl->park_wait;
     }
@@ -220,7 +232,15 @@ uint64_t cp_sample_wall_release(cp_sample_slot *sl)
     int64_t cpu = clock_ns(sl->cpu_clock);
     if (cpu < 0)
         return 0; /* the thread is gone: when is unknown, count nothing */
-    uint64_t n = parked_periods(p, mono_ns(), cpu - sl->park_cpu);
+    /* Not the thread's wait for a CPU either (see cp_sample_wall_unpark):
+     * a thread that ends its sleep on a loaded machine waits to run. */
+    int64_t waited = 0;
+    if (sl->park_wait >= 0) {
+        int64_t w = run_wait_ns(sl->tid);
+        if (w >= sl->park_wait)
+            waited = w - sl->park_wait;
+    }
+    uint64_t n = parked_periods(p, mono_ns(), cpu - sl->park_cpu + waited);
     atomic_fetch_add_explicit(&cp_sample_wall_repeats, n, memory_order_relaxed);
     return n;
 }
