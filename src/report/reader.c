@@ -457,8 +457,12 @@ static void set_truncated(cp_profile *p, const char *fmt, ...)
 
 static int read_header(loader *L, const uint8_t *d, size_t size)
 {
+    /* The writer creates the file and writes the header at once; a process
+     * killed in between (SIGKILL) leaves exactly this. Say so plainly: the
+     * user looks for a run that was lost, not for a format problem. */
     if (size == 0)
-        return fail(L, "not a cpyprof profile (empty file)");
+        return fail(L, "empty file (0 bytes), nothing was kept: the profiled process ended "
+                       "before it wrote the profile's header (killed?)");
     size_t m = size < CPYPROF_MAGIC_LEN ? size : CPYPROF_MAGIC_LEN;
     if (memcmp(d, CPYPROF_MAGIC, m) != 0)
         return fail(L, "not a cpyprof profile (bad magic)");
