@@ -8,6 +8,8 @@ void cp_shadow_init(cp_shadow *s, uint32_t max_regions)
 {
     memset(s, 0, sizeof *s);
     s->max_regions = max_regions;
+    for (uint32_t i = 0; i < CP_SHADOW_CACHE; i++)
+        s->cache[i].tag = CP_SHADOW_ABSENT; /* region 0, absent: never a hit */
 }
 
 void cp_shadow_clear(cp_shadow *s)
@@ -51,12 +53,13 @@ uint16_t *cp_shadow_region_slow(cp_shadow *s, uintptr_t key, bool create)
 {
     if (!ensure_reserved(s))
         return NULL;
-    cp_shadow_cached *c = &s->cache[key & (CP_SHADOW_CACHE - 1)];
+    uintptr_t base = (key - 1) << CP_SHADOW_REGION_BITS;
+    cp_shadow_cached *c = &s->cache[(key - 1) & (CP_SHADOW_CACHE - 1)];
     size_t i = (size_t)(((uint64_t)key * 0x9E3779B97F4A7C15ull) >> 24) & s->mask;
     while (s->tab[i].key) {
         if (s->tab[i].key == key) {
             uint16_t *arr = s->arrays + (size_t)s->tab[i].index * CP_SHADOW_SLOTS;
-            *c = (cp_shadow_cached){key, arr};
+            *c = (cp_shadow_cached){base, arr};
             return arr;
         }
         i = (i + 1) & s->mask;
@@ -65,13 +68,13 @@ uint16_t *cp_shadow_region_slow(cp_shadow *s, uintptr_t key, bool create)
         /* Remember the miss; a later create of this key lands in the same
          * entry and replaces it. (A create refused for want of room is
          * remembered too: the table never shrinks until cleared.) */
-        *c = (cp_shadow_cached){key, NULL};
+        *c = (cp_shadow_cached){base | CP_SHADOW_ABSENT, NULL};
         return NULL; /* the table stays at most half full */
     }
     s->tab[i].key = key;
     s->tab[i].index = s->nregions++;
     uint16_t *arr = s->arrays + (size_t)s->tab[i].index * CP_SHADOW_SLOTS;
-    *c = (cp_shadow_cached){key, arr};
+    *c = (cp_shadow_cached){base, arr};
     return arr;
 }
 

@@ -51,9 +51,20 @@ typedef struct cp_shadow_ent {
 
 #define CP_SHADOW_CACHE 256u /* entries of the region cache, a power of two */
 
+/* An entry's tag is the region's base address (low 14 bits 0) when arr
+ * is its array, or the base with bit 4 set (CP_SHADOW_ABSENT) when the
+ * region is known not to exist (arr NULL); cp_shadow_init marks every
+ * entry absent. The fast path masks the granule bits (4..13) out of the
+ * address and compares the rest with the tag: one compare tests the
+ * region, the 16-byte alignment (bits 0..3 must be 0) and that arr is
+ * set (an absent tag has bit 4, which the masked address never has). */
+#define CP_SHADOW_ABSENT ((uintptr_t)1 << CP_SHADOW_GRANULE_BITS)
+#define CP_SHADOW_GRANULE_MASK                                                                     \
+    ((uintptr_t)(CP_SHADOW_SLOTS - 1) << CP_SHADOW_GRANULE_BITS) /* bits 4..13 */
+
 typedef struct cp_shadow_cached {
-    uintptr_t key; /* region number + 1; 0: empty */
-    uint16_t *arr; /* NULL: no region (yet) for that key */
+    uintptr_t tag;
+    uint16_t *arr; /* NULL: no region (yet) for that tag */
 } cp_shadow_cached;
 
 typedef struct cp_shadow {
@@ -75,14 +86,17 @@ void cp_shadow_clear(cp_shadow *s);
 /** Slow path of region lookup: the table. */
 uint16_t *cp_shadow_region_slow(cp_shadow *s, uintptr_t key, bool create);
 
+/* p 16-byte aligned. */
 static inline __attribute__((always_inline)) uint16_t *cp_shadow_region(cp_shadow *s, uintptr_t p,
                                                                         bool create)
 {
-    uintptr_t key = (p >> CP_SHADOW_REGION_BITS) + 1;
-    const cp_shadow_cached *c = &s->cache[key & (CP_SHADOW_CACHE - 1)];
-    if (__builtin_expect(c->key == key && (c->arr || !create), 1))
+    uintptr_t base = p & ~(((uintptr_t)1 << CP_SHADOW_REGION_BITS) - 1);
+    const cp_shadow_cached *c = &s->cache[(p >> CP_SHADOW_REGION_BITS) & (CP_SHADOW_CACHE - 1)];
+    if (__builtin_expect(c->tag == base, 1))
         return c->arr;
-    return cp_shadow_region_slow(s, key, create);
+    if (c->tag == (base | CP_SHADOW_ABSENT) && !create)
+        return NULL;
+    return cp_shadow_region_slow(s, (p >> CP_SHADOW_REGION_BITS) + 1, create);
 }
 
 /** Fast path for the allocator wrappers: the slot of p if p is aligned
@@ -91,9 +105,8 @@ static inline __attribute__((always_inline)) uint16_t *cp_shadow_region(cp_shado
 static inline __attribute__((always_inline)) uint16_t *cp_shadow_slot_cached(cp_shadow *s,
                                                                              uintptr_t p)
 {
-    uintptr_t key = (p >> CP_SHADOW_REGION_BITS) + 1;
-    const cp_shadow_cached *c = &s->cache[key & (CP_SHADOW_CACHE - 1)];
-    if ((p & ((1u << CP_SHADOW_GRANULE_BITS) - 1)) || c->key != key || !c->arr)
+    const cp_shadow_cached *c = &s->cache[(p >> CP_SHADOW_REGION_BITS) & (CP_SHADOW_CACHE - 1)];
+    if (c->tag != (p & ~CP_SHADOW_GRANULE_MASK)) /* see cp_shadow_cached */
         return NULL;
     return &c->arr[(p >> CP_SHADOW_GRANULE_BITS) & (CP_SHADOW_SLOTS - 1)];
 }

@@ -71,6 +71,7 @@
 #include "cpyprof/format.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,35 +107,48 @@ typedef struct layer {
 static layer layers[3][MAX_LAYERS];
 static int nlayers[3];
 
+/* The fields every wrapper call reads or writes (flags, the GIL side's
+ * live total, the peak) come first, in one 64-byte line; the shadows'
+ * region caches (4 KiB each) and the maps follow. */
 static struct {
-    _Atomic int live;
-    layer *cur[3]; /* the run's counting layer per domain, NULL when off */
-    bool per_function;
-    bool trace;
-    bool native; /* alloc=native */
-    /* w_free's fast path takes a block whose shadow slot (size + 1) minus
-     * one is below this: PYMALLOC_MAX_SIZE + 1, or 0 (never) with native */
-    uint16_t free_fast_below;
-    bool by_frame; /* per_function && !trace: the site comes from the frame (sampling) */
-    uint32_t nopy_fid, unreg_fid;
     /* MEM/OBJ: under the GIL */
-    cp_shadow gil_shadow;
-    cp_ptrmap gil_map;
     uint64_t gil_live;
-    /* RAW: under raw_lock */
-    atomic_flag raw_lock;
-    cp_shadow raw_shadow;
-    cp_ptrmap raw_map;
-    _Atomic uint64_t raw_live;
     /* peak: written from both sides, a race only blurs which site wins */
     _Atomic uint64_t peak;
     _Atomic(cp_thread *) peak_th;
     _Atomic(cp_site_counts *) peak_counts; /* the site's counters (dump: its number) */
+    _Atomic uint64_t raw_live;             /* RAW: under raw_lock */
+    /* E (below): the per-thread caches' epoch and code stamp */
+    union {
+        struct {
+            uint32_t gen;
+            uint32_t stamp;
+        };
+        uint64_t both;
+    } epoch;
+    _Atomic int live;
+    bool per_function;
+    bool trace;
+    bool native;   /* alloc=native */
+    bool by_frame; /* per_function && !trace: the site comes from the frame (sampling) */
+    /* w_free's fast path takes a block whose shadow slot (size + 1) minus
+     * one is below this: PYMALLOC_MAX_SIZE + 1, or 0 (never) with native */
+    uint16_t free_fast_below;
+    /* end of the hot line (56 bytes) */
+    layer *cur[3]; /* the run's counting layer per domain, NULL when off */
+    uint32_t nopy_fid, unreg_fid;
+    /* MEM/OBJ: under the GIL */
+    cp_shadow gil_shadow;
+    cp_ptrmap gil_map;
+    /* RAW: under raw_lock */
+    atomic_flag raw_lock;
+    cp_shadow raw_shadow;
+    cp_ptrmap raw_map;
     /* threads the profiler does not know */
     _Atomic uint64_t other_allocs, other_alloc_bytes, other_frees, other_free_bytes;
     _Atomic uint64_t frees_untracked;
     bool atfork_registered;
-} A = {.raw_lock = ATOMIC_FLAG_INIT};
+} A __attribute__((aligned(64))) = {.raw_lock = ATOMIC_FLAG_INIT};
 
 /* T (cp_alloc_tls, alloc.h): the calling thread's profiler state, found
  * once per run. In the sampling mode, GIL side, also the counters of the
@@ -146,14 +160,9 @@ static struct {
 
 /* E.gen: the epoch of the per-thread caches (new_epoch). E.stamp: moved by
  * the co_extra free function (GIL held) and at every start. Side by side
- * as in T, for one 64-bit compare. */
-static union {
-    struct {
-        uint32_t gen;
-        uint32_t stamp;
-    };
-    uint64_t both;
-} E;
+ * as in T, for one 64-bit compare; in A's first cache line. */
+#define E (A.epoch)
+_Static_assert(offsetof(__typeof__(A), cur) <= 64, "the wrappers' fields fit one cache line");
 
 void cp_alloc_code_extra_freed(void *extra)
 {
@@ -312,6 +321,7 @@ static __attribute__((noinline, cold)) where gil_where_slow(void)
          * function, which moves the stamp. */
         T.code = co;
         T.counts = w.c;
+        T.code_first = _PyCode_CODE(co) + co->_co_firsttraceable;
         T.stamp = E.stamp;
     }
     return w;
@@ -323,8 +333,18 @@ static __attribute__((noinline, cold)) where gil_where_slow(void)
 static inline __attribute__((always_inline)) where gil_where_fast(void)
 {
     if (A.by_frame) {
-        cp_iframe *f = innermost_frame(true);
-        if (UNLIKELY(T.gen_stamp != E.both || !f || cp311_iframe_code(f) != T.code))
+        /* Only the innermost frame is looked at: a hit needs it to run the
+         * cached code object and to be complete, tested against the cached
+         * first traceable instruction (_PyFrame_IsIncomplete without the
+         * code object's loads). An incomplete innermost frame (its cells
+         * being made) takes the slow path, which walks to the caller. A
+         * thread state's cframe is never NULL (root_cframe, 3.11), and
+         * with the GIL held the runtime's current thread state is set. */
+        PyThreadState *ts = _PyThreadState_GET();
+        cp_iframe *f = LIKELY(ts != NULL) ? ts->cframe->current_frame : NULL;
+        if (UNLIKELY(!f || cp311_iframe_code(f) != T.code || T.gen_stamp != E.both ||
+                     (f->owner != FRAME_OWNED_BY_GENERATOR &&
+                      (const void *)f->prev_instr < T.code_first)))
             return (where){NULL, NULL};
         return (where){T.th, T.counts};
     }

@@ -39,6 +39,9 @@ typedef struct cp_alloc_tls {
     /* sampling mode: the last code object and its counters (alloc.c) */
     const void *code;
     struct cp_site_counts *counts;
+    /* code's first traceable instruction: an innermost frame of `code`
+     * whose prev_instr is below it is incomplete (see gil_where_fast) */
+    const void *code_first;
 } cp_alloc_tls_t;
 
 extern __thread cp_alloc_tls_t cp_alloc_tls CP_TLS_IE;
