@@ -108,7 +108,10 @@ static inline __attribute__((always_inline)) uint16_t *cp_shadow_slot_cached(cp_
     const cp_shadow_cached *c = &s->cache[(p >> CP_SHADOW_REGION_BITS) & (CP_SHADOW_CACHE - 1)];
     if (c->tag != (p & ~CP_SHADOW_GRANULE_MASK)) /* see cp_shadow_cached */
         return NULL;
-    return &c->arr[(p >> CP_SHADOW_GRANULE_BITS) & (CP_SHADOW_SLOTS - 1)];
+    uint16_t *arr = c->arr;
+    if (!arr)
+        __builtin_unreachable(); /* a matching tag has its array: the caller's NULL test goes */
+    return &arr[(p >> CP_SHADOW_GRANULE_BITS) & (CP_SHADOW_SLOTS - 1)];
 }
 
 /** Remembers p -> size. 1: added; 2: a block was recorded at p already

@@ -330,9 +330,9 @@ static __attribute__((noinline, cold)) where gil_where_slow(void)
 /* The fast path: the thread known and counting, and (sampling) the
  * innermost function the one seen last, or (deterministic) the node's
  * counters mapped. c NULL: take gil_where_slow. */
-static inline __attribute__((always_inline)) where gil_where_fast(void)
+static inline __attribute__((always_inline)) where gil_where_fast(bool by_frame)
 {
-    if (A.by_frame) {
+    if (by_frame) {
         /* Only the innermost frame is looked at: a hit needs it to run the
          * cached code object and to be complete, tested against the cached
          * first traceable instruction (_PyFrame_IsIncomplete without the
@@ -343,26 +343,39 @@ static inline __attribute__((always_inline)) where gil_where_fast(void)
         PyThreadState *ts = _PyThreadState_GET();
         cp_iframe *f = LIKELY(ts != NULL) ? ts->cframe->current_frame : NULL;
         if (UNLIKELY(!f || cp311_iframe_code(f) != T.code || T.gen_stamp != E.both ||
-                     (f->owner != FRAME_OWNED_BY_GENERATOR &&
-                      (const void *)f->prev_instr < T.code_first)))
+                     ((const void *)f->prev_instr < T.code_first &&
+                      f->owner != FRAME_OWNED_BY_GENERATOR)))
             return (where){NULL, NULL};
-        return (where){T.th, T.counts};
+        cp_site_counts *c = T.counts;
+        if (!c) /* T.code is set (and matched a frame's code) only with its counters */
+            __builtin_unreachable();
+        return (where){T.th, c};
     }
     if (UNLIKELY(T.gen != E.gen))
         return (where){NULL, NULL};
-    uint32_t site = site_of(T.th, true); /* no Python call outside by_frame */
+    /* site_of's first two cases (not by_frame: the stack gives the site),
+     * written out so that its frame case, which may call into the
+     * registry, is not compiled into the wrappers (a call there gave
+     * w_free a stack frame and saved registers on every call). */
+    cp_thread *th = T.th;
+    uint32_t d = th->depth;
+    uint32_t site =
+        d ? (A.per_function ? th->stack[d - 1].fid : th->stack[d - 1].node->index) + 1 : 0;
     uint32_t k = site >> CP_SITES_CHUNK_BITS;
     cp_site_counts *chunk = k < CP_SITES_MAX_CHUNKS
                                 ? atomic_load_explicit(&T.sites->chunks[k], memory_order_relaxed)
                                 : NULL;
     if (UNLIKELY(!chunk))
         return (where){NULL, NULL};
-    return (where){T.th, &chunk[site & (CP_SITES_CHUNK - 1)]};
+    cp_site_counts *c = &chunk[site & (CP_SITES_CHUNK - 1)];
+    if (!c)
+        __builtin_unreachable(); /* an element of a mapped chunk */
+    return (where){T.th, c};
 }
 
 static inline __attribute__((always_inline)) where gil_where(void)
 {
-    where w = gil_where_fast();
+    where w = gil_where_fast(A.by_frame);
     if (LIKELY(w.c != NULL))
         return w;
     return gil_where_slow();
@@ -476,9 +489,9 @@ static __attribute__((noinline)) void *gil_new_slow(void *p, size_t n)
 }
 
 /* Counts p (non-NULL) of n bytes; returns p. */
-static inline __attribute__((always_inline)) void *gil_new_fast(void *p, size_t n)
+static inline __attribute__((always_inline)) void *gil_new_fast(void *p, size_t n, bool by_frame)
 {
-    where w = gil_where_fast();
+    where w = gil_where_fast(by_frame);
     uint16_t *e;
     if (UNLIKELY(!w.c || n > CP_SHADOW_MAX_SIZE ||
                  !(e = cp_shadow_slot_cached(&A.gil_shadow, (uintptr_t)p)) || *e))
@@ -491,7 +504,7 @@ static inline __attribute__((always_inline)) void *gil_new_fast(void *p, size_t 
     return p;
 }
 
-HOT_PATH static void *w_malloc(void *ctx, size_t n)
+static inline __attribute__((always_inline)) void *malloc_body(void *ctx, size_t n, bool bf)
 {
     layer *L = ctx;
     if (!gil_counting(L))
@@ -501,10 +514,11 @@ HOT_PATH static void *w_malloc(void *ctx, size_t n)
     cp_alloc_busy = 0;
     if (UNLIKELY(p == NULL))
         return p;
-    return gil_new_fast(p, n);
+    return gil_new_fast(p, n, bf);
 }
 
-HOT_PATH static void *w_calloc(void *ctx, size_t nelem, size_t elsize)
+static inline __attribute__((always_inline)) void *calloc_body(void *ctx, size_t nelem,
+                                                               size_t elsize, bool bf)
 {
     layer *L = ctx;
     if (!gil_counting(L))
@@ -514,7 +528,7 @@ HOT_PATH static void *w_calloc(void *ctx, size_t nelem, size_t elsize)
     cp_alloc_busy = 0;
     if (UNLIKELY(p == NULL))
         return p;
-    return gil_new_fast(p, nelem * elsize); /* no overflow: the allocator checked */
+    return gil_new_fast(p, nelem * elsize, bf); /* no overflow: the allocator checked */
 }
 
 /* A realloc of ptr (may be NULL) that returned p (non-NULL), the general
@@ -534,7 +548,8 @@ static __attribute__((noinline)) void *gil_realloc_slow(void *ptr, void *p, size
     return p;
 }
 
-HOT_PATH static void *w_realloc(void *ctx, void *ptr, size_t n)
+static inline __attribute__((always_inline)) void *realloc_body(void *ctx, void *ptr, size_t n,
+                                                                bool bf)
 {
     layer *L = ctx;
     if (!gil_counting(L))
@@ -544,7 +559,7 @@ HOT_PATH static void *w_realloc(void *ctx, void *ptr, size_t n)
     cp_alloc_busy = 0;
     if (UNLIKELY(p == NULL))
         return p; /* the old block is untouched: nothing to count */
-    where w = gil_where_fast();
+    where w = gil_where_fast(bf);
     uint16_t *eo, *en;
     /* Everything checked before anything is changed: the slow path starts
      * from scratch. The new block may be the old one (grown in place). */
@@ -587,11 +602,11 @@ static __attribute__((noinline)) void w_free_slow(layer *L, void *ptr)
     L->orig.free(L->orig.ctx, ptr);
 }
 
-HOT_PATH static void w_free(void *ctx, void *ptr)
+static inline __attribute__((always_inline)) void free_body(void *ctx, void *ptr, bool bf)
 {
     layer *L = ctx;
     if (ptr && gil_counting(L)) {
-        where w = gil_where_fast();
+        where w = gil_where_fast(bf);
         uint16_t *e;
         if (UNLIKELY(!w.c || !(e = cp_shadow_slot_cached(&A.gil_shadow, (uintptr_t)ptr)) ||
                      (uint16_t)(*e - 1) >= A.free_fast_below)) /* 0: no block recorded */
@@ -604,6 +619,30 @@ HOT_PATH static void w_free(void *ctx, void *ptr)
     }
     L->orig.free(L->orig.ctx, ptr);
 }
+
+/* The wrappers, one set per site source, chosen at start (A.by_frame
+ * does not change while they are installed): the mode's test is compiled
+ * out of every call. _f: the site comes from the frame (sampling mode);
+ * _s: from the shadow stack. */
+#define GIL_WRAPPERS(sfx, bf)                                                                      \
+    HOT_PATH static void *w_malloc##sfx(void *ctx, size_t n)                                       \
+    {                                                                                              \
+        return malloc_body(ctx, n, bf);                                                            \
+    }                                                                                              \
+    HOT_PATH static void *w_calloc##sfx(void *ctx, size_t nelem, size_t elsize)                    \
+    {                                                                                              \
+        return calloc_body(ctx, nelem, elsize, bf);                                                \
+    }                                                                                              \
+    HOT_PATH static void *w_realloc##sfx(void *ctx, void *ptr, size_t n)                           \
+    {                                                                                              \
+        return realloc_body(ctx, ptr, n, bf);                                                      \
+    }                                                                                              \
+    HOT_PATH static void w_free##sfx(void *ctx, void *ptr)                                         \
+    {                                                                                              \
+        free_body(ctx, ptr, bf);                                                                   \
+    }
+GIL_WRAPPERS(_f, true)
+GIL_WRAPPERS(_s, false)
 
 /* ---- RAW (any thread, GIL or not) -------------------------------------------- */
 
@@ -771,7 +810,7 @@ static void w_raw_free(void *ctx, void *ptr)
 
 static bool is_ours(const PyMemAllocatorEx *a)
 {
-    return a->malloc == w_malloc || a->malloc == w_raw_malloc;
+    return a->malloc == w_malloc_f || a->malloc == w_malloc_s || a->malloc == w_raw_malloc;
 }
 
 _Atomic int cp_alloc_native_live;
@@ -861,7 +900,9 @@ void cp_alloc_start(void)
         layer *L = &layers[d][nlayers[d]++];
         PyMem_GetAllocator(domains[d], &L->orig);
         L->domain = domains[d];
-        PyMemAllocatorEx w = {L, w_malloc, w_calloc, w_realloc, w_free};
+        PyMemAllocatorEx w = {L, w_malloc_s, w_calloc_s, w_realloc_s, w_free_s};
+        if (A.by_frame)
+            w = (PyMemAllocatorEx){L, w_malloc_f, w_calloc_f, w_realloc_f, w_free_f};
         if (d == 0)
             w = (PyMemAllocatorEx){L, w_raw_malloc, w_raw_calloc, w_raw_realloc, w_raw_free};
         A.cur[d] = L;
