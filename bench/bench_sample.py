@@ -428,15 +428,15 @@ def main():
             med = statistics.median(t)
             bmed = statistics.median(base.times[w])
             over = med / bmed - 1
-            target = ""
-            if c.name in TARGETS:
-                ok = paired <= TARGETS[c.name]
-                verdicts.append(ok)
-                target = "%s (≤ %.0f%%)" % ("PASS" if ok else "FAIL", 100 * TARGETS[c.name])
             over_min = min(t) / min(base.times[w]) - 1
             pairs = c.pairs.get(w, [])
             paired = statistics.median([p[0] for p in pairs]) - 1 if pairs else float("nan")
             cpaired = statistics.median([p[1] for p in pairs]) - 1 if pairs else float("nan")
+            target = ""
+            if c.name in TARGETS:  # judged on this row's paired figure
+                ok = paired <= TARGETS[c.name]
+                verdicts.append(ok)
+                target = "%s (≤ %.0f%%)" % ("PASS" if ok else "FAIL", 100 * TARGETS[c.name])
             cmed = statistics.median(c.cpu[w])
             cover = cmed / statistics.median(base.cpu[w]) - 1
             ctarget = ""
