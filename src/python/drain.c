@@ -176,13 +176,6 @@ static bool wait_for_wake(int64_t timeout_us)
     return atomic_exchange(&wake_word, 0) != 0;
 }
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 void cp_note_term(void)
 {
     atomic_store(&term_pending, 1);
@@ -347,16 +340,17 @@ static void *writer_main(void *unused)
     hand.ready = true;
     pthread_cond_broadcast(&hand.cv);
     pthread_mutex_unlock(&hand.mu);
-    int64_t next_drain = mono_us() + period_us();
+    int64_t next_drain = cp_monotonic_ns() / 1000 + period_us();
     while (!atomic_load(&cp_g.writer_quit)) {
-        int64_t left = next_drain - mono_us();
+        int64_t left = next_drain - cp_monotonic_ns() / 1000;
         bool woken = wait_for_wake(cp_gil_writer_tick(left > 0 ? left : 0));
+        int64_t now = cp_monotonic_ns() / 1000;
         /* A wake-up that was only for a gil=sample read (due before the
          * period ends): the read happens at the top of the loop, the
          * drain waits for its own time. */
-        if (!woken && mono_us() < next_drain && !atomic_load(&term_pending))
+        if (!woken && now < next_drain && !atomic_load(&term_pending))
             continue;
-        next_drain = mono_us() + period_us();
+        next_drain = now + period_us();
         cp_drain_all();
         cp_sample_tick();
         cp_alloc_series_tick();

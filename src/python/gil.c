@@ -415,13 +415,6 @@ static void read_gil_once(void)
  * read happens only when due: the writer's other wake-ups (rings filling,
  * which happen while a thread runs and likely holds the GIL) would bias
  * the shares. */
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int64_t next_period(void)
 {
     uint32_t x = G.rng ? G.rng : 1u;
@@ -436,7 +429,7 @@ int64_t cp_gil_writer_tick(int64_t timeout_us)
 {
     if (!atomic_load_explicit(&G.reading, memory_order_acquire))
         return timeout_us;
-    int64_t now = mono_ns();
+    int64_t now = cp_monotonic_ns();
     if (G.next_read == 0)
         G.next_read = now + next_period();
     if (now >= G.next_read) {
