@@ -148,8 +148,8 @@ static PyObject *start_new_thread(PyObject *self, PyObject *fargs)
     s->args = args;
     s->kwargs = kwargs;
     PyObject *noargs = PyTuple_New(0);
-    PyObject *r = noargs ? PyObject_CallFunctionObjArgs(orig_start, (PyObject *)s, noargs, NULL)
-                         : NULL;
+    PyObject *r =
+        noargs ? PyObject_CallFunctionObjArgs(orig_start, (PyObject *)s, noargs, NULL) : NULL;
     Py_XDECREF(noargs);
     Py_DECREF(s);
     return r;
@@ -160,23 +160,25 @@ static PyMethodDef start_def = {
     "start_new_thread(function, args[, kwargs])\n\nStarts a new thread (cpyprof: with the "
     "profiler attached to it, when profiling)."};
 
-/* Sets module.attr to our function if it is the original now. */
-static void replace_attr(PyObject *module, const char *attr)
+/* Sets module.attr to `to` if it is `from` now (a program that replaced it
+ * itself keeps its own); errors cleared. */
+static void swap_attr(PyObject *module, const char *attr, PyObject *from, PyObject *to)
 {
     PyObject *cur = PyObject_GetAttrString(module, attr);
-    if (cur == orig_start && PyObject_SetAttrString(module, attr, our_start) != 0)
+    if (cur == from && PyObject_SetAttrString(module, attr, to) != 0)
         PyErr_Clear();
     Py_XDECREF(cur);
     PyErr_Clear();
 }
 
+static void replace_attr(PyObject *module, const char *attr)
+{
+    swap_attr(module, attr, orig_start, our_start);
+}
+
 static void restore_attr(PyObject *module, const char *attr)
 {
-    PyObject *cur = PyObject_GetAttrString(module, attr);
-    if (cur == our_start && PyObject_SetAttrString(module, attr, orig_start) != 0)
-        PyErr_Clear();
-    Py_XDECREF(cur);
-    PyErr_Clear();
+    swap_attr(module, attr, our_start, orig_start);
 }
 
 /* threading only if the program imported it already (never imports it). */
