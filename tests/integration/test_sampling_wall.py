@@ -29,14 +29,15 @@ def meta(out):
 # A thread that naps, works, then naps again in another function: the second
 # nap must get its own samples (the repeats follow the stack the thread left
 # after running), and the first nap must not swallow the work.
-PHASES = """
+# The thread's three phases, with the work's CPU seconds as %(work)s.
+PHASE_FUNCS = """
 import threading, time
 def nap_one():
     time.sleep(0.5)
 def work():
     s = 0
     t0 = time.process_time()
-    while time.process_time() - t0 < 0.25:
+    while time.process_time() - t0 < %(work)s:
         for i in range(10000):
             s += i
 def nap_two():
@@ -45,6 +46,9 @@ def phases():
     nap_one()
     work()
     nap_two()
+"""
+
+PHASES = PHASE_FUNCS % {"work": 0.25} + """
 t = threading.Thread(target=phases, name="phases")
 t.start()
 t.join()
@@ -130,24 +134,11 @@ def test_idle_keeps_repeats(py, tmp_path):
 # of the nap's stack, a 0.5 s nap showed up as 0.8-1 s (1 run in 3 with 6
 # busy processes, before sample_wall.c read the run-queue wait).
 PINNED = """
-import os, subprocess, sys, threading, time
+import os, subprocess, sys
 cpu = sorted(os.sched_getaffinity(0))[0]
 os.sched_setaffinity(0, {cpu})
 hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(8)]
-def nap_one():
-    time.sleep(0.5)
-def work():
-    s = 0
-    t0 = time.process_time()
-    while time.process_time() - t0 < 0.15:
-        for i in range(10000):
-            s += i
-def nap_two():
-    time.sleep(0.5)
-def phases():
-    nap_one()
-    work()
-    nap_two()
+""" + PHASE_FUNCS % {"work": 0.15} + """
 try:
     time.sleep(0.2)
     t = threading.Thread(target=phases, name="phases")
