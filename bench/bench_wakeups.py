@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 
-from _common import measure, parse_arguments  # bench/, on sys.path when run
+from _common import child_env, measure, parse_arguments  # bench/, on sys.path when run
 from bench_gil import CHILD
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -66,7 +66,7 @@ def build_waker(tmp):
     return exe
 
 
-def run_one(py, waker, workload, cfg, scale, tmp):
+def run_one(py, build, waker, workload, cfg, scale, tmp):
     w = None
     if cfg != "alone":
         w = subprocess.Popen([waker, cfg[len("wake"):]])
@@ -75,8 +75,7 @@ def run_one(py, waker, workload, cfg, scale, tmp):
         p = subprocess.run([py, "-c", CHILD, workload, "baseline", str(scale),
                             os.path.join(tmp, "unused")],
                            capture_output=True, text=True, timeout=600,
-                           env={k: v for k, v in os.environ.items()
-                                if not k.startswith("CPYPROF_") and k != "LD_PRELOAD"})
+                           env=child_env(build))
     finally:
         if w:
             w.kill()
@@ -94,7 +93,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         waker = build_waker(tmp)
         times, cpus = measure(rounds, workloads, CONFIGS,
-                              lambda w, c: run_one(a.python, waker, w, c, scale, tmp))
+                              lambda w, c: run_one(a.python, a.build, waker, w, c, scale, tmp))
     print("| workload | config | median s | paired wall | paired CPU |")
     print("| --- | --- | ---: | ---: | ---: |")
     for w in workloads:
