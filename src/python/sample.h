@@ -68,10 +68,6 @@ extern _Atomic int cp_sample_want_register;
 extern _Atomic int cp_sample_live;
 /** The nominal period, set at start (cpu clock jitter). */
 extern long cp_sample_period_ns;
-/** Wall clock: samples between two re-arms of a thread's period timer (a
- *  new jittered phase): 8, or about 50 ms of periods when that is more
- *  (set at start; timer_settime is a system call, ~0.5-10 us). */
-extern uint32_t cp_sample_wall_rearm_every;
 /** Clock ticks spent in the handler taking samples, and how many it took. */
 extern _Atomic uint64_t cp_sample_handler_ticks, cp_sample_handler_count;
 /** Frames whose names the handler copied (code not registered yet), and
@@ -100,11 +96,10 @@ typedef struct cp_sample_slot {
      * by exchange (the handler at unpark, or release_slot) */
     _Atomic int64_t parked_ns;
     int64_t park_cpu;    /* its CPU clock then (handler only) */
-    int64_t park_wait;   /* its run-queue wait then (schedstat), -1: unknown */
     int64_t last_cpu;    /* its CPU clock at the end of its previous handler, -1: none */
     uint64_t last_pos;   /* its Python position at its previous sample, 0: unknown
                           * (sample_signal.c, position_of; handler only) */
-    uint32_t wall_count; /* samples since the last re-arm (handler only) */
+    uint32_t wall_count; /* samples since attach (handler only): re-arm every 8th */
     /* Periods counted while the thread was parked: gen << 32 | count.
      * Added by its handler at unpark, taken by its handler at the next
      * sample (or by release_slot), both by compare-and-swap on the

@@ -51,7 +51,6 @@
 _Atomic int cp_sample_want_register;
 _Atomic int cp_sample_live;
 long cp_sample_period_ns;
-uint32_t cp_sample_wall_rearm_every = 8;
 _Atomic uint64_t cp_sample_handler_ticks, cp_sample_handler_count;
 _Atomic uint64_t cp_sample_names_copied, cp_sample_wall_cpu_reads;
 
@@ -457,13 +456,10 @@ static void on_wall(cp_sample_slot *sl, uint32_t gen, cp_thread *th, bool wake, 
     }
     if (!cp_sample_wall_after(sl, gen, entry_cpu)) {
         /* timer_settime on the CLOCK_MONOTONIC timer: the kernel's interval
-         * re-arms the timer, and a new jittered phase is drawn only every
-         * cp_sample_wall_rearm_every samples (8, or ~50 ms of periods at
-         * rates above 160 Hz; the deadline is followed meanwhile). It cost
-         * ~10 us in the handler under load on the development VM, 0.5 us
-         * quiet. */
-        if (++sl->wall_count >= cp_sample_wall_rearm_every) {
-            sl->wall_count = 0;
+         * re-arms the timer, and a new jittered phase is drawn every 8th
+         * sample only (the deadline is followed meanwhile). It cost ~10 us
+         * in the handler under load on the development VM, 0.5 us quiet. */
+        if ((++sl->wall_count & 7) == 0) {
             rearm_jittered(sl, overrun);
         } else {
             sl->deadline += (int64_t)cp_sample_period_ns * (int64_t)(1 + overrun);

@@ -61,29 +61,17 @@ uint64_t cp_sample_take_repeats(cp_sample_slot *sl, uint32_t gen)
 static void release_slot(int i)
 {
     cp_sample_slot *sl = &cp_sample_slots[i];
+    /* Repeats not taken by the thread's handler yet (wall clock): kept for
+     * the dump. A repeat the sampler adds after this is lost (one period of
+     * a thread that is going away). */
     cp_thread *th = atomic_load(&sl->th);
     uint32_t gen = atomic_load(&sl->gen);
-    atomic_store(&sl->th, NULL); /* handlers from here on do nothing */
-    atomic_fetch_add(&sl->gen, 1);
-    /* ... and one already past its checks (cp_sample_stop runs this from
-     * another thread while the slot's thread may be in its handler) is
-     * waited for: the repeats below go to the dump as repeats of the
-     * thread's last published sample, so no handler may publish a newer
-     * sample or take or add repeats once they are taken. Taking them
-     * first let a handler that was unparking the thread publish its new
-     * sample after the take, and the dump added the parked periods to
-     * that new stack instead of the one the thread was parked on. On the
-     * thread itself (its key destructor) no handler of its own can be
-     * running here: one that interrupts us returns before we go on. */
-    while (atomic_load(&sl->active))
-        sched_yield();
-    /* Repeats not taken by the thread's handler yet (wall clock): kept for
-     * the dump, with the open interval of a parked thread. The repeat word
-     * still carries the old generation. */
     uint64_t n = cp_sample_take_repeats(sl, gen);
-    n += cp_sample_wall_release(sl);
+    n += cp_sample_wall_release(sl); /* a parked thread: its open interval */
     if (th && th->sample && n && atomic_load(&sl->last) == (gen << 2 | CP_SLOT_LAST_KEPT))
         atomic_fetch_add(&th->sample->leftover, n);
+    atomic_store(&sl->th, NULL); /* handlers from here on do nothing */
+    atomic_fetch_add(&sl->gen, 1);
     /* Read the id before releasing: once has_timer is 0 the slot may be
      * claimed again (GIL side) and sl->timer overwritten. */
     timer_t t = sl->timer, w = sl->wake_timer;
@@ -193,7 +181,6 @@ int cp_sample_thread_attach(cp_thread *th, PyThreadState *ts, bool on_self, char
     sl->has_cpu_clock = crc == 0;
     sl->last_cpu = -1;
     sl->last_pos = 0;
-    sl->park_wait = -1;
     atomic_store(&sl->parked_ns, 0);
     atomic_store(&sl->repeats, (uint64_t)gen << 32);
     atomic_store(&sl->last, 0);
@@ -353,8 +340,6 @@ int cp_sample_start(char *err, size_t errlen)
             if (cp311_tstate_ident(ts) == _PyRuntime.main_thread)
                 main_tstate = ts;
     cp_sample_period_ns = 1000000000L / (long)cp_g.cfg.rate_hz;
-    long every = 50000000L / cp_sample_period_ns; /* ~50 ms of periods */
-    cp_sample_wall_rearm_every = every > 8 ? (uint32_t)every : 8u;
     atomic_store(&cp_sample_handler_ticks, 0);
     atomic_store(&cp_sample_handler_count, 0);
     atomic_store(&cp_sample_names_copied, 0);

@@ -13,8 +13,7 @@
  * Now each thread has two timers, both aimed at the thread itself
  * (SIGEV_THREAD_ID), both created at attach (sample_timer.c):
  *  - the *period* timer on CLOCK_MONOTONIC, periodic, re-armed by the
- *    handler at a jittered absolute deadline every 8th sample, or every
- *    ~50 ms of periods when that is more (cp_sample_wall_rearm_every)
+ *    handler at a jittered absolute deadline every 8th sample
  *    (timer_settime on it costs ~10 us in a handler on the development
  *    VM); armed from the thread itself, its hrtimer fires on the CPU that
  *    runs the thread, which is interrupted in place (no other thread wakes
@@ -48,9 +47,7 @@
  */
 #include "python/sample.h"
 
-#include <fcntl.h>
 #include <time.h>
-#include <unistd.h>
 
 /* Counters for the tests and the bench (relaxed, read at the end). */
 _Atomic uint64_t cp_sample_wall_signals, cp_sample_wall_repeats;
@@ -78,48 +75,6 @@ static int64_t clock_ns(clockid_t c)
 {
     struct timespec t;
     return clock_gettime(c, &t) == 0 ? ts_ns(&t) : -1;
-}
-
-/* Thread tid's time spent runnable but waiting for a CPU (ns), from
- * /proc/self/task/TID/schedstat ("cpu_ns wait_ns slices"), -1 if unknown.
- * open/read/close are async-signal-safe (the path is formatted by hand, no
- * snprintf); errno is restored by the handler's caller (on_sample) and
- * does not matter in release_slot. Called at a park, an unpark and a
- * release only: a few us, once per sleep of the thread. The descriptor
- * lives for the call only, so none of ours stays in the program's table. */
-static int64_t run_wait_ns(pid_t tid)
-{
-    char path[48] = "/proc/self/task/";
-    size_t at = 16;
-    char digits[12];
-    int nd = 0;
-    for (uint32_t t = (uint32_t)tid; nd == 0 || t; t /= 10)
-        digits[nd++] = (char)('0' + t % 10);
-    while (nd)
-        path[at++] = digits[--nd];
-    const char tail[] = "/schedstat";
-    for (size_t i = 0; i < sizeof tail; i++)
-        path[at + i] = tail[i];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    char buf[96];
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    const char *p = buf;
-    while (*p >= '0' && *p <= '9')
-        p++;
-    if (*p != ' ')
-        return -1;
-    p++;
-    int64_t v = 0;
-    const char *start = p;
-    while (*p >= '0' && *p <= '9')
-        v = v * 10 + (*p++ - '0');
-    return p == start ? -1 : v;
 }
 
 int64_t cp_sample_wall_idle_ns(void)
@@ -185,7 +140,6 @@ bool cp_sample_wall_after(cp_sample_slot *sl, uint32_t gen, int64_t entry_cpu)
     (void)timer_settime(sl->timer, 0, &off, NULL);
     int64_t cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     sl->park_cpu = cpu >= 0 ? cpu : entry_cpu;
-    sl->park_wait = run_wait_ns(sl->tid);
     struct itimerspec w = {{0, 0}, ns_ts(sl->park_cpu + idle_ns)};
     (void)timer_settime(sl->wake_timer, TIMER_ABSTIME, &w, NULL);
     return true;
@@ -198,29 +152,11 @@ uint64_t cp_sample_wall_unpark(cp_sample_slot *sl, uint32_t gen, int64_t entry_c
         return 0; /* not parked (a stale wake), or release_slot took it */
     int64_t now = mono_ns();
     int64_t ran = entry_cpu >= 0 ? entry_cpu - sl->park_cpu : 0;
-    if (ran < 0)
-        ran = 0;
-    /* The wake timer fires at a scheduler tick while the thread runs, so
-     * on a loaded machine the thread may have run (and waited for a CPU
-     * between its slices) for a while before: the time it was runnable but
-     * waiting is not sleep, and counting it as repeats of the stack before
-     * the park put the new code's wait under the old stack (seen: a 0.5 s
-     * sleep counted as 0.82 s when the code after it waited for CPUs, load
-     * 13 on 2 CPUs). It goes to the new sample instead, with the CPU time
-     * run (the thread's first wait after its wake-up, usually short, goes
-     * there too). */
-    int64_t waited = 0;
-    if (sl->park_wait >= 0) {
-        int64_t w = run_wait_ns(sl->tid);
-        if (w >= sl->park_wait)
-            waited = w - sl->park_wait;
-    }
-    uint64_t reps = parked_periods(p, now, ran + waited);
+    uint64_t reps = parked_periods(p, now, ran);
     if (reps)
         add_repeats(sl, gen, reps);
     long period = cp_sample_period_ns;
-    int64_t busy = ran + waited;
-    uint64_t w = busy > 0 && period > 0 ? (uint64_t)((busy + period / 2) / period) : 0;
+    uint64_t w = ran > 0 && period > 0 ? (uint64_t)((ran + period / 2) / period) : 0;
     return w ? w : 1;
 }
 
@@ -232,15 +168,7 @@ uint64_t cp_sample_wall_release(cp_sample_slot *sl)
     int64_t cpu = clock_ns(sl->cpu_clock);
     if (cpu < 0)
         return 0; /* the thread is gone: when is unknown, count nothing */
-    /* Not the thread's wait for a CPU either (see cp_sample_wall_unpark):
-     * a thread that ends its sleep on a loaded machine waits to run. */
-    int64_t waited = 0;
-    if (sl->park_wait >= 0) {
-        int64_t w = run_wait_ns(sl->tid);
-        if (w >= sl->park_wait)
-            waited = w - sl->park_wait;
-    }
-    uint64_t n = parked_periods(p, mono_ns(), cpu - sl->park_cpu + waited);
+    uint64_t n = parked_periods(p, mono_ns(), cpu - sl->park_cpu);
     atomic_fetch_add_explicit(&cp_sample_wall_repeats, n, memory_order_relaxed);
     return n;
 }
