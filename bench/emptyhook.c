@@ -19,8 +19,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-static int
-empty_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
+static int empty_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
 {
     (void)obj;
     (void)frame;
@@ -29,8 +28,7 @@ empty_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
     return 0;
 }
 
-static PyObject *
-install(PyObject *self, PyObject *unused)
+static PyObject *install(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
@@ -40,8 +38,7 @@ install(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-uninstall(PyObject *self, PyObject *unused)
+static PyObject *uninstall(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
@@ -65,8 +62,7 @@ static struct PyModuleDef module = {
     methods,
 };
 
-PyMODINIT_FUNC
-PyInit__cpyprof_bench_emptyhook(void)
+PyMODINIT_FUNC PyInit__cpyprof_bench_emptyhook(void)
 {
     return PyModule_Create(&module);
 }

@@ -42,8 +42,7 @@ static int export_chrome(FILE *out, const char *path, const convert_options *o, 
     char command[1024];
     const char *title = cli_profile_command(&t.p, command, sizeof command);
     cp_chrome_stats st;
-    int r = cp_chrome_write(out, &t, title ? title : path, &o->filter, &t.alloc, &st, err,
-                            errlen);
+    int r = cp_chrome_write(out, &t, title ? title : path, &o->filter, &t.alloc, &st, err, errlen);
     if (r == 0 && st.unmatched)
         cli_error("warning: %s: %llu timeline ends without a begin were ignored", path,
                   (unsigned long long)st.unmatched);

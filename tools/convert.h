@@ -14,8 +14,8 @@
 #include <stdio.h>
 
 typedef struct convert_options {
-    bool per_thread;    /* --threads: keep threads apart where the format merges them */
-    const char *source; /* the profile's path, for titles */
+    bool per_thread;     /* --threads: keep threads apart where the format merges them */
+    const char *source;  /* the profile's path, for titles */
     cp_tl_filter filter; /* --min-duration, --max-depth, --include, --exclude (chrome) */
 } convert_options;
 

@@ -141,7 +141,7 @@ struct cpyprof_func_rec {
     uint32_t name; /* string id */
     uint32_t file; /* string id */
     uint32_t line;
-    uint32_t kind; /* enum cpyprof_func_kind */
+    uint32_t kind;  /* enum cpyprof_func_kind */
     uint32_t flags; /* reserved, 0 */
 };
 
@@ -333,7 +333,7 @@ struct cpyprof_alloc_live_rec {
 };
 
 /** ALLOC run flags. */
-#define CPYPROF_ALLOC_NATIVE 1u /* malloc/free of native code were counted too */
+#define CPYPROF_ALLOC_NATIVE 1u       /* malloc/free of native code were counted too */
 #define CPYPROF_ALLOC_PER_FUNCTION 2u /* nodes are functions (roots only), not call paths */
 
 /** The run's allocation totals. peak_bytes is the most memory the counted
@@ -390,20 +390,20 @@ struct cpyprof_gc_rec {
 
 /** Why the profile was written. */
 enum cpyprof_end_reason {
-    CPYPROF_END_STOP = 0,    /* cpyprof.stop() / context exit */
-    CPYPROF_END_EXIT = 1,    /* interpreter exit (atexit) */
-    CPYPROF_END_SIGNAL = 2,  /* a fatal signal (SIGTERM) was caught */
+    CPYPROF_END_STOP = 0,   /* cpyprof.stop() / context exit */
+    CPYPROF_END_EXIT = 1,   /* interpreter exit (atexit) */
+    CPYPROF_END_SIGNAL = 2, /* a fatal signal (SIGTERM) was caught */
 };
 
 /** Trailer. 64 bytes. */
 struct cpyprof_trailer_rec {
     uint64_t events_written;
-    uint64_t events_dropped; /* ring full: records lost */
+    uint64_t events_dropped;  /* ring full: records lost */
     uint64_t calls_untracked; /* calls beyond the depth limit or node table */
     uint64_t threads;
     int64_t duration_ns;
-    uint32_t end_reason; /* enum cpyprof_end_reason */
-    uint32_t end_signal; /* signal number when end_reason is SIGNAL */
+    uint32_t end_reason;   /* enum cpyprof_end_reason */
+    uint32_t end_signal;   /* signal number when end_reason is SIGNAL */
     uint64_t write_errors; /* chunks the writer failed to write */
     uint64_t reserved;
 };

@@ -18,11 +18,11 @@
 #include <time.h>
 
 typedef struct cp_clock {
-    bool use_tsc;        /* ticks are TSC cycles (else ns of CLOCK_MONOTONIC) */
-    uint64_t tick0;      /* ticks at calibration end: the profile's time zero */
-    int64_t ns0;         /* CLOCK_MONOTONIC ns at tick0 */
-    double ns_per_tick;  /* 1.0 when !use_tsc */
-    uint64_t hz;         /* ticks per second (rounded) */
+    bool use_tsc;       /* ticks are TSC cycles (else ns of CLOCK_MONOTONIC) */
+    uint64_t tick0;     /* ticks at calibration end: the profile's time zero */
+    int64_t ns0;        /* CLOCK_MONOTONIC ns at tick0 */
+    double ns_per_tick; /* 1.0 when !use_tsc */
+    uint64_t hz;        /* ticks per second (rounded) */
 } cp_clock;
 
 /** Reads a clock in ns (CLOCK_MONOTONIC unless a test passes another). */
@@ -62,8 +62,8 @@ int cp_clock_calibrate(cp_clock *c, unsigned window_ms, bool allow_tsc);
 /** The same with injected sources (unit tests use fake clocks): reads
  *  (tick, ns) pairs at the start and once `ns` has advanced by window_ms, and
  *  derives the rate. Returns -1 if the ticks did not advance. */
-int cp_clock_calibrate_with(cp_clock *c, unsigned window_ms, cp_tick_source ticks,
-                            void *tick_ctx, cp_ns_source ns, void *ns_ctx);
+int cp_clock_calibrate_with(cp_clock *c, unsigned window_ms, cp_tick_source ticks, void *tick_ctx,
+                            cp_ns_source ns, void *ns_ctx);
 
 /** Hot path: the current tick count. */
 static inline uint64_t cp_clock_ticks(const cp_clock *c)

@@ -65,7 +65,10 @@ size_t cp_ring_pop(cp_ring *r, cp_record *out, size_t max);
 size_t cp_ring_used(const cp_ring *r);
 
 /** Capacity in records. */
-static inline size_t cp_ring_capacity(const cp_ring *r) { return (size_t)r->mask + 1; }
+static inline size_t cp_ring_capacity(const cp_ring *r)
+{
+    return (size_t)r->mask + 1;
+}
 
 /** Records dropped so far. */
 static inline uint64_t cp_ring_dropped(const cp_ring *r)

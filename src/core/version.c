@@ -1,4 +1,7 @@
 /* version.c — the version string, one definition for the library and tools. */
 #include "core/version.h"
 
-const char *cp_version(void) { return CPYPROF_VERSION; }
+const char *cp_version(void)
+{
+    return CPYPROF_VERSION;
+}

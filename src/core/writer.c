@@ -188,8 +188,8 @@ uint32_t cp_crc32(uint32_t crc, const void *data, size_t n)
             /* bytes in file order, little-endian words: the same on any host */
             uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
                                  (uint32_t)p[3] << 24);
-            uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 |
-                          (uint32_t)p[7] << 24;
+            uint32_t hi =
+                (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
             crc = crc_table8[7][lo & 0xFF] ^ crc_table8[6][(lo >> 8) & 0xFF] ^
                   crc_table8[5][(lo >> 16) & 0xFF] ^ crc_table8[4][lo >> 24] ^
                   crc_table8[3][hi & 0xFF] ^ crc_table8[2][(hi >> 8) & 0xFF] ^

@@ -49,7 +49,7 @@ typedef int (*cp_writer_route_fn)(struct cp_writer *w, int op, uint32_t type, co
                                   size_t n, char *err, size_t errlen);
 
 typedef struct cp_writer {
-    int fd;          /* -1 when closed */
+    int fd; /* -1 when closed */
     /* When route is set, fd is a number in the descriptor table of thread
      * `owner` alone (the profiler's writer thread unshares its table, so the
      * program can neither see nor close nor dup2 over the file): chunks and
@@ -86,9 +86,9 @@ int cp_writer_chunk(cp_writer *w, uint32_t type, const void *payload, size_t n, 
 bool cp_writer_fd_ok(const cp_writer *w);
 
 /** Closes the file (unless the program already closed the descriptor: then
- *  its number may be one of the program's files and is left alone). Returns 0 or -1 with err set when close() itself fails
- *  (an earlier chunk failure was already reported by cp_writer_chunk; check
- *  `failed`/`errors`). Closing a closed writer does nothing. */
+ *  its number may be one of the program's files and is left alone). Returns 0 or -1 with err set
+ * when close() itself fails (an earlier chunk failure was already reported by cp_writer_chunk;
+ * check `failed`/`errors`). Closing a closed writer does nothing. */
 int cp_writer_close(cp_writer *w, char *err, size_t errlen);
 
 #endif

@@ -43,19 +43,19 @@ typedef struct cp_thread {
     uint32_t flags;                       /* CPYPROF_THREAD_* */
     uint64_t ident;                       /* threading.get_ident() */
     uint64_t native_tid;
-    uint64_t ts_id; /* PyThreadState.id: never reused, unlike the tid (alloc.c) */
+    uint64_t ts_id;       /* PyThreadState.id: never reused, unlike the tid (alloc.c) */
     uintptr_t tstate_key; /* its PyThreadState's address: a key only (gil=sample) */
-    uint32_t name; /* string id or CPYPROF_NONE */
+    uint32_t name;        /* string id or CPYPROF_NONE */
     int64_t start_ns;
     /* shadow stack (hook side) */
     cp_frame_entry *stack;
     uint32_t depth;
     uint32_t max_depth;
-    uint64_t overflow;   /* untracked frames currently above max_depth */
-    uint64_t untracked;  /* calls not recorded (depth limit, full tree) */
+    uint64_t overflow;      /* untracked frames currently above max_depth */
+    uint64_t untracked;     /* calls not recorded (depth limit, full tree) */
     uint64_t tl_tail_cache; /* timeline streaming hook: the last ring tail it read */
-    cp_tree tree;        /* written by the hook (inline) or the writer (ring) */
-    cp_ring ring;        /* hook -> writer thread */
+    cp_tree tree;           /* written by the hook (inline) or the writer (ring) */
+    cp_ring ring;           /* hook -> writer thread */
     /* The hook reads ring.slots and ring.mask at every event, the writer
      * writes the fields below at every event: a line apart, or each event
      * would move that line between their cores. */
@@ -85,18 +85,18 @@ enum cp_run_state { CP_OFF = 0, CP_RUNNING = 1, CP_STOPPING = 2 };
 enum cp_activation { CP_ACT_NONE = 0, CP_ACT_PRELOAD = 1, CP_ACT_IMPORT = 2 };
 
 typedef struct cp_profiler {
-    _Atomic int state;      /* enum cp_run_state */
-    volatile int inert;     /* hooks return at once (stopping, forked child) */
-    int activation;         /* enum cp_activation */
+    _Atomic int state;  /* enum cp_run_state */
+    volatile int inert; /* hooks return at once (stopping, forked child) */
+    int activation;     /* enum cp_activation */
     cp_config cfg;
     cp_clock clock;
     cp_symtab syms;
     cp_writer writer;
     _Atomic(cp_thread *) threads;
     uint32_t nthreads;
-    uint32_t generation;         /* bumped at every start: stale co_extra ids are ignored */
-    Py_ssize_t co_extra_index;   /* -1 until requested (once per process) */
-    _Atomic int dumped;          /* the profile was written (at most once per run) */
+    uint32_t generation;       /* bumped at every start: stale co_extra ids are ignored */
+    Py_ssize_t co_extra_index; /* -1 until requested (once per process) */
+    _Atomic int dumped;        /* the profile was written (at most once per run) */
     /* writer thread */
     pthread_t writer_tid;
     bool writer_running;
@@ -114,8 +114,8 @@ typedef struct cp_profiler {
      * (set by the atfork child handler, consumed by the after_in_child hook) */
     pid_t run_pid; /* the process the run belongs to (signal handlers in a fresh fork) */
     bool follow_fork;
-    bool clock_from_parent; /* the next start rebases the clock, no calibration */
-    bool os_exit_wrapped; /* os._exit writes the profile first (subprocesses) */
+    bool clock_from_parent;      /* the next start rebases the clock, no calibration */
+    bool os_exit_wrapped;        /* os._exit writes the profile first (subprocesses) */
     char path[CP_PATH_MAX + 32]; /* the file of this process (cp_output_path) */
     /* untracked calls of threads whose state was dropped */
     uint64_t write_errors;
@@ -172,8 +172,8 @@ void cp_tl_flush(cp_thread *th);
 int cp_tl_dump(uint64_t now, bool have_gil, char *err, size_t errlen);
 
 /* names.c: function ids, GIL held */
-uint32_t cp_names_code(PyCodeObject *co);     /* registers or returns the id */
-uint32_t cp_names_cfunc(PyObject *cfunc);     /* a PyCFunctionObject */
+uint32_t cp_names_code(PyCodeObject *co); /* registers or returns the id */
+uint32_t cp_names_cfunc(PyObject *cfunc); /* a PyCFunctionObject */
 /** The id of a code object from its co_extra slot; registers on a miss. */
 static inline uint32_t cp_code_id(PyCodeObject *co)
 {

@@ -65,8 +65,8 @@ static uint32_t thread_name(uint64_t ident)
     } else {
         PyObject *active = PyObject_GetAttrString(threading, "_active");
         PyObject *key = PyLong_FromUnsignedLongLong(ident);
-        PyObject *t = (active && key && PyDict_Check(active)) ? PyDict_GetItemWithError(active, key)
-                                                              : NULL;
+        PyObject *t =
+            (active && key && PyDict_Check(active)) ? PyDict_GetItemWithError(active, key) : NULL;
         if (t) {
             PyObject *name = PyObject_GetAttrString(t, "name");
             if (name && PyUnicode_Check(name)) {
@@ -140,11 +140,11 @@ cp_thread *cp_thread_new(PyThreadState *ts, uint32_t flags, char *err, size_t er
     /* Not in a timeline ring: it holds 16-byte slots of calls, returns and
      * GIL transitions only (timeline_hook.c). */
     if (!timeline) {
-    cp_record r = {.ticks = cp_clock_ticks(&cp_g.clock),
-                   .kind = CPYPROF_EV_THREAD_START,
-                   .a = (uint32_t)th->native_tid,
-                   .b = th->ident};
-    cp_ring_push(&th->ring, &r);
+        cp_record r = {.ticks = cp_clock_ticks(&cp_g.clock),
+                       .kind = CPYPROF_EV_THREAD_START,
+                       .a = (uint32_t)th->native_tid,
+                       .b = th->ident};
+        cp_ring_push(&th->ring, &r);
     }
     return th;
 }

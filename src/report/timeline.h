@@ -39,7 +39,7 @@ typedef struct cp_tl_file {
     struct cpyprof_tl_info_rec *info;
     size_t n_info;
     cp_alloc_data alloc; /* ALLOC and GC chunks (--alloc), from the same pass */
-    uint8_t *buf; /* the current chunk's payload */
+    uint8_t *buf;        /* the current chunk's payload */
     size_t cap;
 } cp_tl_file;
 

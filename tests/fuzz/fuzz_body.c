@@ -17,7 +17,7 @@
  */
 #include "fuzz_body.h"
 
-#include "convert.h" /* tools/: export_speedscope */
+#include "convert.h"     /* tools/: export_speedscope */
 #include "core/writer.h" /* cp_crc32 */
 #include "report/alloc.h"
 #include "report/chrome.h"
@@ -33,12 +33,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(cond)                                                                          \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            fprintf(stderr, "fuzz_body.c:%d: invariant broken: %s\n", __LINE__, #cond);      \
-            abort();                                                                         \
-        }                                                                                    \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_body.c:%d: invariant broken: %s\n", __LINE__, #cond);            \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 static FILE *sink(void)
@@ -210,10 +210,8 @@ static void run_svg(const cp_profile *p, const cp_merged *m, const uint32_t *ord
     char subtitle[128];
     snprintf(subtitle, sizeof subtitle, "%zu threads", p->n_threads);
     const char *mode = cp_profile_meta(p, "mode");
-    cp_svg_options opt = {.title = mode ? mode : "fuzz",
-                          .subtitle = subtitle,
-                          .unit = "ns",
-                          .inverted = inverted};
+    cp_svg_options opt = {
+        .title = mode ? mode : "fuzz", .subtitle = subtitle, .unit = "ns", .inverted = inverted};
     cp_svg_write(sink(), nodes, m->n, &opt, err, sizeof err);
     free(pos);
     free(nodes);
@@ -323,8 +321,11 @@ static void run_timeline(const uint8_t *data, size_t size, unsigned sel)
     }
     static const char *const globs[] = {"*a*"};
     cp_tl_filter none = {0};
-    cp_tl_filter some = {.min_duration_ns = sel % 100, .max_depth = 1 + sel % 5,
-                         .include = globs, .n_include = sel & 1, .exclude = globs,
+    cp_tl_filter some = {.min_duration_ns = sel % 100,
+                         .max_depth = 1 + sel % 5,
+                         .include = globs,
+                         .n_include = sel & 1,
+                         .exclude = globs,
                          .n_exclude = (sel >> 1) & 1};
     cp_chrome_stats st;
     for (int k = 0; k < 2; k++) {

@@ -233,8 +233,7 @@ START_TEST(crc_long_inputs)
             ck_assert_uint_eq(cp_crc32(0, buf + off, n), crc_bitwise(0, buf + off, n));
     ck_assert_uint_eq(cp_crc32(0, buf, sizeof buf), crc_bitwise(0, buf, sizeof buf));
     /* incremental across the switch-over */
-    ck_assert_uint_eq(cp_crc32(cp_crc32(0, buf, 70), buf + 70, 1000),
-                      crc_bitwise(0, buf, 1070));
+    ck_assert_uint_eq(cp_crc32(cp_crc32(0, buf, 70), buf + 70, 1000), crc_bitwise(0, buf, 1070));
 }
 END_TEST
 

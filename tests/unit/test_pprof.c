@@ -30,18 +30,18 @@ START_TEST(varints_and_fields)
     cp_pb_varint(&b, 1);
     cp_pb_varint(&b, 300);
     cp_pb_varint(&b, UINT64_MAX);
-    static const uint8_t want[] = {0x00, 0x01, 0xAC, 0x02, 0xFF, 0xFF, 0xFF, 0xFF,
-                                   0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01};
+    static const uint8_t want[] = {0x00, 0x01, 0xAC, 0x02, 0xFF, 0xFF, 0xFF,
+                                   0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01};
     ck_assert_uint_eq(b.len, sizeof want);
     ck_assert_mem_eq(b.data, want, sizeof want);
     cp_pb_reset(&b);
-    cp_pb_uint(&b, 1, 150);            /* 08 96 01 */
-    cp_pb_bytes(&b, 6, "ab", 2);       /* 32 02 61 62 */
-    uint64_t v[] = {3, 270, 86942};    /* packed: 22 06 03 8E 02 9E A7 05 */
+    cp_pb_uint(&b, 1, 150);         /* 08 96 01 */
+    cp_pb_bytes(&b, 6, "ab", 2);    /* 32 02 61 62 */
+    uint64_t v[] = {3, 270, 86942}; /* packed: 22 06 03 8E 02 9E A7 05 */
     cp_pb_packed(&b, 4, v, 3);
-    cp_pb_packed(&b, 5, v, 0);         /* nothing */
-    static const uint8_t want2[] = {0x08, 0x96, 0x01, 0x32, 0x02, 0x61, 0x62, 0x22, 0x06,
-                                    0x03, 0x8E, 0x02, 0x9E, 0xA7, 0x05};
+    cp_pb_packed(&b, 5, v, 0); /* nothing */
+    static const uint8_t want2[] = {0x08, 0x96, 0x01, 0x32, 0x02, 0x61, 0x62, 0x22,
+                                    0x06, 0x03, 0x8E, 0x02, 0x9E, 0xA7, 0x05};
     ck_assert_uint_eq(b.len, sizeof want2);
     ck_assert_mem_eq(b.data, want2, sizeof want2);
     cp_pb_free(&b);
