@@ -329,21 +329,45 @@ static int read_thread(loader *L, const uint8_t *d, uint64_t n)
     return 0;
 }
 
+/* The head shared by SAMPLES, TREE and EVENTS payloads: a thread id and a
+ * count of fixed-size records that must fill the rest exactly. */
+static int thread_array(loader *L, const uint8_t *d, uint64_t n, size_t rec_size, const char *what,
+                        uint32_t *thread, uint32_t *count)
+{
+    if (n < 8)
+        return corrupt(L, "payload too short");
+    *thread = rd_u32(d);
+    *count = rd_u32(d + 4);
+    if ((uint64_t)*count * rec_size != n - 8) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "size does not match the %s count", what);
+        return corrupt(L, msg);
+    }
+    if (*thread == CPYPROF_NONE)
+        return corrupt(L, "thread id is NONE");
+    return 0;
+}
+
+/* Room for one more tree of count nodes. */
+static int room_for_tree(loader *L, uint32_t count)
+{
+    if (!grow((void **)&L->nodes, &L->nodes_cap, L->n_nodes + count, sizeof *L->nodes) ||
+        !grow((void **)&L->trees, &L->trees_cap, L->n_trees + 1, sizeof *L->trees))
+        return oom(L);
+    return 0;
+}
+
 /* SAMPLES (sampling mode): loaded as a tree whose calls are 0 and whose
  * total_ns holds inclusive sample counts (self samples summed over the
  * subtree), so the model's self/total are sample counts. */
 static int read_samples(loader *L, const uint8_t *d, uint64_t n)
 {
-    if (n < 8)
-        return corrupt(L, "payload too short");
-    uint32_t thread = rd_u32(d), count = rd_u32(d + 4);
-    if ((uint64_t)count * sizeof(struct cpyprof_sample_node_rec) != n - 8)
-        return corrupt(L, "size does not match the node count");
-    if (thread == CPYPROF_NONE)
-        return corrupt(L, "thread id is NONE");
-    if (!grow((void **)&L->nodes, &L->nodes_cap, L->n_nodes + count, sizeof *L->nodes) ||
-        !grow((void **)&L->trees, &L->trees_cap, L->n_trees + 1, sizeof *L->trees))
-        return oom(L);
+    uint32_t thread, count;
+    int rc = thread_array(L, d, n, sizeof(struct cpyprof_sample_node_rec), "node", &thread, &count);
+    if (rc == 0)
+        rc = room_for_tree(L, count);
+    if (rc)
+        return rc;
     /* count 0: L->nodes may still be NULL, and NULL + 0 is undefined */
     cp_node *nodes = count ? &L->nodes[L->n_nodes] : NULL;
     for (uint32_t i = 0; i < count; i++) {
@@ -372,16 +396,12 @@ static int read_samples(loader *L, const uint8_t *d, uint64_t n)
 
 static int read_tree(loader *L, const uint8_t *d, uint64_t n)
 {
-    if (n < 8)
-        return corrupt(L, "payload too short");
-    uint32_t thread = rd_u32(d), count = rd_u32(d + 4);
-    if ((uint64_t)count * sizeof(struct cpyprof_node_rec) != n - 8)
-        return corrupt(L, "size does not match the node count");
-    if (thread == CPYPROF_NONE)
-        return corrupt(L, "thread id is NONE");
-    if (!grow((void **)&L->nodes, &L->nodes_cap, L->n_nodes + count, sizeof *L->nodes) ||
-        !grow((void **)&L->trees, &L->trees_cap, L->n_trees + 1, sizeof *L->trees))
-        return oom(L);
+    uint32_t thread, count;
+    int rc = thread_array(L, d, n, sizeof(struct cpyprof_node_rec), "node", &thread, &count);
+    if (rc == 0)
+        rc = room_for_tree(L, count);
+    if (rc)
+        return rc;
     for (uint32_t i = 0; i < count; i++) {
         const uint8_t *r = d + 8 + (uint64_t)i * 24;
         cp_node *nd = &L->nodes[L->n_nodes + i];
@@ -402,13 +422,10 @@ static int read_tree(loader *L, const uint8_t *d, uint64_t n)
 
 static int read_events(loader *L, const uint8_t *d, uint64_t n)
 {
-    if (n < 8)
-        return corrupt(L, "payload too short");
-    uint32_t thread = rd_u32(d), count = rd_u32(d + 4);
-    if ((uint64_t)count * sizeof(struct cpyprof_event_rec) != n - 8)
-        return corrupt(L, "size does not match the event count");
-    if (thread == CPYPROF_NONE)
-        return corrupt(L, "thread id is NONE");
+    uint32_t thread, count;
+    int rc = thread_array(L, d, n, sizeof(struct cpyprof_event_rec), "event", &thread, &count);
+    if (rc)
+        return rc;
     if (!grow((void **)&L->events, &L->events_cap, L->n_events + count, sizeof *L->events))
         return oom(L);
     for (uint32_t i = 0; i < count; i++) {
