@@ -359,8 +359,10 @@ static void *writer_main(void *unused)
             break;
         }
     }
-    if (priv)
+    if (priv) {
+        cp_hw_snapshot(); /* before serving: the dump may run on another thread */
         serve_requests();
+    }
     return NULL;
 }
 
@@ -391,6 +393,7 @@ int cp_writer_thread_start(char *err, size_t errlen)
          * any more (a C thread of the program closed and reused it). */
         if (cp_fd_same(cp_g.writer.fd, &cp_g.writer.id))
             close(cp_g.writer.fd);
+        cp_hw_hand_to_writer(); /* the instruction counter's too */
     }
     cp_g.writer_running = true;
     return 0;

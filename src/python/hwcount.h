@@ -22,7 +22,18 @@ void cp_hw_start(void);
  *  read(2) only (this runs at exit and from the SIGTERM path). */
 void cp_hw_meta(cp_buf *b);
 /** The counter's descriptor, or -1 (the writer thread keeps it in its own
- *  descriptor table, drain.c). */
+ *  descriptor table, drain.c; the program's copy is closed once the
+ *  writer holds it). */
 int cp_hw_fd(void);
+
+/** Called by the thread that started the writer, once the writer holds the
+ *  counter in its private descriptor table: closes the program's copy, so
+ *  the program never sees our descriptor. From then on only the writer can
+ *  read the counter (directly, or through cp_hw_snapshot). */
+void cp_hw_hand_to_writer(void);
+
+/** Called by the writer (private table) when its loop ends at stop: reads
+ *  the counter once, for a cp_hw_meta made later on another thread. */
+void cp_hw_snapshot(void);
 
 #endif
