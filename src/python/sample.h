@@ -127,9 +127,12 @@ uint64_t cp_sample_take_repeats(cp_sample_slot *sl, uint32_t gen);
 
 /* sample_wall.c: wall clock, parking threads that do not run (all
  * async-signal-safe; called by the slot's own handler unless noted) */
-/** CPU time under which a thread counts as not having run: 20 us, or a
+/** CPU time a parked thread runs before its wake timer fires: 20 us, or a
  *  tenth of the period above 5 kHz. */
 int64_t cp_sample_wall_idle_ns(void);
+/** CPU time since its previous sample under which a thread parks: a tenth
+ *  of the period (at least idle_ns); sample_wall.c says why. */
+int64_t cp_sample_wall_park_ns(void);
 /** Arms the period timer at from_ns + a jittered period. */
 void cp_sample_wall_rearm(cp_sample_slot *sl, int64_t from_ns);
 /** After a sample from the period timer: parks the thread (true) if it

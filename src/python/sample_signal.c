@@ -439,7 +439,7 @@ static void on_wall(cp_sample_slot *sl, uint32_t gen, cp_thread *th, bool wake, 
      * not the program's). If the thread was preempted in the handler, the
      * TSC overestimates both corrections, so the comparison errs towards
      * parking, which the wake timer corrects within a tick. A thread whose
-     * position moved but that ran under idle_ns is not parked: it is
+     * position moved but that ran under park_ns is not parked: it is
      * sampled again next period (a real sample, the right weight). After a
      * moved sample its CPU time is unknown, so a thread that then stops
      * parks one period later than it would with a read every period. */

@@ -21,16 +21,16 @@
  *  - the *wake* timer on the thread's CPU-time clock, armed only while the
  *    thread is parked.
  * After each sample the handler reads its own CPU clock. If the thread used
- * less than idle_ns of CPU since its previous sample (it slept or waited),
- * it parks: the period timer is disarmed and the wake timer armed at
- * idle_ns more CPU time. A parked thread gets no signal while it does not
- * run. When it has run idle_ns of CPU the kernel fires the wake timer (at a
- * scheduler tick while the thread is running: no wake-up either); the
- * handler then counts the parked periods as repeats of the sample taken
- * just before parking (its stack cannot have changed without CPU time:
- * running Python code, even returning from a frame, takes CPU), takes a
- * new sample weighted by the CPU time run since (at most a tick late), and
- * re-arms the period timer.
+ * less than park_ns (a tenth of the period) of CPU since its previous
+ * sample (it slept or waited), it parks: the period timer is disarmed and
+ * the wake timer armed at idle_ns (20 us) more CPU time. A parked thread
+ * gets no signal while it does not run. When it has run idle_ns of CPU the
+ * kernel fires the wake timer (at a scheduler tick while the thread is
+ * running: no wake-up either); the handler then counts the parked periods
+ * as repeats of the sample taken just before parking (its stack cannot
+ * have changed without CPU time: running Python code, even returning from
+ * a frame, takes CPU), takes a new sample weighted by the CPU time run
+ * since (at most a tick late), and re-arms the period timer.
  *   parked periods = round((wall time parked - CPU time run) / period)
  *   new sample weight = max(1, round(CPU time run / period))
  * Periods still parked when the slot is released (thread exit, stop) go to
@@ -40,6 +40,26 @@
  * interval. A thread that existed at start and exits while parked without
  * passing through the key destructor is counted until its CPU clock can no
  * longer be read (then nothing more is counted).
+ *
+ * Why park_ns is a tenth of the period and not idle_ns: the CPU time from
+ * the end of one handler to the start of the next excludes the handlers'
+ * own instructions (sample_signal.c brackets them), but it includes what
+ * interrupting a sleeping thread costs outside the handler: the kernel's
+ * wake-up, signal delivery and sigreturn, and the interrupted call's
+ * return and retry (time.sleep: EINTR, the GIL taken and dropped, the
+ * deadline recomputed, clock_nanosleep again). Measured on the development
+ * VM for a thread in time.sleep at 200 Hz: 10-99 us per period, median
+ * 22-49 us, more while other processes load the machine. Against the
+ * former 20 us threshold a sleeper parked only when one period happened to
+ * cost less, and in about half the runs it was sampled every period until
+ * it woke (test_sampling_wall.py, test_repeats_follow_the_stack). A tenth
+ * of the period (500 us at 200 Hz, 100 us at 1 kHz, 10 us at 10 kHz) is
+ * far above that cost at the usual rates; a thread that really used that
+ * much CPU is still counted right, since parking only changes how its
+ * periods are counted: it unparks at its next tick with idle_ns more CPU
+ * and that sample weighs the CPU it ran (at most a tick late). The wake
+ * timer stays at idle_ns: a parked thread gets no signals, so its CPU time
+ * is the program's own.
  *
  * Semantics as before: a sleeper is sampled every period (as repeats, with
  * the GIL flag of its last real sample); with --no-idle a repeat of a
@@ -82,6 +102,14 @@ int64_t cp_sample_wall_idle_ns(void)
     /* 20 us, or a tenth of the period at rates above 5 kHz */
     long p = cp_sample_period_ns;
     return p / 10 < 20000 ? p / 10 : 20000;
+}
+
+int64_t cp_sample_wall_park_ns(void)
+{
+    /* a tenth of the period: far above the cost of interrupting a sleeper
+     * (see the top), never below idle_ns */
+    int64_t p = cp_sample_period_ns / 10, idle = cp_sample_wall_idle_ns();
+    return p > idle ? p : idle;
 }
 
 static void add_repeats(cp_sample_slot *sl, uint32_t gen, uint64_t n)
@@ -129,8 +157,9 @@ bool cp_sample_wall_after(cp_sample_slot *sl, uint32_t gen, int64_t entry_cpu)
     atomic_fetch_add_explicit(&cp_sample_wall_signals, 1, memory_order_relaxed);
     int64_t idle_ns = cp_sample_wall_idle_ns();
     /* The thread's CPU time from the end of its previous handler to the
-     * start of this one: the handlers' own time is not the program's. */
-    if (entry_cpu < 0 || prev < 0 || entry_cpu - prev >= idle_ns ||
+     * start of this one: the handlers' own time is not the program's, but
+     * the cost of being interrupted is in it (see the top: park_ns). */
+    if (entry_cpu < 0 || prev < 0 || entry_cpu - prev >= cp_sample_wall_park_ns() ||
         (atomic_load(&sl->last) >> 2) != gen || !atomic_load(&sl->has_wake_timer))
         return false; /* ran (or unknown): the caller re-arms the period timer */
     /* Park: parked_ns first (a wake signal finds it), then the timers; the
