@@ -61,17 +61,32 @@ uint64_t cp_sample_take_repeats(cp_sample_slot *sl, uint32_t gen)
 static void release_slot(int i)
 {
     cp_sample_slot *sl = &cp_sample_slots[i];
-    /* Repeats not taken by the thread's handler yet (wall clock): kept for
-     * the dump. A repeat the sampler adds after this is lost (one period of
-     * a thread that is going away). */
     cp_thread *th = atomic_load(&sl->th);
     uint32_t gen = atomic_load(&sl->gen);
+    /* First no new handler of this slot (seq_cst: a handler announces
+     * itself in `active` before it reads th and gen), then none still
+     * running. cp_sample_stop runs this on another thread while the slot's
+     * thread may be in its handler, e.g. unparking: it adds the parked
+     * periods to the repeat word, then publishes them with a new sample.
+     * Taking the repeats before that handler is done let it publish the new
+     * sample after the take, and the dump added the periods parked on the
+     * old stack to the new one (the aggregator's last sample). On the
+     * thread itself (the key destructor) no handler of its own runs here:
+     * one that interrupts this returns before it goes on. Handlers never
+     * block, so the wait is a few instructions of another thread, as in
+     * cp_sample_stop's own wait. */
+    atomic_store(&sl->th, NULL);
+    atomic_fetch_add(&sl->gen, 1);
+    while (atomic_load(&sl->active))
+        sched_yield();
+    /* Repeats not taken by a handler (wall clock; the word still carries
+     * the old generation) and a parked thread's open interval: all of them
+     * repeat the last sample the thread published, which the dump adds
+     * them to after the last drain. */
     uint64_t n = cp_sample_take_repeats(sl, gen);
-    n += cp_sample_wall_release(sl); /* a parked thread: its open interval */
+    n += cp_sample_wall_release(sl);
     if (th && th->sample && n && atomic_load(&sl->last) == (gen << 2 | CP_SLOT_LAST_KEPT))
         atomic_fetch_add(&th->sample->leftover, n);
-    atomic_store(&sl->th, NULL); /* handlers from here on do nothing */
-    atomic_fetch_add(&sl->gen, 1);
     /* Read the id before releasing: once has_timer is 0 the slot may be
      * claimed again (GIL side) and sl->timer overwritten. */
     timer_t t = sl->timer, w = sl->wake_timer;

@@ -37,9 +37,11 @@
  * the thread's leftover, which the dump adds after the last drain. The
  * repeat word and parked_ns are taken by exchange/compare-and-swap, so the
  * handler and release_slot (another thread, at stop) never both count one
- * interval. A thread that existed at start and exits while parked without
- * passing through the key destructor is counted until its CPU clock can no
- * longer be read (then nothing more is counted).
+ * interval, and release_slot takes them only once no handler of the slot
+ * runs any more, so they repeat the thread's last published sample. A
+ * thread that existed at start and exits while parked without passing
+ * through the key destructor is counted until its CPU clock can no longer
+ * be read (then nothing more is counted).
  *
  * Why park_ns is a tenth of the period and not idle_ns: the CPU time from
  * the end of one handler to the start of the next excludes the handlers'
