@@ -133,14 +133,43 @@ int cli_load_many(char *const *paths, size_t n, cp_profile *p, bool warn)
         names_free(&l);
         return cli_load(paths[0], p, warn);
     }
+    /* A profile that holds nothing (0 bytes, or only the 16-byte header: a
+     * process killed as it started, common among a run's children) is left
+     * out with one warning: it must not cost the other processes' data. */
     cp_profile *parts = calloc(l.n, sizeof *parts);
     int rc = parts ? CLI_OK : CLI_FAIL;
     size_t loaded = 0;
-    for (; rc == CLI_OK && loaded < l.n; loaded++)
-        if (cli_load(l.v[loaded], &parts[loaded], warn) != CLI_OK)
-            rc = CLI_FAIL;
     char err[1024];
-    if (rc == CLI_OK && cp_profile_merge(parts, l.n, p, err, sizeof err) != 0) {
+    for (size_t i = 0; rc == CLI_OK && i < l.n; i++) {
+        struct stat st;
+        if (stat(l.v[i], &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
+            fprintf(stderr,
+                    "cpyprof: warning: %s: empty file (0 bytes), nothing was kept (the process "
+                    "ended before it wrote the profile's header); left out of the merge\n",
+                    l.v[i]);
+            continue;
+        }
+        if (cli_load(l.v[i], &parts[loaded], false) != CLI_OK) {
+            rc = CLI_FAIL;
+            break;
+        }
+        if (parts[loaded].chunks_kept == 0) {
+            fprintf(stderr,
+                    "cpyprof: warning: %s: no chunk after the header, nothing was kept (the "
+                    "process ended as it started); left out of the merge\n",
+                    l.v[i]);
+            cp_profile_free(&parts[loaded]);
+            continue;
+        }
+        if (warn && cp_profile_warning(&parts[loaded], err, sizeof err))
+            fprintf(stderr, "cpyprof: warning: %s: %s\n", l.v[i], err);
+        loaded++;
+    }
+    if (rc == CLI_OK && loaded == 0) {
+        cli_error("none of the %zu files holds profile data", l.n);
+        rc = CLI_FAIL;
+    }
+    if (rc == CLI_OK && cp_profile_merge(parts, loaded, p, err, sizeof err) != 0) {
         cli_error("%s", err);
         rc = CLI_FAIL;
     }
