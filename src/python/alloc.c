@@ -939,6 +939,27 @@ void cp_alloc_stop(void)
     }
 }
 
+bool cp_alloc_obj_unwrap(PyMemAllocatorEx *saved)
+{
+    PyMemAllocatorEx a;
+    PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &a);
+    if (!is_ours(&a))
+        return false; /* someone wrapped us (tracemalloc): as without us */
+    *saved = a;
+    /* Layers of earlier runs may lie under this one (a stop could not take
+     * them out): the allocator under the last of ours. */
+    while (is_ours(&a))
+        a = ((const layer *)a.ctx)->orig;
+    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &a);
+    return true;
+}
+
+void cp_alloc_obj_rewrap(const PyMemAllocatorEx *saved)
+{
+    PyMemAllocatorEx a = *saved;
+    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &a);
+}
+
 /* ---- dump --------------------------------------------------------------------- */
 
 static int put(cp_buf *b, char *err, size_t errlen)

@@ -7,6 +7,8 @@
 #ifndef CPYPROF_PYTHON_ALLOC_H
 #define CPYPROF_PYTHON_ALLOC_H
 
+#include "python/pyapi.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -64,6 +66,14 @@ void cp_alloc_start(void);
 /** Stops counting and restores the allocators that are still ours (GIL
  *  held). Safe when counting never started. */
 void cp_alloc_stop(void);
+
+/** sys._debugmallocstats (syswrap.c) prints pymalloc's statistics only
+ *  while the object allocator is pymalloc itself. If the OBJ domain's
+ *  allocator is one of our layers, sets the allocator under our layers
+ *  (kept in `saved` the one to put back) and returns true. GIL held; the
+ *  caller allocates nothing before cp_alloc_obj_rewrap. */
+bool cp_alloc_obj_unwrap(PyMemAllocatorEx *saved);
+void cp_alloc_obj_rewrap(const PyMemAllocatorEx *saved);
 
 /** Writes the ALLOC chunks (after cp_alloc_stop, before the dump that
  *  writes the trailer, GIL held). 0, or -1 with err. */

@@ -12,6 +12,7 @@
 #include "python/gil.h"
 #include "python/hwcount.h"
 #include "python/sample.h"
+#include "python/syswrap.h"
 
 #include "cpyprof/format.h"
 
@@ -398,6 +399,7 @@ static void wrap_os_exit(void)
 
 static void register_process_hooks(void)
 {
+    cp_syswrap_install(); /* sys functions that would see our hooks (syswrap.c) */
     if (cp_g.cfg.subprocesses)
         wrap_os_exit();
     if (!cp_g.atexit_registered) {

@@ -54,8 +54,14 @@ typedef struct cp_thread {
     uint64_t overflow;      /* untracked frames currently above max_depth */
     uint64_t untracked;     /* calls not recorded (depth limit, full tree) */
     uint64_t tl_tail_cache; /* timeline streaming hook: the last ring tail it read */
-    cp_tree tree;           /* written by the hook (inline) or the writer (ring) */
-    cp_ring ring;           /* hook -> writer thread */
+    /* sys.setprofile called from Python code while our hook is this
+     * thread's (syswrap.c): CP_SYS_ARMED from its C_CALL to its C_RETURN,
+     * CP_SYS_DEFERRED once the wrapper left the swap to that C_RETURN, with
+     * the program's function in sys_profile_pending (a reference). */
+    uint32_t sys_setprofile;
+    PyObject *sys_profile_pending;
+    cp_tree tree; /* written by the hook (inline) or the writer (ring) */
+    cp_ring ring; /* hook -> writer thread */
     /* The hook reads ring.slots and ring.mask at every event, the writer
      * writes the fields below at every event: a line apart, or each event
      * would move that line between their cores. */
@@ -81,6 +87,7 @@ typedef struct cp_thread {
     struct cp_sitestats *alloc;
 } cp_thread;
 
+enum cp_sys_setprofile_state { CP_SYS_NONE = 0, CP_SYS_ARMED = 1, CP_SYS_DEFERRED = 2 };
 enum cp_run_state { CP_OFF = 0, CP_RUNNING = 1, CP_STOPPING = 2 };
 enum cp_activation { CP_ACT_NONE = 0, CP_ACT_PRELOAD = 1, CP_ACT_IMPORT = 2 };
 

@@ -27,6 +27,7 @@
  * that mode (threads.c).
  */
 #include "python/profiler.h"
+#include "python/syswrap.h"
 #include "python/trace_stack.h"
 
 #include "cpyprof/format.h"
@@ -132,11 +133,15 @@ static ALWAYS_INLINE int tl_hook(PyObject *obj, PyFrameObject *frame, int what, 
         break;
     }
     case PyTrace_C_CALL:
+        cp_sys_c_call(th, arg);
         if (cp_g.cfg.builtins && PyCFunction_Check(arg))
             tl_enter(th, cp_names_cfunc(arg), true, ((PyCFunctionObject *)arg)->m_ml, now, 0, last);
         break;
     case PyTrace_C_RETURN:
     case PyTrace_C_EXCEPTION:
+        if (UNLIKELY(th->sys_setprofile)) /* the return of sys.setprofile: syswrap.c */
+            return cp_sys_setprofile_returned(th, last ? cp_tl_hook_last : cp_tl_hook_stream, frame,
+                                              what, arg);
         if (!cp_g.cfg.builtins || !PyCFunction_Check(arg))
             break;
         if (UNLIKELY(th->overflow)) {

@@ -20,6 +20,7 @@
  *  - past max_depth, calls are counted as untracked and not recorded.
  */
 #include "python/profiler.h"
+#include "python/syswrap.h"
 #include "python/trace_stack.h"
 
 #include "cpyprof/format.h"
@@ -99,6 +100,7 @@ int cp_trace_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
         break;
     }
     case PyTrace_C_CALL: {
+        cp_sys_c_call(th, arg);
         if (!cp_g.cfg.builtins || !PyCFunction_Check(arg) || !push_slot(th))
             break;
         PyMethodDef *ml = ((PyCFunctionObject *)arg)->m_ml;
@@ -116,6 +118,8 @@ int cp_trace_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
     }
     case PyTrace_C_RETURN:
     case PyTrace_C_EXCEPTION:
+        if (UNLIKELY(th->sys_setprofile)) /* the return of sys.setprofile: syswrap.c */
+            return cp_sys_setprofile_returned(th, cp_trace_hook, frame, what, arg);
         if (!cp_g.cfg.builtins || !PyCFunction_Check(arg))
             break;
         if (UNLIKELY(th->overflow)) {
@@ -192,11 +196,14 @@ int cp_trace_hook_ring(PyObject *obj, PyFrameObject *frame, int what, PyObject *
         break;
     }
     case PyTrace_C_CALL:
+        cp_sys_c_call(th, arg);
         if (cp_g.cfg.builtins && PyCFunction_Check(arg))
             ring_enter(th, cp_names_cfunc(arg), true, ((PyCFunctionObject *)arg)->m_ml, now);
         break;
     case PyTrace_C_RETURN:
     case PyTrace_C_EXCEPTION:
+        if (UNLIKELY(th->sys_setprofile)) /* the return of sys.setprofile: syswrap.c */
+            return cp_sys_setprofile_returned(th, cp_trace_hook_ring, frame, what, arg);
         if (!cp_g.cfg.builtins || !PyCFunction_Check(arg))
             break;
         if (UNLIKELY(th->overflow)) {
