@@ -92,10 +92,20 @@ typedef struct cp_sample_slot {
     pid_t tid;
     clockid_t cpu_clock;
     bool has_cpu_clock;
-    /* CLOCK_MONOTONIC ns when the thread parked, 0 when not parked; taken
-     * by exchange (the handler at unpark, or release_slot) */
+    /* CLOCK_MONOTONIC ns when the thread parked, 0 when not parked,
+     * CP_PARK_UNPARKING while the writer unparks it; taken by
+     * compare-and-swap (the handler at unpark, the writer, release_slot) */
     _Atomic int64_t parked_ns;
-    int64_t park_cpu;    /* its CPU clock then (handler only) */
+    /* its CPU clock then (written by the handler, read by the writer's
+     * cp_sample_wall_observe), and the parked_ns it belongs to, stored
+     * after it (the writer reads park_cpu only when the tag is parked_ns) */
+    _Atomic int64_t park_cpu, park_tag;
+    /* Set by the writer when it unparked the thread (cp_sample_wall_observe):
+     * periods the thread ran meanwhile, added to the weight of its next
+     * sample, and "re-arm the period timer from now" (both taken by
+     * exchange in the handler) */
+    _Atomic uint64_t carry;
+    _Atomic int resync;
     int64_t last_cpu;    /* its CPU clock at the end of its previous handler, -1: none */
     uint64_t last_pos;   /* its Python position at its previous sample, 0: unknown
                           * (sample_signal.c, position_of; handler only) */
@@ -114,6 +124,7 @@ typedef struct cp_sample_slot {
     uint32_t rng;
     int64_t deadline;
 } cp_sample_slot;
+#define CP_PARK_UNPARKING (-1)
 #define CP_SLOT_LAST_KEPT 1u    /* published: repeats add to it */
 #define CP_SLOT_LAST_DROPPED 2u /* dropped by --no-idle: repeats are too */
 extern cp_sample_slot cp_sample_slots[CP_SAMPLE_SLOTS];
@@ -147,8 +158,19 @@ int64_t cp_sample_wall_cpu_ns(void);
 /** release_slot (any thread): the periods of a parked interval still open,
  *  for the thread's leftover. */
 uint64_t cp_sample_wall_release(cp_sample_slot *sl);
+/** Writer thread, every loop: unparks the parked threads whose CPU clock
+ *  shows that they ran (their wake timer may fire much later). */
+void cp_sample_wall_observe(void);
+/** The handler, before a period sample: the weight the writer's unpark
+ *  left for it (periods the thread ran while still parked), and whether
+ *  the period timer must be re-armed from now (*resync). */
+uint64_t cp_sample_wall_carry(cp_sample_slot *sl, bool *resync);
+/** Slots ever claimed: indexes below this (sample_timer.c). */
+extern _Atomic int cp_sample_slots_hwm;
 /** Real samples taken / periods counted as repeats, wall clock (this run). */
 extern _Atomic uint64_t cp_sample_wall_signals, cp_sample_wall_repeats;
+/** Parked threads the writer found running and unparked (this run). */
+extern _Atomic uint64_t cp_sample_wall_writer_unparks;
 
 /* sample_agg glue (sample_timer.c): writer side */
 void cp_sample_feed(cp_thread *th, const cp_record *r);

@@ -200,6 +200,8 @@ static int write_end_meta(char *err, size_t errlen)
     cp_buf_meta(&b, "sample_wall_repeats", v);
     snprintf(v, sizeof v, "%llu", (unsigned long long)atomic_load(&cp_sample_wall_cpu_reads));
     cp_buf_meta(&b, "sample_wall_cpu_reads", v);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)atomic_load(&cp_sample_wall_writer_unparks));
+    cp_buf_meta(&b, "sample_wall_writer_unparks", v);
 out:;
     int rc = put(CPYPROF_CHUNK_META, &b, err, errlen);
     cp_buf_free(&b);

@@ -396,8 +396,10 @@ static bool from_sampler(const siginfo_t *si)
 /* Wall clock (sample_wall.c). The period timer: sample, then park the
  * thread if it did not run since its previous sample, else re-arm. The wake
  * timer (a parked thread ran): count the parked periods, sample with the
- * weight of the CPU time run, re-arm the period timer. Expiries queued
- * before a park or an unpark are stale and ignored. */
+ * weight of the CPU time run, re-arm the period timer. The writer thread
+ * may unpark a thread that ran first (its wake timer can fire late), then
+ * the next period sample carries the weight. Expiries queued before a park
+ * or an unpark are stale and ignored. */
 static int64_t end_cpu(int64_t entry_cpu, uint64_t tick0)
 {
     if (entry_cpu < 0)
@@ -427,9 +429,14 @@ static void on_wall(cp_sample_slot *sl, uint32_t gen, cp_thread *th, bool wake, 
         return;
     }
     if (atomic_load(&sl->parked_ns) != 0)
-        return; /* queued before the park */
+        return; /* queued before the park, or the writer is unparking it */
+    /* After the writer unparked the thread (sample_wall.c,
+     * cp_sample_wall_observe): the periods it ran while still parked, and
+     * a new phase for the timer the writer armed. */
+    bool resync = false;
+    uint64_t carried = cp_sample_wall_carry(sl, &resync);
     uint64_t pos = 0;
-    take_sample(sl, gen, th, 1 + overrun, uc, &pos);
+    take_sample(sl, gen, th, 1 + overrun + carried, uc, &pos);
     /* Did the thread run since its previous sample? If its Python position
      * moved, it did (only the thread moves its own frames): no CPU-clock
      * read, and no park. Otherwise (same position, or unknown) the CPU
@@ -438,7 +445,7 @@ static void on_wall(cp_sample_slot *sl, uint32_t gen, cp_thread *th, bool wake, 
      * previous handler to the start of this one (the handlers' own time is
      * not the program's). If the thread was preempted in the handler, the
      * TSC overestimates both corrections, so the comparison errs towards
-     * parking, which the wake timer corrects within a tick. A thread whose
+     * parking, which the wake timer (or the writer) corrects. A thread whose
      * position moved but that ran under park_ns is not parked: it is
      * sampled again next period (a real sample, the right weight). After a
      * moved sample its CPU time is unknown, so a thread that then stops
@@ -459,7 +466,11 @@ static void on_wall(cp_sample_slot *sl, uint32_t gen, cp_thread *th, bool wake, 
          * re-arms the timer, and a new jittered phase is drawn every 8th
          * sample only (the deadline is followed meanwhile). It cost ~10 us
          * in the handler under load on the development VM, 0.5 us quiet. */
-        if ((++sl->wall_count & 7) == 0) {
+        if (resync) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            cp_sample_wall_rearm(sl, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec);
+        } else if ((++sl->wall_count & 7) == 0) {
             rearm_jittered(sl, overrun);
         } else {
             sl->deadline += (int64_t)cp_sample_period_ns * (int64_t)(1 + overrun);

@@ -38,6 +38,7 @@
 #include <time.h>
 
 cp_sample_slot cp_sample_slots[CP_SAMPLE_SLOTS];
+_Atomic int cp_sample_slots_hwm;
 static cp_sfuncs sfuncs; /* writer-only */
 static uint32_t truncated_fid = CPYPROF_NONE;
 static pthread_key_t exit_key;
@@ -159,6 +160,8 @@ int cp_sample_thread_attach(cp_thread *th, PyThreadState *ts, bool on_self, char
         return 0;
     }
     cp_sample_slot *sl = &cp_sample_slots[i];
+    if (atomic_load(&cp_sample_slots_hwm) <= i)
+        atomic_store(&cp_sample_slots_hwm, i + 1); /* claims hold the GIL: one at a time */
     clockid_t clk = CLOCK_MONOTONIC;
     int crc = pthread_getcpuclockid((pthread_t)cp311_tstate_ident(ts), &clk);
     if (crc != 0 && cp_g.cfg.clock == CP_CLOCK_CPU) {
@@ -197,6 +200,9 @@ int cp_sample_thread_attach(cp_thread *th, PyThreadState *ts, bool on_self, char
     sl->last_cpu = -1;
     sl->last_pos = 0;
     atomic_store(&sl->parked_ns, 0);
+    atomic_store(&sl->park_tag, 0);
+    atomic_store(&sl->carry, 0);
+    atomic_store(&sl->resync, 0);
     atomic_store(&sl->repeats, (uint64_t)gen << 32);
     atomic_store(&sl->last, 0);
     if (wall && crc == 0) {
@@ -308,7 +314,10 @@ static void poke_main(void)
 
 void cp_sample_tick(void)
 {
-    if (cp_g.cfg.mode != CP_MODE_SAMPLE || !atomic_load(&cp_sample_want_register))
+    if (cp_g.cfg.mode != CP_MODE_SAMPLE)
+        return;
+    cp_sample_wall_observe();
+    if (!atomic_load(&cp_sample_want_register))
         return;
     int64_t now = cp_monotonic_ns();
     if (now - last_register_ns < 50000000) /* at most 20 per second */
@@ -363,6 +372,7 @@ int cp_sample_start(char *err, size_t errlen)
         return -1;
     atomic_store(&cp_sample_wall_signals, 0);
     atomic_store(&cp_sample_wall_repeats, 0);
+    atomic_store(&cp_sample_wall_writer_unparks, 0);
     return 0;
 }
 

@@ -30,7 +30,9 @@
  * as repeats of the sample taken just before parking (its stack cannot
  * have changed without CPU time: running Python code, even returning from
  * a frame, takes CPU), takes a new sample weighted by the CPU time run
- * since (at most a tick late), and re-arms the period timer.
+ * since (a tick late on an idle machine; much later on a loaded one, so
+ * the writer unparks too: cp_sample_wall_observe), and re-arms the period
+ * timer.
  *   parked periods = round((wall time parked - CPU time run) / period)
  *   new sample weight = max(1, round(CPU time run / period))
  * Periods still parked when the slot is released (thread exit, stop) go to
@@ -58,10 +60,10 @@
  * of the period (500 us at 200 Hz, 100 us at 1 kHz, 10 us at 10 kHz) is
  * far above that cost at the usual rates; a thread that really used that
  * much CPU is still counted right, since parking only changes how its
- * periods are counted: it unparks at its next tick with idle_ns more CPU
- * and that sample weighs the CPU it ran (at most a tick late). The wake
- * timer stays at idle_ns: a parked thread gets no signals, so its CPU time
- * is the program's own.
+ * periods are counted: it unparks once it has run idle_ns more CPU (wake
+ * timer or writer) and that sample weighs the CPU it ran. The wake timer
+ * stays at idle_ns: a parked thread gets no signals, so its CPU time is the
+ * program's own.
  *
  * Semantics as before: a sleeper is sampled every period (as repeats, with
  * the GIL flag of its last real sample); with --no-idle a repeat of a
@@ -72,7 +74,7 @@
 #include <time.h>
 
 /* Counters for the tests and the bench (relaxed, read at the end). */
-_Atomic uint64_t cp_sample_wall_signals, cp_sample_wall_repeats;
+_Atomic uint64_t cp_sample_wall_signals, cp_sample_wall_repeats, cp_sample_wall_writer_unparks;
 
 static int64_t ts_ns(const struct timespec *t)
 {
@@ -165,24 +167,128 @@ bool cp_sample_wall_after(cp_sample_slot *sl, uint32_t gen, int64_t entry_cpu)
         (atomic_load(&sl->last) >> 2) != gen || !atomic_load(&sl->has_wake_timer))
         return false; /* ran (or unknown): the caller re-arms the period timer */
     /* Park: parked_ns first (a wake signal finds it), then the timers; the
-     * wake timer counts from the CPU time after them. */
-    atomic_store(&sl->parked_ns, mono_ns());
+     * wake timer counts from the CPU time after them. The tag last: the
+     * writer reads park_cpu only once it names this park. */
+    int64_t t = mono_ns();
+    atomic_store(&sl->parked_ns, t);
     struct itimerspec off = {{0, 0}, {0, 0}};
     (void)timer_settime(sl->timer, 0, &off, NULL);
     int64_t cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-    sl->park_cpu = cpu >= 0 ? cpu : entry_cpu;
-    struct itimerspec w = {{0, 0}, ns_ts(sl->park_cpu + idle_ns)};
+    if (cpu < 0)
+        cpu = entry_cpu;
+    atomic_store(&sl->park_cpu, cpu);
+    atomic_store(&sl->park_tag, t);
+    struct itimerspec w = {{0, 0}, ns_ts(cpu + idle_ns)};
     (void)timer_settime(sl->wake_timer, TIMER_ABSTIME, &w, NULL);
     return true;
 }
 
+/* Takes the park of a thread: the parked_ns it began at, 0 when it was not
+ * parked (or the writer or release_slot is taking it). */
+static int64_t take_park(cp_sample_slot *sl)
+{
+    int64_t p = atomic_load(&sl->parked_ns);
+    do {
+        if (p <= 0)
+            return 0;
+    } while (!atomic_compare_exchange_weak(&sl->parked_ns, &p, 0));
+    return p;
+}
+
+/* Writer thread (cp_sample_tick, every loop: at most 50 ms apart, drain.c).
+ *
+ * Why: the wake timer of a parked thread fires only when the kernel checks
+ * the thread's CPU timers, at a scheduler tick that finds it running. On
+ * the development VM (kernel 6.18) a thread sharing its CPU with busy
+ * processes is rarely running at a tick: a CPU-time timer armed 20 us
+ * ahead fired after 2-50 ms of CPU and 12-360 ms of wall time with two to
+ * eight busy processes on its CPU, and often not within 150 ms of CPU when
+ * the thread made system calls often (measured with a small C program:
+ * timer_create on the thread's CPU clock, then a sleep, then a loop). All
+ * that time, spent running or waiting for the CPU at new stacks, was
+ * counted as repeats of the stack the thread parked on: a 0.5 s nap at
+ * 200 Hz counted 126-254 periods instead of ~100 with 8 busy processes on
+ * the CPU (7 of 8 runs), and the stacks after it went unsampled.
+ *
+ * So the writer reads the CPU clock of every parked thread (clock_gettime
+ * on the thread's CPU clock: a system call of the writer, no descriptor,
+ * nothing done in the program's threads) and unparks those that ran
+ * idle_ns since they parked, as their wake handler would: the parked
+ * periods minus the CPU time run are repeats of the sample before the park,
+ * the periods run are carried to the thread's next sample, the wake timer
+ * is disarmed and the period timer armed one period from now; the handler
+ * re-arms it with a jittered phase at that sample (resync). A thread is
+ * thus sampled again at most a writer loop after it runs (plus the
+ * writer's own wait for a CPU), and at most that much of its time is
+ * counted on the old stack.
+ *
+ * Hazards: the slot's timers must be alive while the writer uses them. The
+ * writer announces itself in the slot's `active` count, as a handler does,
+ * and then checks th and the generation (all seq_cst); release_slot clears
+ * th and bumps the generation, waits for `active` to reach 0, and only then
+ * deletes the timers. While the writer works, parked_ns is
+ * CP_PARK_UNPARKING: a period expiry is ignored (as if still parked), a
+ * wake expiry takes nothing (take_park), so the thread cannot park again
+ * and have its new wake timer disarmed by the writer. park_cpu is written
+ * by the handler after parked_ns, so it is read only once park_tag (stored
+ * after it) names this park. */
+void cp_sample_wall_observe(void)
+{
+    if (cp_g.cfg.clock != CP_CLOCK_WALL || !atomic_load(&cp_sample_live))
+        return;
+    int64_t idle_ns = cp_sample_wall_idle_ns();
+    long period = cp_sample_period_ns;
+    int n = atomic_load(&cp_sample_slots_hwm);
+    for (int i = 0; i < n && i < CP_SAMPLE_SLOTS; i++) {
+        cp_sample_slot *sl = &cp_sample_slots[i];
+        int64_t p = atomic_load(&sl->parked_ns);
+        /* not parked, or its park_cpu not written yet */
+        if (p <= 0 || atomic_load(&sl->park_tag) != p)
+            continue;
+        atomic_fetch_add(&sl->active, 1); /* seq_cst: pairs with release_slot */
+        uint32_t gen = atomic_load(&sl->gen);
+        if (atomic_load(&cp_sample_live) && atomic_load(&sl->th) && atomic_load(&sl->has_timer) &&
+            atomic_load(&sl->has_wake_timer) && atomic_load(&sl->park_tag) == p) {
+            int64_t pc = atomic_load(&sl->park_cpu);
+            int64_t cpu = clock_ns(sl->cpu_clock);
+            int64_t expect = p;
+            if (cpu >= 0 && cpu - pc >= idle_ns &&
+                atomic_compare_exchange_strong(&sl->parked_ns, &expect, CP_PARK_UNPARKING)) {
+                int64_t ran = cpu - pc;
+                uint64_t reps = parked_periods(p, mono_ns(), ran);
+                if (reps)
+                    add_repeats(sl, gen, reps);
+                uint64_t w = period > 0 ? (uint64_t)((ran + period / 2) / period) : 0;
+                if (w)
+                    atomic_fetch_add(&sl->carry, w);
+                struct itimerspec off = {{0, 0}, {0, 0}};
+                (void)timer_settime(sl->wake_timer, 0, &off, NULL);
+                atomic_store(&sl->resync, 1);
+                struct itimerspec its = {{period / 1000000000L, period % 1000000000L},
+                                         {period / 1000000000L, period % 1000000000L}};
+                (void)timer_settime(sl->timer, 0, &its, NULL);
+                atomic_store(&sl->parked_ns, 0);
+                atomic_fetch_add_explicit(&cp_sample_wall_writer_unparks, 1, memory_order_relaxed);
+            }
+        }
+        atomic_fetch_sub(&sl->active, 1);
+    }
+}
+
+uint64_t cp_sample_wall_carry(cp_sample_slot *sl, bool *resync)
+{
+    /* loads first: the exchanges (locked instructions) only after an unpark */
+    *resync = atomic_load(&sl->resync) && atomic_exchange(&sl->resync, 0);
+    return atomic_load(&sl->carry) ? atomic_exchange(&sl->carry, 0) : 0;
+}
+
 uint64_t cp_sample_wall_unpark(cp_sample_slot *sl, uint32_t gen, int64_t entry_cpu)
 {
-    int64_t p = atomic_exchange(&sl->parked_ns, 0);
+    int64_t p = take_park(sl);
     if (p == 0)
-        return 0; /* not parked (a stale wake), or release_slot took it */
+        return 0; /* not parked (a stale wake), or the writer or release_slot took it */
     int64_t now = mono_ns();
-    int64_t ran = entry_cpu >= 0 ? entry_cpu - sl->park_cpu : 0;
+    int64_t ran = entry_cpu >= 0 ? entry_cpu - atomic_load(&sl->park_cpu) : 0;
     uint64_t reps = parked_periods(p, now, ran);
     if (reps)
         add_repeats(sl, gen, reps);
@@ -193,13 +299,13 @@ uint64_t cp_sample_wall_unpark(cp_sample_slot *sl, uint32_t gen, int64_t entry_c
 
 uint64_t cp_sample_wall_release(cp_sample_slot *sl)
 {
-    int64_t p = atomic_exchange(&sl->parked_ns, 0);
+    int64_t p = take_park(sl);
     if (p == 0)
         return 0;
     int64_t cpu = clock_ns(sl->cpu_clock);
     if (cpu < 0)
         return 0; /* the thread is gone: when is unknown, count nothing */
-    uint64_t n = parked_periods(p, mono_ns(), cpu - sl->park_cpu);
+    uint64_t n = parked_periods(p, mono_ns(), cpu - atomic_load(&sl->park_cpu));
     atomic_fetch_add_explicit(&cp_sample_wall_repeats, n, memory_order_relaxed);
     return n;
 }
