@@ -64,6 +64,7 @@
 #include "python/alloc.h"
 #include "python/profiler.h"
 
+#include "core/flatshadow.h"
 #include "core/ptrmap.h"
 #include "core/sizeshadow.h"
 #include <internal/pycore_pystate.h> /* _PyThreadState_GET: one load of _PyRuntime */
@@ -94,38 +95,50 @@
 __thread cp_alloc_tls_t cp_alloc_tls CP_TLS_IE;
 #define T cp_alloc_tls
 
+/* An epoch and a code stamp, laid out as T's (cp_alloc_tls_t), whose busy
+ * bit is 0 here: one 64-bit compare with T.gen_stamp. */
+typedef union cp_alloc_key {
+    struct {
+        uint32_t gen;
+        uint32_t stamp : 31; /* wraps as T's */
+        uint32_t zero : 1;   /* T.busy's place */
+    };
+    uint64_t both;
+} cp_alloc_key;
+
 typedef struct layer {
     PyMemAllocatorEx orig; /* what we found and forward to */
     PyMemAllocatorDomain domain;
-    /* 1 while this layer is the run's current one and counting is live:
-     * the wrappers' one test (a load through ctx, which the call brought
-     * into a register already). Set last at start, cleared first at stop
-     * and in a fork child. */
+    /* 1 while this layer is the run's current one and counting is live.
+     * Set last at start, cleared first at stop and in a fork child. */
     volatile int on;
+    /* While `on`: E's value (epoch and code stamp, kept equal to it by
+     * cp_alloc_code_extra_freed); else 0, which no thread's T.gen_stamp
+     * is while it counts (an epoch is never 0). The MEM/OBJ wrappers'
+     * first test compares the thread's cache key with it (a load through
+     * ctx, which the call brought into a register): one compare says
+     * "this layer counts, and this thread's caches are current". */
+    cp_alloc_key volatile key;
 } layer;
 
 static layer layers[3][MAX_LAYERS];
 static int nlayers[3];
 
 /* The fields every wrapper call reads or writes (flags, the GIL side's
- * live total, the peak) come first, in one 64-byte line; the shadows'
+ * live total, the peak, the flat shadow's directory) come first, in one
+ * 64-byte line; the shadows'
  * region caches (4 KiB each) and the maps follow. */
 static struct {
     /* MEM/OBJ: under the GIL */
     uint64_t gil_live;
     /* peak: written from both sides, a race only blurs which site wins */
     _Atomic uint64_t peak;
-    _Atomic(cp_thread *) peak_th;
-    _Atomic(cp_site_counts *) peak_counts; /* the site's counters (dump: its number) */
-    _Atomic uint64_t raw_live;             /* RAW: under raw_lock */
+    /* peak - raw_live, as of the last change of either: the GIL side's
+     * live total may reach a new peak only above it, so its fast paths
+     * compare gil_live with this one word (note_peak_gil) */
+    _Atomic uint64_t gil_bar;
     /* E (below): the per-thread caches' epoch and code stamp */
-    union {
-        struct {
-            uint32_t gen;
-            uint32_t stamp;
-        };
-        uint64_t both;
-    } epoch;
+    cp_alloc_key epoch;
     _Atomic int live;
     bool per_function;
     bool trace;
@@ -134,8 +147,16 @@ static struct {
     /* w_free's fast path takes a block whose shadow slot (size + 1) minus
      * one is below this: PYMALLOC_MAX_SIZE + 1, or 0 (never) with native */
     uint16_t free_fast_below;
-    /* end of the hot line (56 bytes) */
-    layer *cur[3]; /* the run's counting layer per domain, NULL when off */
+    /* MEM/OBJ: the sizes of blocks below 64 KiB at 16-byte aligned
+     * addresses (flatshadow.h: its dir and mask, which the fast paths
+     * read, end the hot line); the others go to gil_map, or without the
+     * flat shadow's directory, to gil_shadow and gil_map */
+    cp_flat flat;
+    layer *cur[3];             /* the run's counting layer per domain, NULL when off */
+    _Atomic uint64_t raw_live; /* RAW: under raw_lock */
+    /* the site that reached the peak (written at a new peak only) */
+    _Atomic(cp_thread *) peak_th;
+    _Atomic(cp_site_counts *) peak_counts; /* the site's counters (dump: its number) */
     uint32_t nopy_fid, unreg_fid;
     /* MEM/OBJ: under the GIL */
     cp_shadow gil_shadow;
@@ -148,7 +169,7 @@ static struct {
     _Atomic uint64_t other_allocs, other_alloc_bytes, other_frees, other_free_bytes;
     _Atomic uint64_t frees_untracked;
     bool atfork_registered;
-} A __attribute__((aligned(64))) = {.raw_lock = ATOMIC_FLAG_INIT};
+} A __attribute__((aligned(64))) = {.raw_lock = ATOMIC_FLAG_INIT, .flat = CP_FLAT_NONE};
 
 /* T (cp_alloc_tls, alloc.h): the calling thread's profiler state, found
  * once per run. In the sampling mode, GIL side, also the counters of the
@@ -162,12 +183,16 @@ static struct {
  * the co_extra free function (GIL held) and at every start. Side by side
  * as in T, for one 64-bit compare; in A's first cache line. */
 #define E (A.epoch)
-_Static_assert(offsetof(__typeof__(A), cur) <= 64, "the wrappers' fields fit one cache line");
+_Static_assert(offsetof(__typeof__(A), flat.mask) + sizeof A.flat.mask <= 64,
+               "the wrappers' fields fit one cache line");
 
 void cp_alloc_code_extra_freed(void *extra)
 {
     (void)extra;
     E.stamp++;
+    for (int d = 1; d < 3; d++) /* MEM, OBJ: GIL held, as here */
+        if (A.cur[d] && A.cur[d]->on)
+            A.cur[d]->key.stamp = E.stamp;
 }
 
 /* ---- per-thread state ------------------------------------------------------ */
@@ -330,7 +355,7 @@ static __attribute__((noinline, cold)) where gil_where_slow(void)
 /* The fast path: the thread known and counting, and (sampling) the
  * innermost function the one seen last, or (deterministic) the node's
  * counters mapped. c NULL: take gil_where_slow. */
-static inline __attribute__((always_inline)) where gil_where_fast(bool by_frame)
+static inline __attribute__((always_inline)) where gil_where_fast(bool by_frame, bool keyed)
 {
     if (by_frame) {
         /* Only the innermost frame is looked at: a hit needs it to run the
@@ -342,7 +367,9 @@ static inline __attribute__((always_inline)) where gil_where_fast(bool by_frame)
          * with the GIL held the runtime's current thread state is set. */
         PyThreadState *ts = _PyThreadState_GET();
         cp_iframe *f = LIKELY(ts != NULL) ? ts->cframe->current_frame : NULL;
-        if (UNLIKELY(!f || cp311_iframe_code(f) != T.code || T.gen_stamp != E.both ||
+        if (UNLIKELY(!f || (!keyed && T.gen_stamp != E.both)))
+            return (where){NULL, NULL};
+        if (UNLIKELY(cp311_iframe_code(f) != T.code ||
                      ((const void *)f->prev_instr < T.code_first &&
                       f->owner != FRAME_OWNED_BY_GENERATOR)))
             return (where){NULL, NULL};
@@ -351,7 +378,7 @@ static inline __attribute__((always_inline)) where gil_where_fast(bool by_frame)
             __builtin_unreachable();
         return (where){T.th, c};
     }
-    if (UNLIKELY(T.gen != E.gen))
+    if (UNLIKELY(!keyed && T.gen != E.gen))
         return (where){NULL, NULL};
     /* site_of's first two cases (not by_frame: the stack gives the site),
      * written out so that its frame case, which may call into the
@@ -375,7 +402,7 @@ static inline __attribute__((always_inline)) where gil_where_fast(bool by_frame)
 
 static inline __attribute__((always_inline)) where gil_where(void)
 {
-    where w = gil_where_fast(A.by_frame);
+    where w = gil_where_fast(A.by_frame, false);
     if (LIKELY(w.c != NULL))
         return w;
     return gil_where_slow();
@@ -388,6 +415,36 @@ static inline void note_peak(uint64_t total, cp_thread *th, cp_site_counts *c)
         atomic_store_explicit(&A.peak_th, th, memory_order_relaxed);
         atomic_store_explicit(&A.peak_counts, c, memory_order_relaxed);
     }
+}
+
+/* A.gil_bar again, after the peak or raw_live changed. Both sides write
+ * it (the RAW side under raw_lock, the GIL side at its new peaks): a race
+ * leaves the bar of one or the other, which the next change of either
+ * puts right; a bar too high misses at most the RAW bytes of the
+ * allocation in flight, as note_peak's own race does. */
+static inline void set_gil_bar(void)
+{
+    uint64_t peak = atomic_load_explicit(&A.peak, memory_order_relaxed);
+    uint64_t raw = atomic_load_explicit(&A.raw_live, memory_order_relaxed);
+    atomic_store_explicit(&A.gil_bar, peak > raw ? peak - raw : 0, memory_order_relaxed);
+}
+
+/* The GIL side's live total `live` went above A.gil_bar: a new peak
+ * unless raw_live went down since the bar was set, reached on the calling
+ * thread (T.th: the where's thread, which gil_where and gil_where_fast
+ * take from T) at its counters c. Out of line: the fast paths only
+ * compare. */
+static __attribute__((noinline)) void note_peak_gil(uint64_t live, cp_site_counts *c)
+{
+    note_peak(live + atomic_load_explicit(&A.raw_live, memory_order_relaxed), T.th, c);
+    set_gil_bar();
+}
+
+/* The fast paths' peak test: the GIL side's live total is now `live`. */
+static inline __attribute__((always_inline)) void gil_peak_test(uint64_t live, cp_site_counts *c)
+{
+    if (UNLIKELY(live > atomic_load_explicit(&A.gil_bar, memory_order_relaxed)))
+        note_peak_gil(live, c);
 }
 
 /* Returns the site's counters (NULL: other thread, or refused). */
@@ -450,21 +507,78 @@ static inline __attribute__((always_inline)) void gil_count_free(where w, uint64
     }
 }
 
+/* The GIL side's block sizes, the general way (the fast paths read and
+ * write the flat shadow's slots themselves). A block below 64 KiB at a
+ * 16-byte aligned address goes to the flat shadow, any other to the map;
+ * without the flat shadow (its reservation refused) sizeshadow.h's
+ * regions and the map take them all. Returns as cp_sizes_put: 1 added, 2
+ * a block was recorded at p already (its size in *old), 0 not kept. */
+static int gil_sizes_put(uintptr_t p, uint64_t n, uint64_t *old)
+{
+    uint16_t *e = n <= CP_FLAT_MAX_SIZE ? cp_flat_slot_make(&A.flat, p) : cp_flat_slot(&A.flat, p);
+    if (e && n <= CP_FLAT_MAX_SIZE) {
+        uint16_t was = *e;
+        *e = (uint16_t)(n + 1);
+        if (!was)
+            return 1;
+        *old = (uint64_t)was - 1;
+        return 2;
+    }
+    if (!A.flat.dir_map)
+        return cp_sizes_put(&A.gil_shadow, &A.gil_map, p, n, old);
+    if (e && *e) {
+        /* a small block recorded at p whose free we missed: a free of p
+         * must not find it (the flat shadow is looked at first) */
+        *old = (uint64_t)*e - 1;
+        *e = 0;
+        uint64_t ignored;
+        return cp_ptrmap_put(&A.gil_map, p, n, &ignored) ? 2 : 0;
+    }
+    return cp_ptrmap_put(&A.gil_map, p, n, old);
+}
+
+/* Forgets p; true (and its size) if it was recorded. */
+static bool gil_sizes_take(uintptr_t p, uint64_t *n)
+{
+    uint16_t *e = cp_flat_slot(&A.flat, p);
+    if (e && *e) {
+        *n = (uint64_t)*e - 1;
+        *e = 0;
+        return true;
+    }
+    if (!A.flat.dir_map)
+        return cp_sizes_take(&A.gil_shadow, &A.gil_map, p, n);
+    return A.gil_map.count && cp_ptrmap_take(&A.gil_map, p, n);
+}
+
 /* A counted block p of n bytes (the full path). */
 static inline __attribute__((always_inline)) void gil_new(where w, void *p, size_t n)
 {
     uint64_t sz;
     gil_count_alloc(w, n);
-    if (UNLIKELY(cp_sizes_put(&A.gil_shadow, &A.gil_map, (uintptr_t)p, n, &sz) == 2))
+    if (UNLIKELY(gil_sizes_put((uintptr_t)p, n, &sz) == 2))
         A.gil_live -= sz; /* a block freed behind our back */
     A.gil_live += n;
-    note_peak(A.gil_live + atomic_load_explicit(&A.raw_live, memory_order_relaxed), w.th, w.c);
+    gil_peak_test(A.gil_live, w.c);
 }
 
 /* The layer's `on` (see struct layer) and not inside our own work. */
 static inline bool gil_counting(const layer *L)
 {
     return L->on && !cp_alloc_busy;
+}
+
+/* The wrappers' first test: not inside our own work, the layer counts
+ * and the thread's caches are of this run (and, sampling mode, of the
+ * current code stamp), so that gil_where_fast need not compare them with
+ * E again (`keyed`). Anything else takes the general path. In the
+ * sampling mode this is one compare: T's busy bit is in T.gen_stamp,
+ * and the key's is 0. */
+static inline __attribute__((always_inline)) bool gil_keyed(const layer *L, bool by_frame)
+{
+    if (by_frame)
+        return T.gen_stamp == L->key.both;
+    return !cp_alloc_busy && T.gen == L->key.gen;
 }
 
 /*
@@ -482,33 +596,84 @@ static inline bool gil_counting(const layer *L)
  * are mmap'd).
  */
 
-static __attribute__((noinline)) void *gil_new_slow(void *p, size_t n)
+/* The fast accounting of a new block p of n bytes at w; false (nothing
+ * done) when w has no counters or p no free slot in the flat shadow. */
+static inline __attribute__((always_inline)) bool gil_new_flat(where w, void *p, size_t n)
 {
-    gil_new(gil_where(), p, n);
-    return p;
-}
-
-/* Counts p (non-NULL) of n bytes; returns p. */
-static inline __attribute__((always_inline)) void *gil_new_fast(void *p, size_t n, bool by_frame)
-{
-    where w = gil_where_fast(by_frame);
     uint16_t *e;
-    if (UNLIKELY(!w.c || n > CP_SHADOW_MAX_SIZE ||
-                 !(e = cp_shadow_slot_cached(&A.gil_shadow, (uintptr_t)p)) || *e))
-        return gil_new_slow(p, n);
+    if (UNLIKELY(!w.c || n > CP_FLAT_MAX_SIZE || !(e = cp_flat_slot(&A.flat, (uintptr_t)p)) || *e))
+        return false;
     *e = (uint16_t)(n + 1);
     w.c->allocs++;
     w.c->alloc_bytes += n;
     uint64_t live = A.gil_live += n;
-    note_peak(live + atomic_load_explicit(&A.raw_live, memory_order_relaxed), w.th, w.c);
+    gil_peak_test(live, w.c);
+    return true;
+}
+
+/* A fast path missed (mostly: the innermost function is not the one
+ * cached): the site from scratch (gil_where_slow, not gil_where, whose
+ * fast half has just failed), then the block the fast way if it can. */
+static __attribute__((noinline)) void *gil_new_slow(void *p, size_t n)
+{
+    where w = gil_where_slow();
+    if (!gil_new_flat(w, p, n))
+        gil_new(w, p, n);
     return p;
+}
+
+/* Counts p (non-NULL) of n bytes; returns p. */
+static inline __attribute__((always_inline)) void *gil_new_fast_at(where w, void *p, size_t n)
+{
+    if (UNLIKELY(!gil_new_flat(w, p, n)))
+        return gil_new_slow(p, n);
+    return p;
+}
+
+static inline __attribute__((always_inline)) void *gil_new_fast(void *p, size_t n, bool by_frame)
+{
+    return gil_new_fast_at(gil_where_fast(by_frame, true), p, n);
+}
+
+/* The general paths: the layer may not count, the thread may be unknown
+ * or its caches stale (gil_keyed false). Out of line. */
+static __attribute__((noinline)) void *malloc_general(layer *L, size_t n)
+{
+    if (!gil_counting(L))
+        return L->orig.malloc(L->orig.ctx, n);
+    cp_alloc_busy = 1;
+    void *p = L->orig.malloc(L->orig.ctx, n);
+    cp_alloc_busy = 0;
+    return p ? gil_new_slow(p, n) : p;
+}
+
+static __attribute__((noinline)) void *calloc_general(layer *L, size_t nelem, size_t elsize)
+{
+    if (!gil_counting(L))
+        return L->orig.calloc(L->orig.ctx, nelem, elsize);
+    cp_alloc_busy = 1;
+    void *p = L->orig.calloc(L->orig.ctx, nelem, elsize);
+    cp_alloc_busy = 0;
+    return p ? gil_new_slow(p, nelem * elsize) : p;
+}
+
+static __attribute__((noinline)) void *gil_realloc_slow(void *ptr, void *p, size_t n);
+
+static __attribute__((noinline)) void *realloc_general(layer *L, void *ptr, size_t n)
+{
+    if (!gil_counting(L))
+        return L->orig.realloc(L->orig.ctx, ptr, n);
+    cp_alloc_busy = 1;
+    void *p = L->orig.realloc(L->orig.ctx, ptr, n);
+    cp_alloc_busy = 0;
+    return p ? gil_realloc_slow(ptr, p, n) : p;
 }
 
 static inline __attribute__((always_inline)) void *malloc_body(void *ctx, size_t n, bool bf)
 {
     layer *L = ctx;
-    if (!gil_counting(L))
-        return L->orig.malloc(L->orig.ctx, n);
+    if (UNLIKELY(!gil_keyed(L, bf)))
+        return malloc_general(L, n);
     cp_alloc_busy = 1;
     void *p = L->orig.malloc(L->orig.ctx, n);
     cp_alloc_busy = 0;
@@ -521,8 +686,8 @@ static inline __attribute__((always_inline)) void *calloc_body(void *ctx, size_t
                                                                size_t elsize, bool bf)
 {
     layer *L = ctx;
-    if (!gil_counting(L))
-        return L->orig.calloc(L->orig.ctx, nelem, elsize);
+    if (UNLIKELY(!gil_keyed(L, bf)))
+        return calloc_general(L, nelem, elsize);
     cp_alloc_busy = 1;
     void *p = L->orig.calloc(L->orig.ctx, nelem, elsize);
     cp_alloc_busy = 0;
@@ -535,10 +700,10 @@ static inline __attribute__((always_inline)) void *calloc_body(void *ctx, size_t
  * way: the old block's free and the new block, on the same site. */
 static __attribute__((noinline)) void *gil_realloc_slow(void *ptr, void *p, size_t n)
 {
-    where w = gil_where();
+    where w = gil_where_slow();
     uint64_t sz;
     if (!ptr) {
-    } else if (cp_sizes_take(&A.gil_shadow, &A.gil_map, (uintptr_t)ptr, &sz)) {
+    } else if (gil_sizes_take((uintptr_t)ptr, &sz)) {
         A.gil_live -= sz;
         gil_count_free(w, sz);
     } else {
@@ -552,30 +717,39 @@ static inline __attribute__((always_inline)) void *realloc_body(void *ctx, void 
                                                                 bool bf)
 {
     layer *L = ctx;
-    if (!gil_counting(L))
-        return L->orig.realloc(L->orig.ctx, ptr, n);
+    if (UNLIKELY(!gil_keyed(L, bf)))
+        return realloc_general(L, ptr, n);
     cp_alloc_busy = 1;
     void *p = L->orig.realloc(L->orig.ctx, ptr, n);
     cp_alloc_busy = 0;
     if (UNLIKELY(p == NULL))
         return p; /* the old block is untouched: nothing to count */
-    where w = gil_where_fast(bf);
+    where w = gil_where_fast(bf, true);
+    if (!ptr) /* realloc(NULL, n): a new block (list and string growth start so) */
+        return gil_new_fast_at(w, p, n);
     uint16_t *eo, *en;
-    /* Everything checked before anything is changed: the slow path starts
-     * from scratch. The new block may be the old one (grown in place). */
-    if (UNLIKELY(!ptr || !w.c || n > CP_SHADOW_MAX_SIZE ||
-                 !(eo = cp_shadow_slot_cached(&A.gil_shadow, (uintptr_t)ptr)) || !*eo ||
-                 !(en = cp_shadow_slot_cached(&A.gil_shadow, (uintptr_t)p)) || (en != eo && *en)))
+    /* The slow path starts from scratch: anything changed before it is
+     * taken is put back. */
+    if (UNLIKELY(!w.c || n > CP_FLAT_MAX_SIZE || !(eo = cp_flat_slot(&A.flat, (uintptr_t)ptr)) ||
+                 !(en = cp_flat_slot(&A.flat, (uintptr_t)p))))
         return gil_realloc_slow(ptr, p, n);
-    uint64_t old = (uint64_t)*eo - 1;
+    uint16_t was = *eo;
+    /* Cleared before *en is read: the new block may be the old one (grown
+     * in place), and then needs no test of its own (no branch on en ==
+     * eo, which goes either way at random). */
     *eo = 0;
+    if (UNLIKELY(!was || *en)) {
+        *eo = was;
+        return gil_realloc_slow(ptr, p, n);
+    }
+    uint64_t old = (uint64_t)was - 1;
     *en = (uint16_t)(n + 1);
     w.c->frees++;
     w.c->free_bytes += old;
     w.c->allocs++;
     w.c->alloc_bytes += n;
     uint64_t live = A.gil_live = A.gil_live - old + n;
-    note_peak(live + atomic_load_explicit(&A.raw_live, memory_order_relaxed), w.th, w.c);
+    gil_peak_test(live, w.c);
     return p;
 }
 
@@ -586,9 +760,13 @@ static inline __attribute__((always_inline)) void *realloc_body(void *ctx, void 
 static __attribute__((noinline)) void w_free_slow(layer *L, void *ptr)
 {
     uint64_t sz;
-    if (cp_sizes_take(&A.gil_shadow, &A.gil_map, (uintptr_t)ptr, &sz)) {
+    if (!ptr) { /* the fast path does not test it: its slot is never set */
+        L->orig.free(L->orig.ctx, ptr);
+        return;
+    }
+    if (gil_sizes_take((uintptr_t)ptr, &sz)) {
         A.gil_live -= sz;
-        gil_count_free(gil_where(), sz);
+        gil_count_free(gil_where_slow(), sz); /* (the fast path's site test failed, or will) */
     } else {
         atomic_fetch_add_explicit(&A.frees_untracked, 1, memory_order_relaxed);
         sz = UINT64_MAX; /* unknown: may be a large block */
@@ -602,21 +780,30 @@ static __attribute__((noinline)) void w_free_slow(layer *L, void *ptr)
     L->orig.free(L->orig.ctx, ptr);
 }
 
+static __attribute__((noinline)) void free_general(layer *L, void *ptr)
+{
+    if (ptr && gil_counting(L))
+        return w_free_slow(L, ptr);
+    L->orig.free(L->orig.ctx, ptr);
+}
+
 static inline __attribute__((always_inline)) void free_body(void *ctx, void *ptr, bool bf)
 {
     layer *L = ctx;
-    if (ptr && gil_counting(L)) {
-        where w = gil_where_fast(bf);
-        uint16_t *e;
-        if (UNLIKELY(!w.c || !(e = cp_shadow_slot_cached(&A.gil_shadow, (uintptr_t)ptr)) ||
-                     (uint16_t)(*e - 1) >= A.free_fast_below)) /* 0: no block recorded */
-            return w_free_slow(L, ptr);
-        uint64_t sz = (uint64_t)*e - 1;
-        *e = 0;
-        A.gil_live -= sz;
-        w.c->frees++;
-        w.c->free_bytes += sz;
-    }
+    if (UNLIKELY(!gil_keyed(L, bf)))
+        return free_general(L, ptr);
+    where w = gil_where_fast(bf, true);
+    uint16_t *e;
+    /* ptr NULL (rare) is not tested here: the slot of address 0, if any,
+     * is 0, which takes w_free_slow. */
+    if (UNLIKELY(!w.c || !(e = cp_flat_slot(&A.flat, (uintptr_t)ptr)) ||
+                 (uint16_t)(*e - 1) >= A.free_fast_below)) /* 0: no block recorded */
+        return w_free_slow(L, ptr);
+    uint64_t sz = (uint64_t)*e - 1;
+    *e = 0;
+    A.gil_live -= sz;
+    w.c->frees++;
+    w.c->free_bytes += sz;
     L->orig.free(L->orig.ctx, ptr);
 }
 
@@ -668,6 +855,7 @@ static void raw_forget(cp_thread *th, uint32_t site, void *old)
     uint64_t sz;
     if (cp_sizes_take(&A.raw_shadow, &A.raw_map, (uintptr_t)old, &sz)) {
         atomic_fetch_sub_explicit(&A.raw_live, sz, memory_order_relaxed);
+        set_gil_bar();
         count_free(th, site, sz);
     } else {
         atomic_fetch_add_explicit(&A.frees_untracked, 1, memory_order_relaxed);
@@ -683,6 +871,7 @@ static void raw_remember(cp_thread *th, uint32_t site, void *p, size_t n)
         atomic_fetch_sub_explicit(&A.raw_live, sz, memory_order_relaxed);
     uint64_t live = atomic_fetch_add_explicit(&A.raw_live, n, memory_order_relaxed) + n;
     note_peak(live + A.gil_live, th, c);
+    set_gil_bar();
 }
 
 void cp_alloc_raw_new(void *p, size_t n)
@@ -818,8 +1007,10 @@ _Atomic int cp_alloc_native_live;
 static void layers_off(void)
 {
     for (int d = 0; d < 3; d++)
-        if (A.cur[d])
+        if (A.cur[d]) {
             A.cur[d]->on = 0;
+            A.cur[d]->key.both = 0;
+        }
 }
 
 static void atfork_child(void)
@@ -876,6 +1067,9 @@ void cp_alloc_start(void)
     cp_ptrmap_clear(&A.raw_map);
     cp_shadow_clear(&A.gil_shadow);
     cp_shadow_clear(&A.raw_shadow);
+    cp_flat_clear(&A.flat);
+    /* refused (no overcommit, ulimit -v): gil_shadow's regions instead */
+    cp_flat_init(&A.flat);
     cp_shadow_init(&A.gil_shadow, SHADOW_REGIONS);
     cp_shadow_init(&A.raw_shadow, SHADOW_REGIONS);
     cp_ptrmap_init(&A.gil_map, MAP_MAX_ENTRIES);
@@ -883,6 +1077,7 @@ void cp_alloc_start(void)
     A.gil_live = 0;
     atomic_store(&A.raw_live, 0);
     atomic_store(&A.peak, 0);
+    atomic_store(&A.gil_bar, 0);
     atomic_store(&A.peak_th, NULL);
     atomic_store(&A.peak_counts, NULL);
     atomic_store(&A.other_allocs, 0);
@@ -907,11 +1102,14 @@ void cp_alloc_start(void)
             w = (PyMemAllocatorEx){L, w_raw_malloc, w_raw_calloc, w_raw_realloc, w_raw_free};
         A.cur[d] = L;
         L->on = 0;
+        L->key.both = 0;
         PyMem_SetAllocator(domains[d], &w);
     }
     atomic_store(&A.live, 1);
-    for (int d = 0; d < 3; d++)
+    for (int d = 0; d < 3; d++) {
+        A.cur[d]->key.both = E.both;
         A.cur[d]->on = 1;
+    }
     if (cp_g.cfg.alloc == CP_ALLOC_NATIVE)
         cp_alloc_native_start(); /* after live: its wrappers count from now */
 }
@@ -1123,6 +1321,7 @@ static int dump_all(bool release, char *err, size_t errlen)
         cp_ptrmap_clear(&A.raw_map);
         cp_shadow_clear(&A.gil_shadow);
         cp_shadow_clear(&A.raw_shadow);
+        cp_flat_clear(&A.flat);
         A.gil_map.max_entries = 0;
     }
     return rc;

@@ -24,15 +24,17 @@ struct cp_site_counts;
  *  wrappers compute its address once per call. Private to alloc.c except
  *  `busy` (cp_alloc_busy below). */
 typedef struct cp_alloc_tls {
-    int busy;
     uint32_t miss_gen; /* epoch when this thread was looked up and not found */
     uint32_t seen;     /* the profiler's thread count at that lookup */
-    /* gen: epoch when it was found counting; stamp: the code cache's. One
-     * 64-bit compare tests both on the sampling mode's fast path. */
+    /* gen: epoch when it was found counting; stamp: the code cache's;
+     * busy: see cp_alloc_busy. One 64-bit compare with the layer's key
+     * (whose busy bit is 0) tests all three on the sampling mode's fast
+     * path. stamp has 31 bits, as alloc.c's copies of it. */
     union {
         struct {
             uint32_t gen;
-            uint32_t stamp;
+            uint32_t stamp : 31;
+            uint32_t busy : 1;
         };
         uint64_t gen_stamp;
     };
