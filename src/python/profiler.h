@@ -60,6 +60,10 @@ typedef struct cp_thread {
      * the program's function in sys_profile_pending (a reference). */
     uint32_t sys_setprofile;
     PyObject *sys_profile_pending;
+    /* The frame object last taken from a suspending generator
+     * (cp_genframe_suspended), kept until the next one: call_trace still
+     * writes to it after our callback returns. Unreachable by the program. */
+    PyObject *gen_frame_taken;
     cp_tree tree; /* written by the hook (inline) or the writer (ring) */
     cp_ring ring; /* hook -> writer thread */
     /* The hook reads ring.slots and ring.mask at every event, the writer
@@ -177,6 +181,19 @@ void cp_tl_flush(cp_thread *th);
 /** At the dump, before THREAD/TREE chunks: flight recorder windows, ends of
  *  open frames at `now`, TIMELINE_INFO chunks. */
 int cp_tl_dump(uint64_t now, bool have_gil, char *err, size_t errlen);
+
+/** RETURN event of a generator or coroutine frame (trace.c, timeline_hook.c):
+ *  if it is a yield, the frame object the event made is taken back from the
+ *  generator (cp311_detach_gen_frame_object) unless the program has a
+ *  trace function (which sees the frames itself). `f` is the frame's
+ *  interpreter frame, read by the caller first: a detached frame object
+ *  points to its own empty one. GIL held. */
+void cp_genframe_suspended(cp_thread *th, PyFrameObject *frame);
+static inline void cp_genframe_return(cp_thread *th, PyFrameObject *frame, const cp_iframe *f)
+{
+    if (__builtin_expect(cp311_iframe_is_generator(f), 0))
+        cp_genframe_suspended(th, frame);
+}
 
 /* names.c: function ids, GIL held */
 uint32_t cp_names_code(PyCodeObject *co); /* registers or returns the id */

@@ -18,7 +18,9 @@
 #include <internal/pycore_frame.h>
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #if PY_MAJOR_VERSION != 3 || PY_MINOR_VERSION != 11
 #error "py311.h describes CPython 3.11 only"
@@ -90,6 +92,45 @@ static inline void cp311_set_profile(PyThreadState *ts, Py_tracefunc func, PyObj
         ts->cframe->use_tracing =
             (ts->tracing == 0 && (ts->c_tracefunc || ts->c_profilefunc)) ? 255 : 0;
     Py_XDECREF(old); /* last: a destructor may run code that looks at ts */
+}
+
+/** A generator's or coroutine's frame (its RETURN event is a yield or an
+ *  await when the generator is then suspended). */
+static inline bool cp311_iframe_is_generator(const cp_iframe *f)
+{
+    return f->owner == FRAME_OWNED_BY_GENERATOR;
+}
+
+/** At the RETURN event of a generator frame that is being suspended: takes
+ *  the frame object the profile callback made for it (call_trace
+ *  materialises one for every event) away from the generator when nothing
+ *  but the generator holds it and it carries nothing the program set, so
+ *  that the suspended generator has no frame object, as without a profile
+ *  function (a later `gi_frame` makes a new one, as it would). Returns true
+ *  with the frame object now owned by the caller, detached: it points to
+ *  its own, empty frame data (owner FRAME_OBJECT, no code, no locals), so
+ *  its deallocation touches nothing of the generator's; and it is not
+ *  tracked by the GC (a live frame's object never is in 3.11, only one
+ *  that outlived its frame: untracked anyway, in case). The caller
+ *  must not drop it before call_trace is done with it (it writes f_lineno
+ *  after the callback returns). GIL held. Layout facts (3.11
+ *  Objects/frameobject.c, genobject.c): a frame object's `_f_frame_data`
+ *  has room for the frame's specials at least; frame_dealloc clears only
+ *  the embedded frame's objects when that frame is its own. */
+static inline bool cp311_detach_gen_frame_object(PyFrameObject *fo)
+{
+    cp_iframe *f = fo->f_frame;
+    if (f->owner != FRAME_OWNED_BY_GENERATOR || f->frame_obj != fo || Py_REFCNT(fo) != 1 ||
+        _PyFrame_GetGenerator(f)->gi_frame_state != FRAME_SUSPENDED || fo->f_back || fo->f_trace ||
+        !fo->f_trace_lines || fo->f_trace_opcodes || fo->f_fast_as_locals)
+        return false;
+    f->frame_obj = NULL;
+    PyObject_GC_UnTrack(fo);
+    cp_iframe *own = (cp_iframe *)fo->_f_frame_data;
+    memset(own, 0, offsetof(cp_iframe, localsplus));
+    own->owner = FRAME_OWNED_BY_FRAME_OBJECT;
+    fo->f_frame = own;
+    return true;
 }
 
 /** co_extra slot `index` of a code object, or NULL. Reads the struct

@@ -72,4 +72,5 @@
 #pragma weak PyUnicode_CompareWithASCIIString
 #pragma weak PyCFunction_NewEx
 #pragma weak PyList_SetSlice
+#pragma weak PyObject_GC_UnTrack
 #endif

@@ -18,6 +18,7 @@ static void thread_dealloc(PyObject *self)
 {
     cp_thread *th = (cp_thread *)self;
     Py_CLEAR(th->sys_profile_pending); /* never left set, but never leaked either */
+    Py_CLEAR(th->gen_frame_taken);
     cp_sample_thread_free(th);
     cp_alloc_thread_free(th);
     cp_tree_destroy(&th->tree);

@@ -118,11 +118,12 @@ static ALWAYS_INLINE int tl_hook(PyObject *obj, PyFrameObject *frame, int what, 
         break;
     }
     case PyTrace_RETURN: {
+        cp_iframe *f = cp311_frame_iframe(frame); /* before the frame object is detached */
+        cp_genframe_return(th, frame, f);         /* a yield: no frame object left behind */
         if (UNLIKELY(th->overflow)) {
             th->overflow--;
             break;
         }
-        const void *f = cp311_frame_iframe(frame);
         if (LIKELY(th->depth && th->stack[th->depth - 1].what == f)) {
             tl_leave_top(th, now, last);
             break;

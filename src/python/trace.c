@@ -88,11 +88,12 @@ int cp_trace_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
         inl_call_py(th, cp311_frame_iframe(frame), now);
         break;
     case PyTrace_RETURN: {
+        cp_iframe *f = cp311_frame_iframe(frame); /* before the frame object is detached */
+        cp_genframe_return(th, frame, f);         /* a yield: no frame object left behind */
         if (UNLIKELY(th->overflow)) {
             th->overflow--;
             break;
         }
-        const void *f = cp311_frame_iframe(frame);
         if (LIKELY(th->depth && th->stack[th->depth - 1].what == f))
             inl_leave_top(th, now);
         else
@@ -186,11 +187,13 @@ int cp_trace_hook_ring(PyObject *obj, PyFrameObject *frame, int what, PyObject *
         break;
     }
     case PyTrace_RETURN: {
+        cp_iframe *f = cp311_frame_iframe(frame); /* before the frame object is detached */
+        cp_genframe_return(th, frame, f);         /* a yield: no frame object left behind */
         if (UNLIKELY(th->overflow)) {
             th->overflow--;
             break;
         }
-        uint32_t i = find_frame(th, cp311_frame_iframe(frame));
+        uint32_t i = find_frame(th, f);
         while (i && th->depth >= i)
             ring_leave_top(th, now);
         break;
