@@ -136,8 +136,12 @@ def test_four_cpu_threads(py, tmp_path, activation):
             return "holds sum below 95%%: %s" % g
         if not all(21 <= h <= 29 for h in holds):
             return "hold shares not 25 +- 4: %s %s" % (holds, g)
-        if not all(60 <= w <= 90 for w in waits):
-            return "wait shares not 60..90: %s %s" % (waits, g)
+        # 75 ideally; a spinner the loaded machine gives no CPU is neither
+        # holding nor waiting (it has not asked), so the floor is wide:
+        # 58-59 seen under a full suite in parallel. An uncontended thread
+        # would wait ~0.
+        if not all(50 <= w <= 90 for w in waits):
+            return "wait shares not 50..90: %s %s" % (waits, g)
         if not any("fight over the GIL" in a for a in g["advice"]):
             return "no 'fight over the GIL' reading: %s" % g
         return None
