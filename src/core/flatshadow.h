@@ -50,13 +50,16 @@ typedef struct cp_flat {
     uintptr_t mask;
     uintptr_t *dir_map; /* dir when mapped (written by cp_flat_window_make), else NULL */
     uint32_t nwindows;
-    bool refused; /* a reservation was refused: no more windows */
+    bool refused;                          /* a reservation was refused: no more windows */
     uintptr_t arrays[CP_FLAT_MAX_WINDOWS]; /* the windows' arrays, to unmap */
 } cp_flat;
 
 extern const uintptr_t cp_flat_no_dir[1];
 /** An initialiser: no directory, nothing has a slot. */
-#define CP_FLAT_NONE {.dir = cp_flat_no_dir, .mask = UINTPTR_MAX}
+#define CP_FLAT_NONE                                                                               \
+    {                                                                                              \
+        .dir = cp_flat_no_dir, .mask = UINTPTR_MAX                                                 \
+    }
 
 /** Maps the (empty) directory. false (and a mask of all ones: nothing
  *  has a slot) if that is refused. */

@@ -21,7 +21,10 @@
  *
  * Hazards, and why each is safe:
  *  - MEM and OBJ are called with the GIL held (the C API requires it, and
- *    pymalloc relies on it): their map and counters need no lock.
+ *    pymalloc relies on it): their map, flat shadow (core/flatshadow.h)
+ *    and counters need no lock. The fast paths still test for a NULL
+ *    thread state and a NULL frame: a program that calls them without the
+ *    GIL, or with no Python frame running, takes the slow path.
  *  - RAW runs with or without the GIL, on any thread: its map is separate
  *    and every RAW accounting step runs under a spin lock (a few
  *    instructions; the allocation itself happens outside the lock). A RAW
@@ -33,7 +36,10 @@
  *    free only when the block may be such a large one, see w_free), and
  *    the RAW wrapper forwards without counting while it is set (one
  *    allocation is counted once). The profiler's own Python calls
- *    (registering a function's name) set it too.
+ *    (registering a function's name) set it too. It is one bit of the
+ *    thread's 64-bit cache key (T.gen_stamp), so that the sampling
+ *    wrappers' one compare with the layer's key (whose bit is 0) also
+ *    says "not busy"; only this thread writes it.
  *  - SIGTERM: the writer thread writes the ALLOC chunks without the GIL
  *    while wrappers still run (cp_alloc_dump_nogil): counters are only
  *    read, maps are neither read nor freed.
@@ -46,8 +52,10 @@
  *    the last function's counters keyed by code object address, dropped
  *    whenever a code object carrying co_extra is freed (a new one could
  *    take its address), and all of them at every start and stop (an epoch).
- *  - The counters and maps live in mmap'd memory: calling malloc inside a
- *    RAW hook would recurse.
+ *    The MEM/OBJ layers carry the epoch and stamp the caches must have
+ *    (layer.key, kept equal to E while the layer counts, 0 otherwise).
+ *  - The counters, maps and shadows live in mmap'd memory: calling malloc
+ *    inside a RAW hook would recurse.
  *  - stop() runs with the GIL: no MEM/OBJ wrapper is running. It turns
  *    counting off, then takes and releases the RAW lock, after which no RAW
  *    wrapper touches anything of ours; only then are maps and counters

@@ -49,7 +49,7 @@ START_TEST(test_no_slot)
     const uintptr_t a = 0x7f1234560000ull;
     ck_assert_ptr_nonnull(cp_flat_slot_make(&f, a));
     for (uintptr_t off = 1; off < 16; off++)
-        ck_assert_ptr_null(cp_flat_slot_make(&f, a + off)); /* unaligned */
+        ck_assert_ptr_null(cp_flat_slot_make(&f, a + off));        /* unaligned */
     ck_assert_ptr_null(cp_flat_slot_make(&f, (uintptr_t)1 << 47)); /* above 47 bits */
     ck_assert_ptr_null(cp_flat_slot_make(&f, UINTPTR_MAX & ~(uintptr_t)15));
     ck_assert_uint_eq(f.nwindows, 1);
