@@ -1,6 +1,8 @@
 /* flatshadow.c — see flatshadow.h. */
 #include "core/flatshadow.h"
 
+#include "core/reserve.h"
+
 #include <sys/mman.h>
 
 #define DIR_BYTES ((size_t)CP_FLAT_WINDOWS * sizeof(uintptr_t))
@@ -12,20 +14,10 @@
 
 const uintptr_t cp_flat_no_dir[1];
 
-static void *reserve(size_t bytes)
-{
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-    (void)madvise(p, bytes, MADV_DONTDUMP); /* advice only: else a core dump walks it */
-    return p;
-}
-
 bool cp_flat_init(cp_flat *f)
 {
     *f = (cp_flat)CP_FLAT_NONE;
-    f->dir_map = reserve(DIR_BYTES);
+    f->dir_map = cp_reserve(DIR_BYTES, true);
     if (!f->dir_map)
         return false;
     f->dir = f->dir_map;
@@ -47,7 +39,7 @@ uint16_t *cp_flat_window_make(cp_flat *f, uintptr_t p)
     if (!f->dir_map || f->refused || f->nwindows >= CP_FLAT_MAX_WINDOWS)
         return NULL;
     uintptr_t w = p >> CP_FLAT_WINDOW_BITS;
-    void *arr = reserve(WINDOW_ARRAY_BYTES);
+    void *arr = cp_reserve(WINDOW_ARRAY_BYTES, true);
     uintptr_t bias = (uintptr_t)arr - ((w << CP_FLAT_WINDOW_BITS) >> 3);
     if (!arr || bias == 0) { /* bias 0 means "no array": refuse (not seen in practice) */
         if (arr)

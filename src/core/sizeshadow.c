@@ -1,5 +1,6 @@
 /* sizeshadow.c — see sizeshadow.h. */
 #include "core/sizeshadow.h"
+#include "core/reserve.h"
 
 #include <string.h>
 #include <sys/mman.h>
@@ -21,13 +22,6 @@ void cp_shadow_clear(cp_shadow *s)
     cp_shadow_init(s, s->max_regions);
 }
 
-static void *reserve(size_t bytes)
-{
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
-    return p == MAP_FAILED ? NULL : p;
-}
-
 static bool ensure_reserved(cp_shadow *s)
 {
     if (s->tab)
@@ -36,8 +30,8 @@ static bool ensure_reserved(cp_shadow *s)
         return false;
     size_t tab_bytes = 2 * (size_t)s->max_regions * sizeof *s->tab;
     size_t arr_bytes = (size_t)s->max_regions * CP_SHADOW_SLOTS * sizeof(uint16_t);
-    s->tab = reserve(tab_bytes);
-    s->arrays = s->tab ? reserve(arr_bytes) : NULL;
+    s->tab = cp_reserve(tab_bytes, false);
+    s->arrays = s->tab ? cp_reserve(arr_bytes, false) : NULL;
     if (!s->arrays) {
         if (s->tab)
             munmap(s->tab, tab_bytes);

@@ -2,7 +2,8 @@
 core/flatshadow.h): blocks of any size, and the same counts when the flat
 shadow's 128 MiB window reservations are refused (a tight address-space
 limit, as `ulimit -v` sets): the sizes then go to the hash map, and every
-free still finds its block's size. The program checks which case it is
+free still finds its block's size; and none is made under any
+address-space limit, however roomy. The program checks which case it is
 in: the windows are the only mappings of 128 MiB or more marked
 MADV_DONTDUMP."""
 import json
@@ -19,13 +20,16 @@ N = 100
 # 64 KiB (its size goes to the map), 1000 and 16 below it. drop() frees
 # them all. The loop's ints stay below 257. With LIMIT the program caps
 # its address space (RLIMIT_AS) at what it uses now plus 96 MiB before
-# starting: a 128 MiB window cannot be reserved.
+# starting: a 128 MiB window cannot be reserved. With ROOMY the cap is 16 GiB
+# above that, room for every reservation; none is made all the same, since
+# under any RLIMIT_AS they would spend the program's own budget
+# (core/reserve.h).
 PROG = textwrap.dedent("""
     import json, resource, sys
-    if sys.argv[2] == "limit":
+    if sys.argv[2] != "nolimit":
         with open("/proc/self/status") as f:
             vm = [l for l in f if l.startswith("VmSize:")][0].split()[1]
-        cap = int(vm) * 1024 + (96 << 20)
+        cap = int(vm) * 1024 + ((96 << 20) if sys.argv[2] == "limit" else (16 << 30))
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     import cpyprof
     def make(out, n, sizes):
@@ -62,7 +66,7 @@ PROG = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("limit", ["nolimit", "limit"])
+@pytest.mark.parametrize("limit", ["nolimit", "limit", "roomy"])
 @pytest.mark.parametrize("mode", ["sample", "trace"])
 def test_sizes_of_every_block_are_found_again(py, tmp_path, limit, mode):
     prog = write_prog(tmp_path, PROG % {"n": N})
