@@ -6,7 +6,11 @@ Each run is a fresh process that times only alloc_heavy(N) with
 time.process_time() (the process's CPU time, all its threads) and
 time.perf_counter() (wall), with cpyprof.start(mode="sample", rate=1,
 alloc=True) for the builds. The order rotates every round so that machine
-noise hits every configuration alike. Used to compare a change with the
+noise hits every configuration alike, and each build's run is also divided
+by the baseline run of its own round: the median of those paired ratios
+is the figure least moved by load that drifts over the run (the medians
+of the separate columns are shown too). PYTHONHASHSEED is fixed so that
+every process hashes alike. Used to compare a change with the
 library before it on a shared machine, where bench_alloc.py's separate
 medians drift with the load.
 
@@ -58,6 +62,7 @@ def main():
             for v in list(env):
                 if v.startswith("CPYPROF_") or v == "LD_PRELOAD":
                     del env[v]
+            env["PYTHONHASHSEED"] = "0"
             if build:
                 env["PYTHONPATH"] = os.path.join(os.path.abspath(build), "python")
             p = subprocess.run([a.python, "-c", CHILD, build or "-", str(a.iterations), HERE,
@@ -70,12 +75,16 @@ def main():
     bc, bw = statistics.median(cpu["baseline"]), statistics.median(wall["baseline"])
     print("alloc_heavy(%d), %d rounds, %s; indicative on a shared machine"
           % (a.iterations, a.rounds, a.python))
-    print("| config | CPU median s | vs baseline | wall median s | vs baseline |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| config | CPU median s | vs baseline | wall median s | vs baseline "
+          "| paired CPU | paired wall |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, _ in configs:
         c, w = statistics.median(cpu[name]), statistics.median(wall[name])
-        print("| %s | %.4f | %+.1f%% | %.4f | %+.1f%% |"
-              % (name, c, 100 * (c / bc - 1), w, 100 * (w / bw - 1)))
+        pc = statistics.median(x / b for x, b in zip(cpu[name], cpu["baseline"]))
+        pw = statistics.median(x / b for x, b in zip(wall[name], wall["baseline"]))
+        print("| %s | %.4f | %+.1f%% | %.4f | %+.1f%% | %+.1f%% | %+.1f%% |"
+              % (name, c, 100 * (c / bc - 1), w, 100 * (w / bw - 1), 100 * (pc - 1),
+                 100 * (pw - 1)))
     return 0
 
 
