@@ -121,13 +121,27 @@ typedef struct layer {
      * Set last at start, cleared first at stop and in a fork child. */
     volatile int on;
     /* While `on`: E's value (epoch and code stamp, kept equal to it by
-     * cp_alloc_code_extra_freed); else 0, which no thread's T.gen_stamp
-     * is while it counts (an epoch is never 0). The MEM/OBJ wrappers'
+     * cp_alloc_code_extra_freed); else key_off's EPOCH_NONE, which no
+     * thread's T.gen ever is (a new or unknown thread's is 0). The MEM/OBJ wrappers'
      * first test compares the thread's cache key with it (a load through
      * ctx, which the call brought into a register): one compare says
      * "this layer counts, and this thread's caches are current". */
     cp_alloc_key volatile key;
 } layer;
+
+/* A layer's key while it does not count: an epoch no thread's cache ever
+ * holds. Not 0: a new thread's T is zeroed and a thread the lookup did not
+ * find has T.gen 0, so a key of 0 "matched" them and sent them down the
+ * fast path with no thread (a crash in a forked child's new thread, whose
+ * layers are off; or after stop, with a layer left in the chain under
+ * tracemalloc). new_epoch never hands this value out. */
+#define EPOCH_NONE UINT32_MAX
+
+static void key_off(layer *L)
+{
+    cp_alloc_key k = {.gen = EPOCH_NONE};
+    L->key.both = k.both;
+}
 
 static layer layers[3][MAX_LAYERS];
 static int nlayers[3];
@@ -1017,7 +1031,7 @@ static void layers_off(void)
     for (int d = 0; d < 3; d++)
         if (A.cur[d]) {
             A.cur[d]->on = 0;
-            A.cur[d]->key.both = 0;
+            key_off(A.cur[d]);
         }
 }
 
@@ -1034,14 +1048,15 @@ static void atfork_child(void)
 }
 
 /* E.gen: the epoch of the per-thread caches (T), moved at every
- * start and stop, never 0 (a new thread's TLS). A lookup is always of the
+ * start and stop, never 0 (a new thread's TLS) nor EPOCH_NONE (a layer
+ * that does not count). A lookup is always of the
  * live thread list, so a cache filled in any epoch is right for it; moving
  * the epoch at stop and start keeps a thread from using a state cached in
  * an earlier run (gc.c asks for the thread while start is still running). */
 static void new_epoch(void)
 {
     static uint32_t epoch;
-    if (++epoch == 0)
+    if (++epoch == 0 || epoch == EPOCH_NONE)
         epoch = 1;
     E.gen = epoch;
 }
@@ -1110,7 +1125,7 @@ void cp_alloc_start(void)
             w = (PyMemAllocatorEx){L, w_raw_malloc, w_raw_calloc, w_raw_realloc, w_raw_free};
         A.cur[d] = L;
         L->on = 0;
-        L->key.both = 0;
+        key_off(L);
         PyMem_SetAllocator(domains[d], &w);
     }
     atomic_store(&A.live, 1);
