@@ -322,6 +322,24 @@ def run_record(py, script_argv, tmp_path, *, opts=(), out=None, env=None, cwd=No
     return p, (load_profile(p, out) if expect_profile else None)
 
 
+# The environment that selects each way of running the preloaded library,
+# for tests that repeat one program in every mode (a test picks the
+# modes it needs: modes_env("trace", "gil")).
+MODE_ENV = {
+    "trace": {},
+    "ring": {"CPYPROF_TRANSPORT": "ring"},
+    "sample": {"CPYPROF_MODE": "sample"},
+    "timeline": {"CPYPROF_MODE": "timeline"},
+    "gil": {"CPYPROF_GIL": "exact"},
+    "alloc": {"CPYPROF_ALLOC": "on"},
+}
+
+
+def modes_env(*names):
+    """{mode: its environment} for the modes named (all when none)."""
+    return {n: dict(MODE_ENV[n]) for n in (names or MODE_ENV)}
+
+
 def preload_env(out, **extra):
     return clean_env(LD_PRELOAD=LIB, CPYPROF_OUTPUT=out, **extra)
 

@@ -6,7 +6,7 @@ test_subprocess.test_pass_fds_redirected), finds exactly what it finds
 without the profiler; children inherit nothing of ours."""
 import pytest
 
-from conftest import LIB, Profile, clean_env, describe, run, run_plain, write_prog
+from conftest import LIB, Profile, clean_env, describe, modes_env, run, run_plain, write_prog
 
 LIST_PROG = """
     import os, subprocess, sys, threading
@@ -33,14 +33,7 @@ LIST_PROG = """
     print("child", child(), flush=True)
 """
 
-MODES = {
-    "trace": {},
-    "ring": {"CPYPROF_TRANSPORT": "ring"},
-    "sample": {"CPYPROF_MODE": "sample"},
-    "gil": {"CPYPROF_GIL": "1"},
-    "alloc": {"CPYPROF_ALLOC": "1"},
-    "timeline": {"CPYPROF_MODE": "timeline"},
-}
+MODES = modes_env()
 
 
 @pytest.mark.parametrize("subprocesses", [False, True], ids=["alone", "subprocesses"])

@@ -9,15 +9,9 @@ Each program prints what it observes; the output must be the same with and
 without the profiler, in every mode that sets a profile hook."""
 import pytest
 
-from conftest import LIB, Profile, clean_env, describe, run, run_plain, write_prog
+from conftest import LIB, Profile, clean_env, describe, modes_env, run, run_plain, write_prog
 
-MODES = {
-    "trace": {},
-    "ring": {"CPYPROF_TRANSPORT": "ring"},
-    "timeline": {"CPYPROF_MODE": "timeline"},
-    "gil": {"CPYPROF_GIL": "exact"},
-    "alloc": {"CPYPROF_ALLOC": "on"},
-}
+MODES = modes_env("trace", "ring", "timeline", "gil", "alloc")
 
 # How many frame objects of gen()'s code exist once 50 generators are
 # suspended (0 without a profile function), and what the program set on a

@@ -21,16 +21,9 @@ import re
 
 import pytest
 
-from conftest import CLI, LIB, Profile, clean_env, describe, run, run_plain, write_prog
+from conftest import CLI, LIB, Profile, clean_env, describe, modes_env, run, run_plain, write_prog
 
-MODES = {
-    "trace": {},
-    "ring": {"CPYPROF_TRANSPORT": "ring"},
-    "timeline": {"CPYPROF_MODE": "timeline"},
-    "gil": {"CPYPROF_GIL": "exact"},
-    "alloc": {"CPYPROF_ALLOC": "on"},
-    "sample": {"CPYPROF_MODE": "sample"},
-}
+MODES = modes_env()
 
 EVENTS_PROG = r"""
 import sys, threading

@@ -6,14 +6,9 @@ threading` at start, threads made with _thread directly are seen, and what
 the program can observe of thread starts is unchanged."""
 import pytest
 
-from conftest import LIB, Profile, clean_env, describe, run, run_plain, write_prog
+from conftest import LIB, Profile, clean_env, describe, modes_env, run, run_plain, write_prog
 
-MODES = {
-    "trace": {},
-    "sample": {"CPYPROF_MODE": "sample"},
-    "gil": {"CPYPROF_GIL": "1"},
-    "timeline": {"CPYPROF_MODE": "timeline"},
-}
+MODES = modes_env("trace", "sample", "gil", "timeline")
 
 
 def profiled(py, prog, tmp_path, mode="trace", *args):
