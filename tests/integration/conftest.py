@@ -353,6 +353,21 @@ def run_preload(py, py_argv, tmp_path, *, out=None, env_extra=None, cwd=None, in
     return p, (load_profile(p, out) if expect_profile else None)
 
 
+def run_beside_plain(py, src, tmp_path, env_extra):
+    """Runs the program `src` without the profiler, then preloaded with
+    `env_extra` (e.g. MODE_ENV[mode]); both must exit 0 with the same
+    stdout. Returns (program path, profiled run, plain run, its Profile)."""
+    prog = write_prog(tmp_path, src)
+    plain = run_plain(py, [prog], tmp_path)
+    assert plain.returncode == 0, describe(plain)
+    out = Path(tmp_path) / "p.cpyprof"
+    p = run([py.exe, prog], env=preload_env(out, **env_extra), cwd=tmp_path)
+    assert p.returncode == 0, describe(p)
+    assert p.stdout == plain.stdout, "with cpyprof:%s\nwithout:%s" % (describe(p),
+                                                                      describe(plain))
+    return prog, p, plain, Profile(out)
+
+
 def run_import(py, py_argv, out, tmp_path, *, env_extra=None, cwd=None, input=None,
                expect_profile=True):
     """A program that uses the `cpyprof` package itself (PYTHONPATH=build/python);

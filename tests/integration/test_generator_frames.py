@@ -9,7 +9,7 @@ Each program prints what it observes; the output must be the same with and
 without the profiler, in every mode that sets a profile hook."""
 import pytest
 
-from conftest import LIB, Profile, clean_env, describe, modes_env, run, run_plain, write_prog
+from conftest import describe, modes_env, run_beside_plain
 
 MODES = modes_env("trace", "ring", "timeline", "gil", "alloc")
 
@@ -120,16 +120,8 @@ print(total, "events:", len(ids), "frame objects:", len(set(ids)))
 
 
 def compare(py, tmp_path, src, mode):
-    prog = write_prog(tmp_path, src)
-    plain = run_plain(py, [prog], tmp_path)
-    assert plain.returncode == 0, describe(plain)
-    out = tmp_path / "p.cpyprof"
-    env = clean_env(LD_PRELOAD=LIB, CPYPROF_OUTPUT=out, **MODES[mode])
-    p = run([py.exe, prog], env=env, cwd=tmp_path)
-    assert p.returncode == 0, describe(p)
-    assert p.stdout == plain.stdout, "with cpyprof:%s\nwithout:%s" % (describe(p),
-                                                                     describe(plain))
-    return prog, p, Profile(out)
+    prog, p, _, prof = run_beside_plain(py, src, tmp_path, MODES[mode])
+    return prog, p, prof
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))

@@ -21,7 +21,7 @@ import re
 
 import pytest
 
-from conftest import CLI, LIB, Profile, clean_env, describe, modes_env, run, run_plain, write_prog
+from conftest import CLI, LIB, Profile, clean_env, describe, modes_env, run, run_beside_plain, run_plain, write_prog
 
 MODES = modes_env()
 
@@ -102,18 +102,10 @@ print("done")
 """
 
 
-def compare(py, tmp_path, src, mode, *, calls=None):
-    prog = write_prog(tmp_path, src)
-    plain = run_plain(py, [prog], tmp_path)
-    assert plain.returncode == 0, describe(plain)
-    out = tmp_path / "p.cpyprof"
-    env = clean_env(LD_PRELOAD=LIB, CPYPROF_OUTPUT=out, **MODES[mode])
-    p = run([py.exe, prog], env=env, cwd=tmp_path)
-    assert p.returncode == 0, describe(p)
-    assert p.stdout == plain.stdout, "with cpyprof:%s\nwithout:%s" % (describe(p),
-                                                                     describe(plain))
+def compare(py, tmp_path, src, mode):
+    prog, p, plain, prof = run_beside_plain(py, src, tmp_path, MODES[mode])
     assert p.stderr == plain.stderr, describe(p)
-    return prog, Profile(out)
+    return prog, prof
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
