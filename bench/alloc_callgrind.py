@@ -30,23 +30,8 @@ sys.path.insert(0, build + "/python")
 sys.path.insert(0, sys.argv[5])
 import workloads
 
-def objects(n):  # bench_alloc.py's
-    keep = []
-    for i in range(n):
-        d = {"a": i, "b": i + 1}
-        l = [i, i, i]
-        s = "x%d" % i
-        b = bytearray(64)
-        keep.append((d, l, s, b))
-        if len(keep) >= 100:
-            keep = []
-
-def grow(n):  # bench_alloc.py's
-    for _ in range(3):
-        big = [bytearray(32) for _ in range(n)]
-        del big
-
-f = {"alloc_heavy": workloads.alloc_heavy, "objects": objects, "grow": grow}[work]
+f = {"alloc_heavy": workloads.alloc_heavy, "objects": workloads.alloc_objects,
+     "grow": workloads.alloc_grow}[work]
 f(100)
 if on:
     import cpyprof

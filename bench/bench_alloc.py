@@ -55,24 +55,8 @@ CHILD = textwrap.dedent(r"""
     sys.path.insert(0, sys.argv[5])
     import workloads
 
-    def objects(n):
-        keep = []
-        for i in range(n):
-            d = {"a": i, "b": i + 1}
-            l = [i, i, i]
-            s = "x%d" % i
-            b = bytearray(64)
-            keep.append((d, l, s, b))
-            if len(keep) >= 100:
-                keep = []
-
-    def grow(n):
-        for _ in range(3):
-            big = [bytearray(32) for _ in range(n)]
-            del big
-
-    work = {"objects": lambda: objects(int(300_000 * scale)),
-            "grow": lambda: grow(int(200_000 * scale)),
+    work = {"objects": lambda: workloads.alloc_objects(int(300_000 * scale)),
+            "grow": lambda: workloads.alloc_grow(int(200_000 * scale)),
             "alloc_heavy": lambda: workloads.alloc_heavy(int(10_000 * scale))}[workload]
 
     tracker = None

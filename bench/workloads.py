@@ -152,6 +152,28 @@ def alloc_heavy(iterations):
     return checksum
 
 
+def alloc_objects(n):
+    """n small dicts, lists, strings and bytearrays, kept in batches of 100:
+    bench_alloc.py's "objects" (exact counts, some free-list traffic)."""
+    keep = []
+    for i in range(n):
+        d = {"a": i, "b": i + 1}
+        l = [i, i, i]
+        s = "x%d" % i
+        b = bytearray(64)
+        keep.append((d, l, s, b))
+        if len(keep) >= 100:
+            keep = []
+
+
+def alloc_grow(n):
+    """Three times a list of n bytearrays, then all of them freed at once:
+    bench_alloc.py's "grow" (a rising then falling peak)."""
+    for _ in range(3):
+        big = [bytearray(32) for _ in range(n)]
+        del big
+
+
 WORKLOADS = {
     "call_heavy": call_heavy,
     "threads": threads,
