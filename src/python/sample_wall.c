@@ -87,14 +87,6 @@ static struct timespec ns_ts(int64_t ns)
     return t;
 }
 
-/* async-signal-safe: clock_gettime */
-static int64_t mono_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return ts_ns(&t);
-}
-
 static int64_t clock_ns(clockid_t c)
 {
     struct timespec t;
@@ -136,6 +128,14 @@ static uint64_t parked_periods(int64_t parked_ns, int64_t now, int64_t ran)
     return (uint64_t)((idle + period / 2) / period);
 }
 
+/* Periods in ran ns of CPU time, rounded: what an unparked thread's next
+ * sample weighs (0 when it ran under half a period). */
+static uint64_t periods_run(int64_t ran)
+{
+    long period = cp_sample_period_ns;
+    return ran > 0 && period > 0 ? (uint64_t)((ran + period / 2) / period) : 0;
+}
+
 void cp_sample_wall_rearm(cp_sample_slot *sl, int64_t from_ns)
 {
     long period = cp_sample_period_ns;
@@ -169,7 +169,7 @@ bool cp_sample_wall_after(cp_sample_slot *sl, uint32_t gen, int64_t entry_cpu)
     /* Park: parked_ns first (a wake signal finds it), then the timers; the
      * wake timer counts from the CPU time after them. The tag last: the
      * writer reads park_cpu only once it names this park. */
-    int64_t t = mono_ns();
+    int64_t t = cp_monotonic_ns();
     atomic_store(&sl->parked_ns, t);
     struct itimerspec off = {{0, 0}, {0, 0}};
     (void)timer_settime(sl->timer, 0, &off, NULL);
@@ -255,10 +255,10 @@ void cp_sample_wall_observe(void)
             if (cpu >= 0 && cpu - pc >= idle_ns &&
                 atomic_compare_exchange_strong(&sl->parked_ns, &expect, CP_PARK_UNPARKING)) {
                 int64_t ran = cpu - pc;
-                uint64_t reps = parked_periods(p, mono_ns(), ran);
+                uint64_t reps = parked_periods(p, cp_monotonic_ns(), ran);
                 if (reps)
                     add_repeats(sl, gen, reps);
-                uint64_t w = period > 0 ? (uint64_t)((ran + period / 2) / period) : 0;
+                uint64_t w = periods_run(ran);
                 if (w)
                     atomic_fetch_add(&sl->carry, w);
                 struct itimerspec off = {{0, 0}, {0, 0}};
@@ -287,13 +287,12 @@ uint64_t cp_sample_wall_unpark(cp_sample_slot *sl, uint32_t gen, int64_t entry_c
     int64_t p = take_park(sl);
     if (p == 0)
         return 0; /* not parked (a stale wake), or the writer or release_slot took it */
-    int64_t now = mono_ns();
+    int64_t now = cp_monotonic_ns();
     int64_t ran = entry_cpu >= 0 ? entry_cpu - atomic_load(&sl->park_cpu) : 0;
     uint64_t reps = parked_periods(p, now, ran);
     if (reps)
         add_repeats(sl, gen, reps);
-    long period = cp_sample_period_ns;
-    uint64_t w = ran > 0 && period > 0 ? (uint64_t)((ran + period / 2) / period) : 0;
+    uint64_t w = periods_run(ran);
     return w ? w : 1;
 }
 
@@ -305,7 +304,7 @@ uint64_t cp_sample_wall_release(cp_sample_slot *sl)
     int64_t cpu = clock_ns(sl->cpu_clock);
     if (cpu < 0)
         return 0; /* the thread is gone: when is unknown, count nothing */
-    uint64_t n = parked_periods(p, mono_ns(), cpu - atomic_load(&sl->park_cpu));
+    uint64_t n = parked_periods(p, cp_monotonic_ns(), cpu - atomic_load(&sl->park_cpu));
     atomic_fetch_add_explicit(&cp_sample_wall_repeats, n, memory_order_relaxed);
     return n;
 }
