@@ -12,16 +12,21 @@ is the figure least moved by load that drifts over the run (the medians
 of the separate columns are shown too). PYTHONHASHSEED is fixed so that
 every process hashes alike. Used to compare a change with the
 library before it on a shared machine, where bench_alloc.py's separate
-medians drift with the load.
+medians drift with the load. With --floor, a "floor" row runs the workload
+under pass-through allocator wrappers (passalloc.c, built on the fly):
+what any hook costs on this Python before it counts anything.
 
     python3 bench/bench_alloc_ab.py --build new=build --build old=/path/to/other/build
+    python3 bench/bench_alloc_ab.py --python /usr/bin/python3 --build main=build --floor
 """
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -31,16 +36,36 @@ sys.path.insert(0, sys.argv[3])
 import workloads
 build, n = sys.argv[1], int(sys.argv[2])
 workloads.alloc_heavy(100)
-if build != "-":
+if build == "floor":
+    import _cpyprof_bench_passalloc
+    _cpyprof_bench_passalloc.install()
+elif build != "-":
     import cpyprof
     cpyprof.start(sys.argv[4], quiet=True, mode="sample", rate=1, alloc=True)
 c0, w0 = time.process_time(), time.perf_counter()
 workloads.alloc_heavy(n)
 c1, w1 = time.process_time(), time.perf_counter()
-if build != "-":
+if build not in ("-", "floor"):
     cpyprof.stop()
 print("%.6f %.6f" % (c1 - c0, w1 - w0))
 """
+
+
+def build_floor(python, outdir):
+    """Compiles passalloc.c for `python` into outdir; returns outdir or exits."""
+    info = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['include']);"
+                           " print(sysconfig.get_config_var('EXT_SUFFIX'))"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    include, suffix = info[0], info[1]
+    if not os.path.exists(os.path.join(include, "Python.h")):
+        sys.exit("--floor: no Python.h in %s (install the interpreter's -dev headers)" % include)
+    target = os.path.join(outdir, "_cpyprof_bench_passalloc" + suffix)
+    cmd = [os.environ.get("CC", "cc"), "-shared", "-fPIC", "-O2", "-I", include,
+           os.path.join(HERE, "passalloc.c"), "-o", target]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit("--floor: build failed: %s\n%s" % (" ".join(cmd), p.stderr.strip()))
+    return outdir
 
 
 def main():
@@ -48,11 +73,17 @@ def main():
     ap.add_argument("--python", default="/root/.pyenv/versions/3.11.7/bin/python3")
     ap.add_argument("--build", action="append", required=True, metavar="NAME=DIR",
                     help="a cpyprof build directory to measure (repeatable)")
+    ap.add_argument("--floor", action="store_true",
+                    help="add a row for pass-through allocator wrappers (passalloc.c)")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--iterations", type=int, default=20000)
     ap.add_argument("--out", default="/tmp/cpyprof-bench-ab.out")
     a = ap.parse_args()
     configs = [("baseline", None)] + [tuple(b.split("=", 1)) for b in a.build]
+    floor_dir = None
+    if a.floor:
+        floor_dir = build_floor(a.python, tempfile.mkdtemp(prefix="cpyprof-passalloc-"))
+        configs.append(("floor", "floor"))
     cpu = {c[0]: [] for c in configs}
     wall = {c[0]: [] for c in configs}
     for r in range(a.rounds):
@@ -63,7 +94,9 @@ def main():
                 if v.startswith("CPYPROF_") or v == "LD_PRELOAD":
                     del env[v]
             env["PYTHONHASHSEED"] = "0"
-            if build:
+            if build == "floor":
+                env["PYTHONPATH"] = floor_dir
+            elif build:
                 env["PYTHONPATH"] = os.path.join(os.path.abspath(build), "python")
             p = subprocess.run([a.python, "-c", CHILD, build or "-", str(a.iterations), HERE,
                                 a.out], env=env, capture_output=True, text=True, timeout=600)
@@ -72,6 +105,8 @@ def main():
             c, w = map(float, p.stdout.split()[-2:])
             cpu[name].append(c)
             wall[name].append(w)
+    if floor_dir:
+        shutil.rmtree(floor_dir, ignore_errors=True)
     bc, bw = statistics.median(cpu["baseline"]), statistics.median(wall["baseline"])
     print("alloc_heavy(%d), %d rounds, %s; indicative on a shared machine"
           % (a.iterations, a.rounds, a.python))

@@ -334,9 +334,12 @@ typedef struct where {
 
 /* Everything gil_where's fast path does not cover: the thread's first
  * allocation in the run, a function not seen last, the deterministic
- * mode's first use of a node's counters. Out of line (cold), so that the
- * wrappers' fast path needs no registers saved around a call. */
-static __attribute__((noinline, cold)) where gil_where_slow(void)
+ * mode's first use of a node's counters. Out of line, so that the
+ * wrappers' fast path needs no registers saved around a call; not marked
+ * cold (optimised for size): in the sampling mode every change of the
+ * running function comes here, each comprehension's call and return
+ * (alloc_heavy: one allocator call in 34). */
+static __attribute__((noinline)) where gil_where_slow(void)
 {
     where w = {counting_thread(), NULL};
     if (!w.th)
@@ -559,18 +562,26 @@ static int gil_sizes_put(uintptr_t p, uint64_t n, uint64_t *old)
     return cp_ptrmap_put(&A.gil_map, p, n, old);
 }
 
-/* Forgets p; true (and its size) if it was recorded. */
-static bool gil_sizes_take(uintptr_t p, uint64_t *n)
+/* gil_sizes_take for a block the flat shadow does not hold. */
+static __attribute__((noinline)) bool gil_sizes_take_other(uintptr_t p, uint64_t *n)
+{
+    if (!A.flat.dir_map)
+        return cp_sizes_take(&A.gil_shadow, &A.gil_map, p, n);
+    return A.gil_map.count && cp_ptrmap_take(&A.gil_map, p, n);
+}
+
+/* Forgets p; true (and its size) if it was recorded. The flat shadow's
+ * part inline: w_free_slow comes here for nearly every free whose site
+ * test failed (the running function changed), of a small block. */
+static inline bool gil_sizes_take(uintptr_t p, uint64_t *n)
 {
     uint16_t *e = cp_flat_slot(&A.flat, p);
-    if (e && *e) {
+    if (LIKELY(e && *e)) {
         *n = (uint64_t)*e - 1;
         *e = 0;
         return true;
     }
-    if (!A.flat.dir_map)
-        return cp_sizes_take(&A.gil_shadow, &A.gil_map, p, n);
-    return A.gil_map.count && cp_ptrmap_take(&A.gil_map, p, n);
+    return gil_sizes_take_other(p, n);
 }
 
 /* A counted block p of n bytes (the full path). */
