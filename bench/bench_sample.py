@@ -8,7 +8,11 @@ process times only the workload (time.perf_counter(), and its CPU time). The tab
 the median and min over the rounds, the overheads of the median and min against the
 unprofiled baseline, and the paired overhead (median over the rounds of each run's ratio
 to the baseline run just before it; the machine's drift cancels), by the clock and by CPU
-time, with PASS/FAIL of the paired overheads against the targets.
+time, with PASS/FAIL of the paired overheads against the targets. The "empty handler 1 kHz
+wall (floor)" row (sigfloor.c, preloaded) arms the same per-thread timers as cpyprof's
+1 kHz wall clock with a handler that does nothing: what the machine charges for the
+signals alone (on a virtual machine every timer interrupt also costs the hypervisor's
+share), before cpyprof does any work.
 
 Accuracy: a program that spends 3/4 of its CPU time in heavy() and 1/4 in light() (loop
 counts 3:1; the program also times both itself) is profiled by cpyprof and by py-spy;
@@ -138,6 +142,21 @@ def native_note(args, cfg, tmp):
         return ("native frames not implemented yet in this build: the setting is accepted "
                 "and the run is a plain Python-stack sampler")
     return None
+
+
+def build_sigfloor(tmp):
+    """Compiles sigfloor.c (per-thread 1 kHz timers, empty handler) into tmp.
+    Returns (path, None) or (None, why)."""
+    cc = os.environ.get("CC", "cc")
+    if not shutil.which(cc.split()[0]):
+        return None, "no C compiler (%s)" % cc
+    out = os.path.join(tmp, "sigfloor.so")
+    cmd = cc.split() + ["-shared", "-fPIC", "-O2", os.path.join(HERE, "sigfloor.c"), "-o", out,
+                        "-ldl", "-lrt"]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        return None, "build failed: %s" % p.stderr.strip()[-200:]
+    return out, None
 
 
 def calibrate(args, workload):
@@ -341,11 +360,18 @@ def main():
                sample_env(args.lib, "x", 1000, "wall")),
         Config("cpyprof-native-100", "cpyprof sample 100 Hz cpu --native",
                sample_env(args.lib, "x", 100, "cpu", native=True)),
+        Config("signal-floor-1k", "empty handler 1 kHz wall (floor)"),
         Config("py-spy-100", "py-spy 100 Hz --nonblocking", pyspy_rate=100),
         Config("py-spy-1k", "py-spy 1 kHz --nonblocking", pyspy_rate=1000),
     ]
     tmp = tempfile.mkdtemp(prefix="cpyprof-bench-sample-")
     try:
+        floor = [c for c in configs if c.name == "signal-floor-1k"][0]
+        lib, why = build_sigfloor(tmp)
+        if lib:
+            floor.env = {"LD_PRELOAD": lib, "SIGFLOOR_HZ": "1000"}
+        else:
+            floor.skip = "skipped: %s" % why
         native = [c for c in configs if c.name == "cpyprof-native-100"][0]
         try:
             native.note = native_note(args, native, tmp)
