@@ -291,36 +291,71 @@ def print_accuracy(args, acc_rows, truth):
 
 # ---- cost of one sample -------------------------------------------------------
 
-def sample_cost(args, tmp, iterations, base_cpu):
-    """ns per sample: the library's own count of time in the signal handler (closing
-    META: sample_handler_ns / sample_handler_calls), and the extra CPU time of the process
-    per sample (handler + signal delivery + writer), on call_heavy at 1 kHz wall (one
-    running thread: every period interrupts it)."""
-    rows = []
-    for label, native in (("Python-only", False), ("--native", True)):
-        per, cpu_per, calls = [], [], []
-        for _ in range(args.cost_runs):
+COST_HZ = 10000  # the cost rows' rate: 10x the highest target's, so the cost stands out of the noise
+
+
+def sample_cost(args, tmp, iterations, floor_lib):
+    """ns per sample, measured where it is large enough to stand out of the machine's
+    noise: call_heavy (one running thread: every period interrupts it) at COST_HZ wall,
+    in rounds of four interleaved runs (baseline, the empty-handler floor at the same
+    rate, cpyprof Python-only, cpyprof --native). Per configuration: the library's own
+    count of time in its handler (closing META sample_handler_ns / sample_handler_calls)
+    and the process's extra CPU time per signal against the baseline run of the same
+    round (handler, signal delivery, writer thread), median over the rounds. The floor's
+    figure is what the machine charges per signal; a cpyprof row minus it is cpyprof's
+    own cost per sample. Returns (rows, floor ns per signal or None)."""
+    cfgs = [("baseline", None), ("floor", None), ("Python-only", False), ("--native", True)]
+    if not floor_lib:
+        cfgs = [c for c in cfgs if c[0] != "floor"]
+    per = {c[0]: [] for c in cfgs}  # handler ns per sample
+    extra = {c[0]: [] for c in cfgs}  # extra CPU ns per signal vs the round's baseline
+    calls = {c[0]: [] for c in cfgs}
+    for rnd in range(args.cost_runs):
+        k = rnd % len(cfgs)
+        cpu = {}
+        for label, native in cfgs[k:] + cfgs[:k]:
             out = os.path.join(tmp, "cost.cpyprof")
-            env = sample_env(args.lib, out, 1000, "wall", native=native)
+            if label == "baseline":
+                env = {}
+            elif label == "floor":
+                env = {"LD_PRELOAD": floor_lib, "SIGFLOOR_HZ": str(COST_HZ)}
+            else:
+                env = sample_env(args.lib, out, COST_HZ, "wall", native=native)
             p = subprocess.run(child_argv(args, "call_heavy", iterations), capture_output=True,
                                text=True, env=clean_env(env), timeout=RUN_TIMEOUT)
             line = [l for l in p.stdout.splitlines() if l.startswith("{")]
-            r = subprocess.run([args.cli, "report", out, "--json"], capture_output=True,
-                               text=True)
-            if p.returncode != 0 or not line or r.returncode != 0:
-                break
-            meta = json.loads(r.stdout)["meta"]
-            n = int(meta.get("sample_handler_calls", 0))
-            if not n:
-                break
-            per.append(int(meta["sample_handler_ns"]) / n)
-            cpu = json.loads(line[-1])["cpu"]
-            cpu_per.append((cpu - base_cpu) * 1e9 / n if base_cpu else float("nan"))
-            calls.append(n)
-        if per:
-            rows.append((label, statistics.median(per), statistics.median(cpu_per),
-                         int(statistics.median(calls))))
-    return rows
+            if p.returncode != 0 or not line:
+                continue
+            r = json.loads(line[-1])
+            cpu[label] = r["cpu"]
+            if native is None:
+                # the floor's signal count: its timer's periods over the run's wall time
+                n = r["seconds"] * COST_HZ if label == "floor" else 0
+            else:
+                rep = subprocess.run([args.cli, "report", out, "--json"], capture_output=True,
+                                     text=True)
+                if rep.returncode != 0:
+                    continue
+                meta = json.loads(rep.stdout)["meta"]
+                n = int(meta.get("sample_handler_calls", 0))
+                if not n:
+                    continue
+                per[label].append(int(meta["sample_handler_ns"]) / n)
+            if n:
+                calls[label].append(n)
+                cpu[label + "/n"] = n
+        if "baseline" not in cpu:
+            continue
+        for label, _ in cfgs[1:]:
+            if label in cpu:
+                extra[label].append((cpu[label] - cpu["baseline"]) * 1e9 / cpu[label + "/n"])
+    rows = []
+    for label, _ in cfgs[1:]:
+        if extra[label]:
+            rows.append((label, statistics.median(per[label]) if per[label] else None,
+                         statistics.median(extra[label]), int(statistics.median(calls[label]))))
+    floor_ns = next((r[2] for r in rows if r[0] == "floor"), None)
+    return rows, floor_ns
 
 
 # ---- main ----------------------------------------------------------------------
@@ -337,13 +372,15 @@ def main():
     ap.add_argument("--accuracy-runs", type=int, default=3, help="runs per profiler (median)")
     ap.add_argument("--no-pyspy", action="store_true")
     ap.add_argument("--accuracy-only", action="store_true", help="only the 3:1 accuracy runs")
-    ap.add_argument("--cost-runs", type=int, default=3, help="runs per cost-of-a-sample row")
+    ap.add_argument("--cost-runs", type=int, default=5,
+                    help="rounds of the cost-of-a-sample runs at %d Hz (0: none)" % COST_HZ)
     ap.add_argument("--quick", action="store_true", help="2 rounds of ~0.5 s")
     ap.add_argument("--json", help="also write every run here")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.target_seconds, args.split_rounds = 2, 0.5, 40
         args.accuracy_runs = 1
+        args.cost_runs = min(args.cost_runs, 2)
     args.pyspy = None if args.no_pyspy else shutil.which("py-spy")
     for path in (args.lib, args.cli):
         if not os.path.exists(path):
@@ -427,10 +464,10 @@ def main():
             print("round %d/%d done" % (rnd + 1, args.rounds), file=sys.stderr)
 
         acc_rows, truth = accuracy(args, tmp)
-        cost_rows = []
-        if "call_heavy" in iters and configs[0].cpu.get("call_heavy"):
-            cost_rows = sample_cost(args, tmp, iters["call_heavy"],
-                                    statistics.median(configs[0].cpu["call_heavy"]))
+        cost_rows, floor_ns = [], None
+        if "call_heavy" in iters and args.cost_runs > 0:
+            cost_rows, floor_ns = sample_cost(args, tmp, iters["call_heavy"],
+                                              floor.env.get("LD_PRELOAD"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -483,13 +520,22 @@ def main():
     print_accuracy(args, acc_rows, truth)
 
     if cost_rows:
-        print("\n## Cost of one sample (call_heavy, 1 kHz wall, median of %d runs)\n"
-              % args.cost_runs)
+        print("\n## Cost of one sample (call_heavy, %d Hz wall, median of %d rounds)\n"
+              % (COST_HZ, args.cost_runs))
         print("| stacks | samples | ns in the handler (library's count) "
-              "| extra CPU ns per sample (vs baseline) |")
-        print("|---|---:|---:|---:|")
-        for label, per, cpu_per, n in cost_rows:
-            print("| %s | %d | %.0f | %.0f |" % (label, n, per, cpu_per))
+              "| extra CPU ns per sample (vs baseline) | cpyprof's own (minus the floor) "
+              "| at 100 Hz | at 1 kHz |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for label, handler, cpu_per, n in cost_rows:
+            own = cpu_per - floor_ns if floor_ns is not None and label != "floor" else None
+            name = "empty handler (floor)" if label == "floor" else label
+            print("| %s | %d | %s | %.0f | %s | %s | %s |"
+                  % (name, n, "%.0f" % handler if handler is not None else "—", cpu_per,
+                     "%.0f" % own if own is not None else "—",
+                     "%.2f%%" % (cpu_per * 100 / 1e7), "%.2f%%" % (cpu_per * 1000 / 1e7)))
+        print("\n(at 100 Hz / 1 kHz: the extra CPU per sample times the rate, as a share of "
+              "one running thread's time; the floor's share is the machine's, whatever "
+              "the sampler does)")
 
     if args.json:
         with open(args.json, "w") as f:
