@@ -1,6 +1,6 @@
 """What the side-by-side benchmarks (bench_alloc.py, bench_gil.py) share:
 the common options, a clean environment for the child, running one child
-and the round order.
+and the round order; and the A/B scripts' table (print_ab_table).
 
 Every configuration runs in a fresh process started with this environment:
 PYTHONPATH points at the build's assembled package, and every CPYPROF_*
@@ -8,6 +8,7 @@ variable and LD_PRELOAD of the caller is removed so that only the
 configuration under test profiles anything."""
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 
@@ -72,3 +73,21 @@ def measure(rounds, workloads, configs, run):
                 print("round %d %-8s %-14s %.3fs (cpu %.3fs)" % (r + 1, w, c, t, cpu),
                       file=sys.stderr)
     return times, cpus
+
+
+def print_ab_table(names, cpu, wall):
+    """The A/B scripts' table: per configuration (names[0] is the baseline), the
+    medians of CPU and wall seconds against the baseline's, and the medians of the
+    paired ratios (each run over the baseline run of its own round)."""
+    base = names[0]
+    bc, bw = statistics.median(cpu[base]), statistics.median(wall[base])
+    print("| config | CPU median s | vs baseline | wall median s | vs baseline "
+          "| paired CPU | paired wall |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name in names:
+        c, w = statistics.median(cpu[name]), statistics.median(wall[name])
+        pc = statistics.median(x / b for x, b in zip(cpu[name], cpu[base]))
+        pw = statistics.median(x / b for x, b in zip(wall[name], wall[base]))
+        print("| %s | %.4f | %+.1f%% | %.4f | %+.1f%% | %+.1f%% | %+.1f%% |"
+              % (name, c, 100 * (c / bc - 1), w, 100 * (w / bw - 1), 100 * (pc - 1),
+                 100 * (pw - 1)))

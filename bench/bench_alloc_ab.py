@@ -23,10 +23,11 @@ what any hook costs on this Python before it counts anything.
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
+
+from _common import print_ab_table  # bench/, on sys.path when run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -107,19 +108,9 @@ def main():
             wall[name].append(w)
     if floor_dir:
         shutil.rmtree(floor_dir, ignore_errors=True)
-    bc, bw = statistics.median(cpu["baseline"]), statistics.median(wall["baseline"])
     print("alloc_heavy(%d), %d rounds, %s; indicative on a shared machine"
           % (a.iterations, a.rounds, a.python))
-    print("| config | CPU median s | vs baseline | wall median s | vs baseline "
-          "| paired CPU | paired wall |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, _ in configs:
-        c, w = statistics.median(cpu[name]), statistics.median(wall[name])
-        pc = statistics.median(x / b for x, b in zip(cpu[name], cpu["baseline"]))
-        pw = statistics.median(x / b for x, b in zip(wall[name], wall["baseline"]))
-        print("| %s | %.4f | %+.1f%% | %.4f | %+.1f%% | %+.1f%% | %+.1f%% |"
-              % (name, c, 100 * (c / bc - 1), w, 100 * (w / bw - 1), 100 * (pc - 1),
-                 100 * (pw - 1)))
+    print_ab_table([c[0] for c in configs], cpu, wall)
     return 0
 
 

@@ -17,13 +17,13 @@ ratios moves least with load that drifts over the run.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import bench_sample  # noqa: E402  (RUNNER, sample_env, clean_env)
+from _common import print_ab_table  # noqa: E402
 
 
 def run(python, env, workload, iterations):
@@ -72,20 +72,10 @@ def main():
             wall[name].append(w)
     if os.path.exists(a.out):
         os.unlink(a.out)
-    bc, bw = statistics.median(cpu["baseline"]), statistics.median(wall["baseline"])
     print("%s(%d), %d rounds, %d Hz %s%s, %s; indicative on a shared machine"
           % (a.workload, a.iterations, a.rounds, a.rate, a.clock,
              " --native" if a.native else "", a.python))
-    print("| config | CPU median s | vs baseline | wall median s | vs baseline "
-          "| paired CPU | paired wall |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, _ in configs:
-        c, w = statistics.median(cpu[name]), statistics.median(wall[name])
-        pc = statistics.median(x / b for x, b in zip(cpu[name], cpu["baseline"]))
-        pw = statistics.median(x / b for x, b in zip(wall[name], wall["baseline"]))
-        print("| %s | %.4f | %+.1f%% | %.4f | %+.1f%% | %+.1f%% | %+.1f%% |"
-              % (name, c, 100 * (c / bc - 1), w, 100 * (w / bw - 1), 100 * (pc - 1),
-                 100 * (pw - 1)))
+    print_ab_table([c[0] for c in configs], cpu, wall)
     return 0
 
 
