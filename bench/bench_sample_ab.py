@@ -8,17 +8,23 @@ the library move one configuration's overhead?  Every run is a fresh
 process (LD_PRELOAD, as `cpyprof record` does) timed by bench_sample.py's
 runner. The order rotates every round, and each build's run is also
 divided by the baseline run of its own round: the median of those paired
-ratios moves least with load that drifts over the run.
+ratios moves least with load that drifts over the run. With --floor, a "floor"
+row preloads sigfloor.c instead: the same per-thread timers at the same rate
+with an empty handler, what the machine charges for the signals alone.
 
     python3 bench/bench_sample_ab.py --build old=/path/to/old/build --build new=build \\
         --workload threads --rate 1000 --clock wall --rounds 30
+    python3 bench/bench_sample_ab.py --build main=build --floor --workload alloc_heavy \\
+        --iterations 100000 --rate 10000 --rounds 10
 """
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -47,6 +53,8 @@ def main():
     ap.add_argument("--rate", type=int, default=1000)
     ap.add_argument("--clock", choices=("cpu", "wall"), default="wall")
     ap.add_argument("--native", action="store_true")
+    ap.add_argument("--floor", action="store_true",
+                    help="add a row for an empty signal handler at the same rate (sigfloor.c)")
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--out", default="/tmp/cpyprof-bench-sample-ab.cpyprof")
     a = ap.parse_args()
@@ -57,6 +65,12 @@ def main():
         if not os.path.exists(lib):
             sys.exit("%s not found: build first" % lib)
         configs.append((name, bench_sample.sample_env(lib, a.out, a.rate, a.clock, a.native)))
+    tmp = tempfile.mkdtemp(prefix="cpyprof-bench-sample-ab-")
+    if a.floor:
+        lib, why = bench_sample.build_sigfloor(tmp)
+        if not lib:
+            sys.exit("--floor: %s" % why)
+        configs.append(("floor", {"LD_PRELOAD": lib, "SIGFLOOR_HZ": str(a.rate)}))
     cpu = {c[0]: [] for c in configs}
     wall = {c[0]: [] for c in configs}
     checksum = None
@@ -72,6 +86,7 @@ def main():
             wall[name].append(w)
     if os.path.exists(a.out):
         os.unlink(a.out)
+    shutil.rmtree(tmp, ignore_errors=True)
     print("%s(%d), %d rounds, %d Hz %s%s, %s; indicative on a shared machine"
           % (a.workload, a.iterations, a.rounds, a.rate, a.clock,
              " --native" if a.native else "", a.python))
