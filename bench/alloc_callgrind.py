@@ -12,6 +12,7 @@ w_calloc*, w_realloc*, w_free*, w_raw_*) in the counting runs:
     per call = ((Ir N,on - Ir 0,on) - (Ir N,off - Ir 0,off)) / (calls N - calls 0)
 
     python3 bench/alloc_callgrind.py --python /usr/bin/python3 --build build
+    python3 bench/alloc_callgrind.py --floor alloc_heavy   # also pass-through wrappers' share
 """
 
 import argparse
@@ -25,7 +26,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 CHILD = r"""
 import sys
-build, work, n, on = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+build, work, n, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+on = mode == "1"
 sys.path.insert(0, build + "/python")
 sys.path.insert(0, sys.argv[5])
 import workloads
@@ -33,6 +35,10 @@ import workloads
 f = {"alloc_heavy": workloads.alloc_heavy, "objects": workloads.alloc_objects,
      "grow": workloads.alloc_grow}[work]
 f(100)
+if mode == "floor":  # pass-through wrappers (passalloc.c), built into the build argument
+    sys.path.insert(0, build)
+    import _cpyprof_bench_passalloc
+    _cpyprof_bench_passalloc.install()
 if on:
     import cpyprof
     cpyprof.start(sys.argv[6], quiet=True, mode="sample", rate=1, alloc=True)
@@ -46,13 +52,18 @@ WRAPPER = re.compile(r"w_(malloc|calloc|realloc|free)(_[fs])?$|w_raw_\w+$")
 
 
 def measure(python, build, work, n, on, tmp):
-    out = os.path.join(tmp, "%s-%d-%d.cg" % (work, n, on))
+    """Ir and wrapper calls of one run; on: True (counting), False, or "floor"
+    (passalloc.c's wrappers, from tmp/floor)."""
+    out = os.path.join(tmp, "%s-%d-%s.cg" % (work, n, on))
+    mode = "floor" if on == "floor" else "1" if on else "0"
+    if on == "floor":
+        build = os.path.join(tmp, "floor")
     env = dict(os.environ, PYTHONHASHSEED="0")
     for v in list(env):
         if v.startswith("CPYPROF_") or v == "LD_PRELOAD":
             del env[v]
     subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, python,
-                    "-c", CHILD, os.path.abspath(build), work, str(n), "1" if on else "0", HERE,
+                    "-c", CHILD, os.path.abspath(build), work, str(n), mode, HERE,
                     os.path.join(tmp, "run.cpyprof")],
                    env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ir = calls = 0
@@ -78,11 +89,19 @@ def main():
     ap.add_argument("--python", default="/usr/bin/python3")
     ap.add_argument("--build", default="build", help="a cpyprof build directory")
     ap.add_argument("workloads", nargs="*", default=list(ITERATIONS))
+    ap.add_argument("--floor", action="store_true",
+                    help="also count what pass-through wrappers (passalloc.c) add per call")
     a = ap.parse_args()
     print("%s, %s; instructions per allocator call (callgrind)" % (a.python, a.build))
-    print("| workload (iterations) | allocator calls | baseline Ir | counting adds | per call |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| workload (iterations) | allocator calls | baseline Ir | counting adds | per call |"
+          + (" floor per call |" if a.floor else ""))
+    print("| --- | ---: | ---: | ---: | ---: |" + (" ---: |" if a.floor else ""))
     with tempfile.TemporaryDirectory(prefix="cpyprof-cg-") as tmp:
+        if a.floor:
+            from bench_alloc_ab import build_floor
+
+            os.mkdir(os.path.join(tmp, "floor"))
+            build_floor(a.python, os.path.join(tmp, "floor"))
         for w in a.workloads:
             n = ITERATIONS[w]
             b0, _ = measure(a.python, a.build, w, 0, False, tmp)
@@ -90,9 +109,14 @@ def main():
             p0, c0 = measure(a.python, a.build, w, 0, True, tmp)
             pn, cn = measure(a.python, a.build, w, n, True, tmp)
             base, add, calls = bn - b0, (pn - p0) - (bn - b0), cn - c0
-            print("| %s (%d) | %.1fk | %.2fM | %+.2fM (%+.1f%%) | %.1f |"
+            floor = ""
+            if a.floor:
+                f0, _ = measure(a.python, a.build, w, 0, "floor", tmp)
+                fn, _ = measure(a.python, a.build, w, n, "floor", tmp)
+                floor = " %.1f |" % (((fn - f0) - (bn - b0)) / calls if calls else float("nan"))
+            print("| %s (%d) | %.1fk | %.2fM | %+.2fM (%+.1f%%) | %.1f |%s"
                   % (w, n, calls / 1e3, base / 1e6, add / 1e6, 100.0 * add / base,
-                     add / calls if calls else float("nan")))
+                     add / calls if calls else float("nan"), floor))
             sys.stdout.flush()
     return 0
 
