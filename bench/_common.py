@@ -1,6 +1,7 @@
 """What the side-by-side benchmarks (bench_alloc.py, bench_gil.py) share:
 the common options, a clean environment for the child, running one child
-and the round order; and the A/B scripts' table (print_ab_table).
+and the round order; the A/B scripts' table (print_ab_table); building the
+C helpers (compile_c).
 
 Every configuration runs in a fresh process started with this environment:
 PYTHONPATH points at the build's assembled package, and every CPYPROF_*
@@ -8,6 +9,7 @@ variable and LD_PRELOAD of the caller is removed so that only the
 configuration under test profiles anything."""
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -91,3 +93,17 @@ def print_ab_table(names, cpu, wall):
         print("| %s | %.4f | %+.1f%% | %.4f | %+.1f%% | %+.1f%% | %+.1f%% |"
               % (name, c, 100 * (c / bc - 1), w, 100 * (w / bw - 1), 100 * (pc - 1),
                  100 * (pw - 1)))
+
+
+def compile_c(src, target, cflags=(), libs=()):
+    """Builds a shared object for a benchmark helper (emptyhook.c, passalloc.c,
+    sigfloor.c): `cc -shared -fPIC -O2 CFLAGS src -o target LIBS`, cc from $CC.
+    Returns None, or why it could not (one line, then the compiler's output)."""
+    cc = os.environ.get("CC", "cc")
+    if not shutil.which(cc.split()[0]):
+        return "no C compiler (%s)" % cc
+    cmd = cc.split() + ["-shared", "-fPIC", "-O2", *cflags, src, "-o", target, *libs]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        return "build failed: %s\n%s" % (" ".join(cmd), p.stderr.strip())
+    return None

@@ -51,12 +51,11 @@ ITERATIONS = {"alloc_heavy": 1000, "objects": 30000, "grow": 20000}
 WRAPPER = re.compile(r"w_(malloc|calloc|realloc|free)(_[fs])?$|w_raw_\w+$")
 
 
-def measure(python, build, work, n, on, tmp):
-    """Ir and wrapper calls of one run; on: True (counting), False, or "floor"
-    (passalloc.c's wrappers, from tmp/floor)."""
-    out = os.path.join(tmp, "%s-%d-%s.cg" % (work, n, on))
-    mode = "floor" if on == "floor" else "1" if on else "0"
-    if on == "floor":
+def measure(python, build, work, n, mode, tmp):
+    """Ir and wrapper calls of one run; mode: "1" counting, "0" no profiler,
+    "floor" passalloc.c's wrappers (built into tmp/floor)."""
+    out = os.path.join(tmp, "%s-%d-%s.cg" % (work, n, mode))
+    if mode == "floor":
         build = os.path.join(tmp, "floor")
     env = dict(os.environ, PYTHONHASHSEED="0")
     for v in list(env):
@@ -104,10 +103,10 @@ def main():
             build_floor(a.python, os.path.join(tmp, "floor"))
         for w in a.workloads:
             n = ITERATIONS[w]
-            b0, _ = measure(a.python, a.build, w, 0, False, tmp)
-            bn, _ = measure(a.python, a.build, w, n, False, tmp)
-            p0, c0 = measure(a.python, a.build, w, 0, True, tmp)
-            pn, cn = measure(a.python, a.build, w, n, True, tmp)
+            b0, _ = measure(a.python, a.build, w, 0, "0", tmp)
+            bn, _ = measure(a.python, a.build, w, n, "0", tmp)
+            p0, c0 = measure(a.python, a.build, w, 0, "1", tmp)
+            pn, cn = measure(a.python, a.build, w, n, "1", tmp)
             base, add, calls = bn - b0, (pn - p0) - (bn - b0), cn - c0
             floor = ""
             if a.floor:

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 
-from _common import print_ab_table  # bench/, on sys.path when run
+from _common import compile_c, print_ab_table  # bench/, on sys.path when run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -60,12 +60,11 @@ def build_floor(python, outdir):
     include, suffix = info[0], info[1]
     if not os.path.exists(os.path.join(include, "Python.h")):
         sys.exit("--floor: no Python.h in %s (install the interpreter's -dev headers)" % include)
-    target = os.path.join(outdir, "_cpyprof_bench_passalloc" + suffix)
-    cmd = [os.environ.get("CC", "cc"), "-shared", "-fPIC", "-O2", "-I", include,
-           os.path.join(HERE, "passalloc.c"), "-o", target]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.exit("--floor: build failed: %s\n%s" % (" ".join(cmd), p.stderr.strip()))
+    why = compile_c(os.path.join(HERE, "passalloc.c"),
+                    os.path.join(outdir, "_cpyprof_bench_passalloc" + suffix),
+                    cflags=("-I", include))
+    if why:
+        sys.exit("--floor: " + why)
     return outdir
 
 

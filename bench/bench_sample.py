@@ -35,6 +35,8 @@ import sys
 import tempfile
 import textwrap
 
+from _common import compile_c  # bench/, on sys.path when run
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 WORKLOADS_PY = os.path.join(HERE, "workloads.py")
@@ -145,18 +147,11 @@ def native_note(args, cfg, tmp):
 
 
 def build_sigfloor(tmp):
-    """Compiles sigfloor.c (per-thread 1 kHz timers, empty handler) into tmp.
+    """Compiles sigfloor.c (per-thread timers at $SIGFLOOR_HZ, empty handler) into tmp.
     Returns (path, None) or (None, why)."""
-    cc = os.environ.get("CC", "cc")
-    if not shutil.which(cc.split()[0]):
-        return None, "no C compiler (%s)" % cc
     out = os.path.join(tmp, "sigfloor.so")
-    cmd = cc.split() + ["-shared", "-fPIC", "-O2", os.path.join(HERE, "sigfloor.c"), "-o", out,
-                        "-ldl", "-lrt"]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        return None, "build failed: %s" % p.stderr.strip()[-200:]
-    return out, None
+    why = compile_c(os.path.join(HERE, "sigfloor.c"), out, libs=("-ldl", "-lrt"))
+    return (None, why) if why else (out, None)
 
 
 def calibrate(args, workload):
@@ -312,7 +307,7 @@ def sample_cost(args, tmp, iterations, floor_lib):
     calls = {c[0]: [] for c in cfgs}
     for rnd in range(args.cost_runs):
         k = rnd % len(cfgs)
-        cpu = {}
+        cpu, signals = {}, {}  # this round's runs: CPU seconds, and signals for all but the baseline
         for label, native in cfgs[k:] + cfgs[:k]:
             out = os.path.join(tmp, "cost.cpyprof")
             if label == "baseline":
@@ -327,11 +322,10 @@ def sample_cost(args, tmp, iterations, floor_lib):
             if p.returncode != 0 or not line:
                 continue
             r = json.loads(line[-1])
-            cpu[label] = r["cpu"]
-            if native is None:
-                # the floor's signal count: its timer's periods over the run's wall time
-                n = r["seconds"] * COST_HZ if label == "floor" else 0
-            else:
+            if label == "floor":
+                # its signal count: the timer's periods over the run's wall time
+                signals[label] = r["seconds"] * COST_HZ
+            elif label != "baseline":
                 rep = subprocess.run([args.cli, "report", out, "--json"], capture_output=True,
                                      text=True)
                 if rep.returncode != 0:
@@ -341,14 +335,13 @@ def sample_cost(args, tmp, iterations, floor_lib):
                 if not n:
                     continue
                 per[label].append(int(meta["sample_handler_ns"]) / n)
-            if n:
-                calls[label].append(n)
-                cpu[label + "/n"] = n
+                signals[label] = n
+            cpu[label] = r["cpu"]
         if "baseline" not in cpu:
             continue
-        for label, _ in cfgs[1:]:
-            if label in cpu:
-                extra[label].append((cpu[label] - cpu["baseline"]) * 1e9 / cpu[label + "/n"])
+        for label, n in signals.items():
+            calls[label].append(n)
+            extra[label].append((cpu[label] - cpu["baseline"]) * 1e9 / n)
     rows = []
     for label, _ in cfgs[1:]:
         if extra[label]:

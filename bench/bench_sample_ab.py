@@ -54,7 +54,8 @@ def main():
     ap.add_argument("--clock", choices=("cpu", "wall"), default="wall")
     ap.add_argument("--native", action="store_true")
     ap.add_argument("--floor", action="store_true",
-                    help="add a row for an empty signal handler at the same rate (sigfloor.c)")
+                    help="add a row for an empty signal handler at the same rate "
+                    "(sigfloor.c; wall-clock timers, so compare with --clock wall)")
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--out", default="/tmp/cpyprof-bench-sample-ab.cpyprof")
     a = ap.parse_args()

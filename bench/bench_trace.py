@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 
+from _common import compile_c  # bench/, on sys.path when run
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 CHILD = os.path.join(HERE, "_child.py")
@@ -148,9 +150,6 @@ def build_emptyhook(python_info, cache_root):
     include = python_info["include"]
     if not os.path.exists(os.path.join(include, "Python.h")):
         return None, f"no Python.h in {include} (install the interpreter's -dev headers)"
-    cc = os.environ.get("CC", "cc")
-    if not shutil.which(cc.split()[0]):
-        return None, f"no C compiler ({cc})"
     with open(EMPTYHOOK_C, "rb") as f:
         src = f.read()
     key = hashlib.sha256(src + include.encode() + python_info["ext_suffix"].encode()
@@ -161,10 +160,9 @@ def build_emptyhook(python_info, cache_root):
         return outdir, None
     os.makedirs(outdir, exist_ok=True)
     tmp = target + ".tmp%d" % os.getpid()
-    cmd = cc.split() + ["-shared", "-fPIC", "-O2", "-I", include, EMPTYHOOK_C, "-o", tmp]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        return None, "build failed: %s\n%s" % (" ".join(cmd), proc.stderr.strip())
+    why = compile_c(EMPTYHOOK_C, tmp, cflags=("-I", include))
+    if why:
+        return None, why
     os.replace(tmp, target)
     log(f"built {target}")
     return outdir, None
