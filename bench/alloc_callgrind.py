@@ -13,6 +13,11 @@ w_calloc*, w_realloc*, w_free*, w_raw_*) in the counting runs:
 
     python3 bench/alloc_callgrind.py --python /usr/bin/python3 --build build
     python3 bench/alloc_callgrind.py --floor alloc_heavy   # also pass-through wrappers' share
+    python3 bench/alloc_callgrind.py --least alloc_heavy   # and leastcount.c's lower bounds
+
+--floor and --least divide by the counting runs' wrapper calls: the helpers
+wrap the same calls (leastcount.c leaves RAW alone, which alloc_heavy
+hardly calls).
 """
 
 import argparse
@@ -35,10 +40,14 @@ import workloads
 f = {"alloc_heavy": workloads.alloc_heavy, "objects": workloads.alloc_objects,
      "grow": workloads.alloc_grow}[work]
 f(100)
-if mode == "floor":  # pass-through wrappers (passalloc.c), built into the build argument
+if mode == "floor":  # bench_alloc_ab.HELPERS, built into the build argument
     sys.path.insert(0, build)
     import _cpyprof_bench_passalloc
     _cpyprof_bench_passalloc.install()
+elif mode in ("least", "least-counts"):
+    sys.path.insert(0, build)
+    import _cpyprof_bench_leastcount
+    _cpyprof_bench_leastcount.install(mode == "least")
 if on:
     import cpyprof
     cpyprof.start(sys.argv[6], quiet=True, mode="sample", rate=1, alloc=True)
@@ -53,10 +62,11 @@ WRAPPER = re.compile(r"w_(malloc|calloc|realloc|free)(_[fs])?$|w_raw_\w+$")
 
 def measure(python, build, work, n, mode, tmp):
     """Ir and wrapper calls of one run; mode: "1" counting, "0" no profiler,
-    "floor" passalloc.c's wrappers (built into tmp/floor)."""
+    "floor" passalloc.c's wrappers, "least" and "least-counts" leastcount.c's
+    (built into tmp/MODE)."""
     out = os.path.join(tmp, "%s-%d-%s.cg" % (work, n, mode))
-    if mode == "floor":
-        build = os.path.join(tmp, "floor")
+    if mode in ("floor", "least", "least-counts"):
+        build = os.path.join(tmp, mode)
     env = dict(os.environ, PYTHONHASHSEED="0")
     for v in list(env):
         if v.startswith("CPYPROF_") or v == "LD_PRELOAD":
@@ -90,17 +100,21 @@ def main():
     ap.add_argument("workloads", nargs="*", default=list(ITERATIONS))
     ap.add_argument("--floor", action="store_true",
                     help="also count what pass-through wrappers (passalloc.c) add per call")
+    ap.add_argument("--least", action="store_true",
+                    help="also count what least-work exact counting (leastcount.c) adds per"
+                    " call, with and without block sizes")
     a = ap.parse_args()
+    helpers = ["floor"] * a.floor + ["least", "least-counts"] * a.least
     print("%s, %s; instructions per allocator call (callgrind)" % (a.python, a.build))
     print("| workload (iterations) | allocator calls | baseline Ir | counting adds | per call |"
-          + (" floor per call |" if a.floor else ""))
-    print("| --- | ---: | ---: | ---: | ---: |" + (" ---: |" if a.floor else ""))
+          + "".join(" %s per call |" % h for h in helpers))
+    print("| --- | ---: | ---: | ---: | ---: |" + " ---: |" * len(helpers))
     with tempfile.TemporaryDirectory(prefix="cpyprof-cg-") as tmp:
-        if a.floor:
-            from bench_alloc_ab import build_floor
+        from bench_alloc_ab import build_helper
 
-            os.mkdir(os.path.join(tmp, "floor"))
-            build_floor(a.python, os.path.join(tmp, "floor"))
+        for h in helpers:
+            os.mkdir(os.path.join(tmp, h))
+            build_helper(a.python, os.path.join(tmp, h), h)
         for w in a.workloads:
             n = ITERATIONS[w]
             b0, _ = measure(a.python, a.build, w, 0, "0", tmp)
@@ -109,10 +123,10 @@ def main():
             pn, cn = measure(a.python, a.build, w, n, "1", tmp)
             base, add, calls = bn - b0, (pn - p0) - (bn - b0), cn - c0
             floor = ""
-            if a.floor:
-                f0, _ = measure(a.python, a.build, w, 0, "floor", tmp)
-                fn, _ = measure(a.python, a.build, w, n, "floor", tmp)
-                floor = " %.1f |" % (((fn - f0) - (bn - b0)) / calls if calls else float("nan"))
+            for h in helpers:
+                f0, _ = measure(a.python, a.build, w, 0, h, tmp)
+                fn, _ = measure(a.python, a.build, w, n, h, tmp)
+                floor += " %.1f |" % (((fn - f0) - (bn - b0)) / calls if calls else float("nan"))
             print("| %s (%d) | %.1fk | %.2fM | %+.2fM (%+.1f%%) | %.1f |%s"
                   % (w, n, calls / 1e3, base / 1e6, add / 1e6, 100.0 * add / base,
                      add / calls if calls else float("nan"), floor))

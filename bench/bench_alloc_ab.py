@@ -14,10 +14,15 @@ every process hashes alike. Used to compare a change with the
 library before it on a shared machine, where bench_alloc.py's separate
 medians drift with the load. With --floor, a "floor" row runs the workload
 under pass-through allocator wrappers (passalloc.c, built on the fly):
-what any hook costs on this Python before it counts anything.
+what any hook costs on this Python before it counts anything. With
+--least, a "least" row runs it under leastcount.c's wrappers: only the
+work exact per-function counting with a peak cannot do without, done the
+cheapest way (a lower bound for counting's overhead on this Python), and
+a "least-counts" row the same without the block sizes (no freed bytes,
+live total or peak): what the size record costs.
 
     python3 bench/bench_alloc_ab.py --build new=build --build old=/path/to/other/build
-    python3 bench/bench_alloc_ab.py --python /usr/bin/python3 --build main=build --floor
+    python3 bench/bench_alloc_ab.py --python /usr/bin/python3 --build main=build --floor --least
 """
 
 import argparse
@@ -40,31 +45,41 @@ workloads.alloc_heavy(100)
 if build == "floor":
     import _cpyprof_bench_passalloc
     _cpyprof_bench_passalloc.install()
+elif build in ("least", "least-counts"):
+    import _cpyprof_bench_leastcount
+    _cpyprof_bench_leastcount.install(build == "least")
 elif build != "-":
     import cpyprof
     cpyprof.start(sys.argv[4], quiet=True, mode="sample", rate=1, alloc=True)
 c0, w0 = time.process_time(), time.perf_counter()
 workloads.alloc_heavy(n)
 c1, w1 = time.process_time(), time.perf_counter()
-if build not in ("-", "floor"):
+if build not in ("-", "floor", "least", "least-counts"):
     cpyprof.stop()
 print("%.6f %.6f" % (c1 - c0, w1 - w0))
 """
 
 
-def build_floor(python, outdir):
-    """Compiles passalloc.c for `python` into outdir; returns outdir or exits."""
+HELPERS = {"floor": ("passalloc.c", "_cpyprof_bench_passalloc"),
+           "least": ("leastcount.c", "_cpyprof_bench_leastcount"),
+           "least-counts": ("leastcount.c", "_cpyprof_bench_leastcount")}
+
+
+def build_helper(python, outdir, which="floor"):
+    """Compiles the C helper of row `which` (HELPERS) for `python` into
+    outdir; returns outdir or exits."""
+    src, module = HELPERS[which]
     info = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['include']);"
                            " print(sysconfig.get_config_var('EXT_SUFFIX'))"],
                           capture_output=True, text=True, check=True).stdout.split()
     include, suffix = info[0], info[1]
     if not os.path.exists(os.path.join(include, "Python.h")):
-        sys.exit("--floor: no Python.h in %s (install the interpreter's -dev headers)" % include)
-    why = compile_c(os.path.join(HERE, "passalloc.c"),
-                    os.path.join(outdir, "_cpyprof_bench_passalloc" + suffix),
+        sys.exit("--%s: no Python.h in %s (install the interpreter's -dev headers)"
+                 % (which, include))
+    why = compile_c(os.path.join(HERE, src), os.path.join(outdir, module + suffix),
                     cflags=("-I", include))
     if why:
-        sys.exit("--floor: " + why)
+        sys.exit("--%s: %s" % (which, why))
     return outdir
 
 
@@ -75,15 +90,21 @@ def main():
                     help="a cpyprof build directory to measure (repeatable)")
     ap.add_argument("--floor", action="store_true",
                     help="add a row for pass-through allocator wrappers (passalloc.c)")
+    ap.add_argument("--least", action="store_true",
+                    help="add rows for least-work exact counting wrappers (leastcount.c),"
+                    " with and without block sizes")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--iterations", type=int, default=20000)
     ap.add_argument("--out", default="/tmp/cpyprof-bench-ab.out")
     a = ap.parse_args()
     configs = [("baseline", None)] + [tuple(b.split("=", 1)) for b in a.build]
-    floor_dir = None
-    if a.floor:
-        floor_dir = build_floor(a.python, tempfile.mkdtemp(prefix="cpyprof-passalloc-"))
-        configs.append(("floor", "floor"))
+    helper_dir = None
+    if a.floor or a.least:
+        helper_dir = tempfile.mkdtemp(prefix="cpyprof-bench-helpers-")
+    for which, wanted in (("floor", a.floor), ("least", a.least), ("least-counts", a.least)):
+        if wanted:
+            build_helper(a.python, helper_dir, which)
+            configs.append((which, which))
     cpu = {c[0]: [] for c in configs}
     wall = {c[0]: [] for c in configs}
     for r in range(a.rounds):
@@ -94,8 +115,8 @@ def main():
                 if v.startswith("CPYPROF_") or v == "LD_PRELOAD":
                     del env[v]
             env["PYTHONHASHSEED"] = "0"
-            if build == "floor":
-                env["PYTHONPATH"] = floor_dir
+            if build in HELPERS:
+                env["PYTHONPATH"] = helper_dir
             elif build:
                 env["PYTHONPATH"] = os.path.join(os.path.abspath(build), "python")
             p = subprocess.run([a.python, "-c", CHILD, build or "-", str(a.iterations), HERE,
@@ -105,8 +126,8 @@ def main():
             c, w = map(float, p.stdout.split()[-2:])
             cpu[name].append(c)
             wall[name].append(w)
-    if floor_dir:
-        shutil.rmtree(floor_dir, ignore_errors=True)
+    if helper_dir:
+        shutil.rmtree(helper_dir, ignore_errors=True)
     print("alloc_heavy(%d), %d rounds, %s; indicative on a shared machine"
           % (a.iterations, a.rounds, a.python))
     print_ab_table([c[0] for c in configs], cpu, wall)

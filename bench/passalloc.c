@@ -13,7 +13,8 @@
  * cpyprof product.
  *
  *   import _cpyprof_bench_passalloc as m
- *   m.install()     # RAW, MEM and OBJ; GIL held; once
+ *   m.install()     # RAW, MEM and OBJ; GIL held
+ *   m.uninstall()   # puts back what install found (nothing may have wrapped it since)
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -24,6 +25,8 @@ typedef struct {
 } pass_layer;
 
 static pass_layer layers[3];
+static const PyMemAllocatorDomain domains[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,
+                                                PYMEM_DOMAIN_OBJ};
 
 static void *pass_malloc(void *ctx, size_t n)
 {
@@ -51,8 +54,6 @@ static void pass_free(void *ctx, void *ptr)
 
 static PyObject *install(PyObject *self, PyObject *unused)
 {
-    static const PyMemAllocatorDomain domains[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,
-                                                    PYMEM_DOMAIN_OBJ};
     (void)self;
     (void)unused;
     if (layers[0].below.malloc) {
@@ -67,12 +68,28 @@ static PyObject *install(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+static PyObject *uninstall(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    if (!layers[0].below.malloc) {
+        PyErr_SetString(PyExc_RuntimeError, "not installed");
+        return NULL;
+    }
+    for (int i = 0; i < 3; i++) {
+        PyMem_SetAllocator(domains[i], &layers[i].below);
+        layers[i].below.malloc = NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"install", install, METH_NOARGS, "Wrap the RAW, MEM and OBJ allocators (pass-through)."},
+    {"uninstall", uninstall, METH_NOARGS, "Put back the allocators install found."},
     {NULL, NULL, 0, NULL}};
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_cpyprof_bench_passalloc", NULL, -1,
-                                    methods};
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_cpyprof_bench_passalloc", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__cpyprof_bench_passalloc(void)
 {
