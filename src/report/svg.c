@@ -171,15 +171,17 @@ static void put_label(FILE *out, const char *name, size_t len, double pw)
 /* ---- numbers ------------------------------------------------------------ */
 
 /*
- * Prints v with two decimals. Done by hand rather than with "%.2f" because
- * the SVG needs '.' as the decimal point whatever LC_NUMERIC the host
- * program set.
+ * The numbers are printed by hand rather than with "%.2f" because the SVG
+ * needs '.' as the decimal point whatever LC_NUMERIC the host program set.
+ *
+ * put_sign_hundredths writes v's '-' if it has one and returns |v| in
+ * hundredths, rounded; NaN and infinities count as 0. It clamps first:
+ * llround of a value beyond the long long range returns LLONG_MIN, and
+ * negating that overflows (found by fuzz_reader on a damaged profile whose
+ * child outweighs the root).
  */
-static void put_fixed2(FILE *out, double v)
+static long long put_sign_hundredths(FILE *out, double v)
 {
-    /* Clamp first: llround of a value beyond the long long range returns
-     * LLONG_MIN, and negating that overflows (found by fuzz_reader on a
-     * damaged profile whose child outweighs the root). */
     if (!(v == v) || isinf(v))
         v = 0;
     if (v > 1e15)
@@ -191,26 +193,20 @@ static void put_fixed2(FILE *out, double v)
         fputc('-', out);
         h = -h;
     }
+    return h;
+}
+
+/* v with two decimals: "12.50". */
+static void put_fixed2(FILE *out, double v)
+{
+    long long h = put_sign_hundredths(out, v);
     fprintf(out, "%lld.%02lld", h / 100, h % 100);
 }
 
 /* Like put_fixed2, but "12" for 12.00 and "12.5" for 12.50: shorter files. */
 static void put_coord(FILE *out, double v)
 {
-    /* Clamp first: llround of a value beyond the long long range returns
-     * LLONG_MIN, and negating that overflows (found by fuzz_reader on a
-     * damaged profile whose child outweighs the root). */
-    if (!(v == v) || isinf(v))
-        v = 0;
-    if (v > 1e15)
-        v = 1e15;
-    else if (v < -1e15)
-        v = -1e15;
-    long long h = llround(v * 100.0);
-    if (h < 0) {
-        fputc('-', out);
-        h = -h;
-    }
+    long long h = put_sign_hundredths(out, v);
     fprintf(out, "%lld", h / 100);
     if (h % 100 == 0)
         return;
