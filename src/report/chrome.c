@@ -215,6 +215,45 @@ static tstate *thread_of(conv *c, uint32_t id)
     return t;
 }
 
+/* The start of every event: ,\n{"ph":PH,"pid":P,"tid":T (the object left
+ * open). ph: 'X' a complete event (a slice), 'M' metadata, 'C' a counter. */
+static inline void ob_event(conv *c, char ph, uint64_t tid)
+{
+    out_buf *o = &c->o;
+    char head[] = ",\n{\"ph\":\"?\",\"pid\":"; /* one put: this runs per event */
+    head[9] = ph;
+    OB_LIT(o, head);
+    ob_put(o, c->pid, c->pid_n);
+    OB_LIT(o, ",\"tid\":");
+    ob_u64(o, tid);
+}
+
+/* The start of a slice on track tid from ts_ns lasting dur_ns (negative
+ * times are written as 0): its name, category and args follow. */
+static inline void ob_slice(conv *c, uint64_t tid, int64_t ts_ns, int64_t dur_ns)
+{
+    ob_event(c, 'X', tid);
+    OB_LIT(&c->o, ",\"ts\":");
+    ob_us(&c->o, ts_ns);
+    OB_LIT(&c->o, ",\"dur\":");
+    ob_us(&c->o, dur_ns);
+}
+
+/* Names track tid in the viewer and sets its place in the list: a
+ * thread_name and a thread_sort_index metadata event. */
+static void ob_track_names(conv *c, uint64_t tid, const char *name, uint64_t sort_index)
+{
+    out_buf *o = &c->o;
+    ob_event(c, 'M', tid);
+    OB_LIT(o, ",\"name\":\"thread_name\",\"args\":{\"name\":");
+    ob_json(o, name);
+    OB_LIT(o, "}}");
+    ob_event(c, 'M', tid);
+    OB_LIT(o, ",\"name\":\"thread_sort_index\",\"args\":{\"sort_index\":");
+    ob_u64(o, sort_index);
+    OB_LIT(o, "}}");
+}
+
 static void emit(conv *c, tstate *t, const open_call *oc, int64_t end, uint32_t depth, bool synth)
 {
     const frag *fr = &c->frags[oc->frag];
@@ -232,14 +271,7 @@ static void emit(conv *c, tstate *t, const open_call *oc, int64_t end, uint32_t 
         return;
     }
     out_buf *o = &c->o;
-    OB_LIT(o, ",\n{\"ph\":\"X\",\"pid\":");
-    ob_put(o, c->pid, c->pid_n);
-    OB_LIT(o, ",\"tid\":");
-    ob_u64(o, t->tid);
-    OB_LIT(o, ",\"ts\":");
-    ob_us(o, oc->begin);
-    OB_LIT(o, ",\"dur\":");
-    ob_us(o, dur);
+    ob_slice(c, t->tid, oc->begin, dur);
     OB_LIT(o, ",");
     ob_put(o, fr->s, fr->n);
     if (synth && fr->args_empty)
@@ -273,29 +305,10 @@ static void emit_gil(conv *c, tstate *t, int64_t end, bool synth)
         char label[320], track[400];
         thread_label(c, t, label, sizeof label);
         snprintf(track, sizeof track, "GIL held \xe2\x80\x94 %s", label);
-        OB_LIT(o, ",\n{\"ph\":\"M\",\"pid\":");
-        ob_put(o, c->pid, c->pid_n);
-        OB_LIT(o, ",\"tid\":");
-        ob_u64(o, tid);
-        OB_LIT(o, ",\"name\":\"thread_name\",\"args\":{\"name\":");
-        ob_json(o, track);
-        OB_LIT(o, "}},\n{\"ph\":\"M\",\"pid\":");
-        ob_put(o, c->pid, c->pid_n);
-        OB_LIT(o, ",\"tid\":");
-        ob_u64(o, tid);
-        OB_LIT(o, ",\"name\":\"thread_sort_index\",\"args\":{\"sort_index\":");
-        ob_u64(o, (uint64_t)t->id);
-        OB_LIT(o, "}}");
+        ob_track_names(c, tid, track, t->id);
         t->gil_named = true;
     }
-    OB_LIT(o, ",\n{\"ph\":\"X\",\"pid\":");
-    ob_put(o, c->pid, c->pid_n);
-    OB_LIT(o, ",\"tid\":");
-    ob_u64(o, tid);
-    OB_LIT(o, ",\"ts\":");
-    ob_us(o, t->gil_t0);
-    OB_LIT(o, ",\"dur\":");
-    ob_us(o, end > t->gil_t0 ? end - t->gil_t0 : 0);
+    ob_slice(c, tid, t->gil_t0, end > t->gil_t0 ? end - t->gil_t0 : 0);
     if (synth)
         OB_LIT(o, ",\"name\":\"GIL held\",\"cat\":\"gil\",\"args\":{\"synthesized\":true}}");
     else
@@ -377,19 +390,7 @@ static void write_header(conv *c, const char *title)
         char name[256], label[320];
         snprintf(label, sizeof label, "%s (tid %llu)", cp_thread_name(p, i, name, sizeof name),
                  (unsigned long long)p->threads[i].rec.native_tid);
-        OB_LIT(o, ",\n{\"ph\":\"M\",\"pid\":");
-        ob_put(o, c->pid, c->pid_n);
-        OB_LIT(o, ",\"tid\":");
-        ob_u64(o, t->tid);
-        OB_LIT(o, ",\"name\":\"thread_name\",\"args\":{\"name\":");
-        ob_json(o, label);
-        OB_LIT(o, "}},\n{\"ph\":\"M\",\"pid\":");
-        ob_put(o, c->pid, c->pid_n);
-        OB_LIT(o, ",\"tid\":");
-        ob_u64(o, t->tid);
-        OB_LIT(o, ",\"name\":\"thread_sort_index\",\"args\":{\"sort_index\":");
-        ob_u64(o, p->threads[i].rec.id);
-        OB_LIT(o, "}}");
+        ob_track_names(c, t->tid, label, p->threads[i].rec.id);
     }
 }
 
@@ -430,14 +431,7 @@ static int write_gc(conv *c, const cp_alloc_data *gc)
         tstate *t = thread_of(c, g->thread_id == CPYPROF_NONE ? 0 : g->thread_id);
         if (!t)
             return -1;
-        OB_LIT(o, ",\n{\"ph\":\"X\",\"pid\":");
-        ob_put(o, c->pid, c->pid_n);
-        OB_LIT(o, ",\"tid\":");
-        ob_u64(o, t->tid);
-        OB_LIT(o, ",\"ts\":");
-        ob_us(o, g->start_ns);
-        OB_LIT(o, ",\"dur\":");
-        ob_us(o, g->duration_ns);
+        ob_slice(c, t->tid, g->start_ns, g->duration_ns);
         OB_LIT(o, ",\"name\":\"gc (generation ");
         ob_u64(o, g->generation);
         OB_LIT(o, ")\",\"cat\":\"gc\",\"args\":{\"collected\":");
@@ -446,9 +440,8 @@ static int write_gc(conv *c, const cp_alloc_data *gc)
         ob_u64(o, g->uncollectable);
         OB_LIT(o, "}}");
         collected += g->collected;
-        OB_LIT(o, ",\n{\"ph\":\"C\",\"pid\":");
-        ob_put(o, c->pid, c->pid_n);
-        OB_LIT(o, ",\"tid\":0,\"ts\":");
+        ob_event(c, 'C', 0);
+        OB_LIT(o, ",\"ts\":");
         /* wrapping, not overflowing, on hostile values (UBSan, fuzz crasher) */
         ob_us(o, (int64_t)((uint64_t)g->start_ns + (uint64_t)g->duration_ns));
         OB_LIT(o, ",\"name\":\"gc collected objects\",\"args\":{\"total\":");
@@ -464,9 +457,8 @@ static void write_live(conv *c, const cp_alloc_data *a)
 {
     out_buf *o = &c->o;
     for (size_t i = 0; a && i < a->n_live; i++) {
-        OB_LIT(o, ",\n{\"ph\":\"C\",\"pid\":");
-        ob_put(o, c->pid, c->pid_n);
-        OB_LIT(o, ",\"tid\":0,\"ts\":");
+        ob_event(c, 'C', 0);
+        OB_LIT(o, ",\"ts\":");
         ob_us(o, a->live[i].time_ns);
         OB_LIT(o, ",\"name\":\"allocated memory\",\"cat\":\"alloc\",\"args\":{\"live bytes\":");
         ob_u64(o, a->live[i].live_bytes);
