@@ -7,14 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *clean(char *s)
-{
-    for (char *c = s; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7F)
-            *c = ' ';
-    return s;
-}
-
 static double pct(uint64_t x, uint64_t total)
 {
     return total ? 100.0 * (double)x / (double)total : 0;
@@ -91,7 +83,7 @@ static int write_lines(FILE *out, const cp_profile *p, long thread, cp_sort_key 
         cp_func_label(p, s->func, label, sizeof label);
         fprintf(out, "%6.2f%% %6.2f%% %10llu %10llu %7u  %s\n", pct(s->self, total),
                 pct(s->total, total), (unsigned long long)s->self, (unsigned long long)s->total,
-                s->line, clean(label));
+                s->line, cp_one_line(label));
     }
     cp_lines_free(&l);
     return 0;
@@ -107,7 +99,8 @@ int cp_samples_table_write(FILE *out, const cp_profile *p, const cp_table_option
     const char *rate = cp_profile_meta(p, "sample_rate");
     if (o->source)
         fprintf(out, "profile:  %s\n", o->source);
-    fprintf(out, "command:  %s\n", argv ? clean(cp_argv_join(argv, len, buf, sizeof buf)) : "?");
+    fprintf(out, "command:  %s\n",
+            argv ? cp_one_line(cp_argv_join(argv, len, buf, sizeof buf)) : "?");
     fprintf(out, "duration: %s",
             p->has_trailer
                 ? cp_fmt_ns((uint64_t)(p->trailer.duration_ns > 0 ? p->trailer.duration_ns : 0),
@@ -131,12 +124,8 @@ int cp_samples_table_write(FILE *out, const cp_profile *p, const cp_table_option
         for (size_t i = 0; i < f.n; i++)
             total += f.rows[i].self_ns;
         fputc('\n', out);
-        if (o->per_thread) {
-            char name[256];
-            fprintf(out, "thread %u: %s (native tid %llu)\n", p->threads[t].rec.id,
-                    clean(cp_thread_name(p, t, name, sizeof name)),
-                    (unsigned long long)p->threads[t].rec.native_tid);
-        }
+        if (o->per_thread)
+            cp_table_thread_heading(out, p, t);
         size_t shown = o->limit && o->limit < f.n ? o->limit : f.n;
         fprintf(out, "samples: %llu   functions: %zu (showing %zu, sorted by %s)\n",
                 (unsigned long long)total, f.n, shown, cp_sort_key_name(key));
@@ -147,7 +136,7 @@ int cp_samples_table_write(FILE *out, const cp_profile *p, const cp_table_option
             cp_func_label(p, s->func, label, sizeof label);
             fprintf(out, "%6.2f%% %6.2f%% %10llu %10llu  %s\n", pct(s->self_ns, total),
                     pct(s->total_ns, total), (unsigned long long)s->self_ns,
-                    (unsigned long long)s->total_ns, clean(label));
+                    (unsigned long long)s->total_ns, cp_one_line(label));
         }
         cp_flat_free(&f);
         if (o->lines && write_lines(out, p, thread, key, o->limit, total, err, errlen))

@@ -93,14 +93,12 @@ void cp_flat_sort(cp_flat *f, const cp_profile *p, cp_sort_key key)
 
 /* ---- text ------------------------------------------------------------------- */
 
-/* Names come from the profiled program: a newline in one must not break the
- * table's one-line-per-row layout. */
-static char *clean(char *s)
+void cp_table_thread_heading(FILE *out, const cp_profile *p, size_t thread)
 {
-    for (char *c = s; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7F)
-            *c = ' ';
-    return s;
+    char name[256];
+    fprintf(out, "thread %u: %s (native tid %llu)\n", p->threads[thread].rec.id,
+            cp_one_line(cp_thread_name(p, thread, name, sizeof name)),
+            (unsigned long long)p->threads[thread].rec.native_tid);
 }
 
 static void write_header(FILE *out, const cp_profile *p, const cp_table_options *o)
@@ -111,7 +109,8 @@ static void write_header(FILE *out, const cp_profile *p, const cp_table_options 
     const char *mode = cp_profile_meta(p, "mode");
     if (o->source)
         fprintf(out, "profile:  %s\n", o->source);
-    fprintf(out, "command:  %s\n", argv ? clean(cp_argv_join(argv, len, buf, sizeof buf)) : "?");
+    fprintf(out, "command:  %s\n",
+            argv ? cp_one_line(cp_argv_join(argv, len, buf, sizeof buf)) : "?");
     if (p->has_trailer)
         fprintf(out, "duration: %s",
                 cp_fmt_ns((uint64_t)(p->trailer.duration_ns > 0 ? p->trailer.duration_ns : 0), buf,
@@ -150,7 +149,7 @@ static void write_rows(FILE *out, const cp_profile *p, const cp_flat *f, const c
                 cp_fmt_ns(s->self_ns, a, sizeof a), cp_fmt_ns(s->total_ns, b, sizeof b),
                 calls ? cp_fmt_ns(per_call(s->self_ns, s->calls), c, sizeof c) : "-",
                 calls ? cp_fmt_ns(per_call(s->total_ns, s->calls), d, sizeof d) : "-",
-                clean(label));
+                cp_one_line(label));
     }
 }
 
@@ -165,12 +164,8 @@ int cp_table_write(FILE *out, const cp_profile *p, const cp_table_options *o, ch
             return -1;
         cp_flat_sort(&f, p, o->sort);
         fputc('\n', out);
-        if (o->per_thread) {
-            char name[256];
-            fprintf(out, "thread %u: %s (native tid %llu)\n", p->threads[t].rec.id,
-                    clean(cp_thread_name(p, t, name, sizeof name)),
-                    (unsigned long long)p->threads[t].rec.native_tid);
-        }
+        if (o->per_thread)
+            cp_table_thread_heading(out, p, t);
         write_rows(out, p, &f, o);
         cp_flat_free(&f);
     }

@@ -43,6 +43,11 @@ typedef struct cp_table_options {
     const struct cp_alloc_data *alloc;
 } cp_table_options;
 
+/** With `per_thread`: the line heading the table of thread index `thread`,
+ *  "thread ID: NAME (native tid N)"; the same in the traced and the sampled
+ *  tables (cp_samples_table_write). */
+void cp_table_thread_heading(FILE *out, const cp_profile *p, size_t thread);
+
 /** Writes the text report: a header (profile, command, duration, threads,
  *  mode, dropped records, truncation warning) and the table(s). Returns 0
  *  or -1 with err set. */

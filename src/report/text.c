@@ -1,4 +1,4 @@
-/* text.c — human units, JSON escaping, argv joining (see text.h). */
+/* text.c — human units, JSON escaping, one-line names, argv joining (see text.h). */
 #include "report/text.h"
 
 #include <stdbool.h>
@@ -77,6 +77,14 @@ void cp_json_string(FILE *out, const char *str, size_t len)
         i++;
     }
     fputc('"', out);
+}
+
+char *cp_one_line(char *s)
+{
+    for (char *c = s; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7F)
+            *c = ' ';
+    return s;
 }
 
 static bool needs_quotes(const char *a, size_t n)

@@ -1,6 +1,7 @@
 /*
  * text.h — small text helpers shared by the exporters and the tools:
- * human time units, JSON string escaping, command lines from META argv.
+ * human time units, JSON string escaping, names made one-line, command lines
+ * from META argv.
  */
 #ifndef CPYPROF_REPORT_TEXT_H
 #define CPYPROF_REPORT_TEXT_H
@@ -22,6 +23,11 @@ size_t cp_utf8_seq_len(const unsigned char *s, size_t left);
  *  Control characters and NUL are escaped; bytes that are not valid UTF-8
  *  become U+FFFD, so the output always parses. */
 void cp_json_string(FILE *out, const char *s, size_t len);
+
+/** Replaces the control characters (and DEL) of s by spaces, in place, and
+ *  returns s: names come from the profiled program, and a newline in one
+ *  must not break a text table's one-line-per-row layout. */
+char *cp_one_line(char *s);
 
 /** Joins META "argv" (arguments separated by NUL bytes) into one shell-like
  *  line: arguments holding spaces or quotes are single-quoted. Truncates to
