@@ -206,6 +206,16 @@ int cli_close_output(FILE *f, const char *path)
     return CLI_OK;
 }
 
+int cli_finish_output(FILE *f, const char *path, int rc, const char *err)
+{
+    if (rc == 0)
+        return cli_close_output(f, path);
+    cli_error("%s", err);
+    if (f != stdout)
+        fclose(f);
+    return CLI_FAIL;
+}
+
 bool cli_parse_uint(const char *text, unsigned long long min, unsigned long long max,
                     unsigned long long *out)
 {

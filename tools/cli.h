@@ -50,6 +50,11 @@ FILE *cli_open_output(const char *path);
  *  after printing the write error. */
 int cli_close_output(FILE *f, const char *path);
 
+/** Ends an output after its writer returned `rc` with `err` set on failure:
+ *  rc != 0 prints err and closes the file unchecked (what it holds is cut
+ *  short anyway), CLI_FAIL; rc == 0 is cli_close_output. */
+int cli_finish_output(FILE *f, const char *path, int rc, const char *err);
+
 /** Parses a decimal unsigned number in [min, max]. */
 bool cli_parse_uint(const char *text, unsigned long long min, unsigned long long max,
                     unsigned long long *out);

@@ -190,13 +190,8 @@ int cmd_convert(int argc, char **argv)
         FILE *out = cli_open_output(output);
         if (!out)
             return CLI_FAIL;
-        if (stream(out, argv[optind], &o, err, sizeof err) != 0) {
-            cli_error("%s", err);
-            if (out != stdout)
-                fclose(out);
-            return CLI_FAIL;
-        }
-        return cli_close_output(out, output);
+        int r = stream(out, argv[optind], &o, err, sizeof err);
+        return cli_finish_output(out, output, r, err);
     }
 
     cp_profile p;
@@ -210,11 +205,5 @@ int cmd_convert(int argc, char **argv)
     char err[1024];
     int r = run(out, &p, &o, err, sizeof err);
     cp_profile_free(&p);
-    if (r) {
-        cli_error("%s", err);
-        if (out != stdout)
-            fclose(out);
-        return CLI_FAIL;
-    }
-    return cli_close_output(out, output);
+    return cli_finish_output(out, output, r, err);
 }

@@ -224,13 +224,8 @@ static int flame_diff(const char *base_path, const char *new_path, const flame_a
     FILE *out = cli_open_output(a->output);
     if (!out)
         goto done;
-    if (draw(&p, &base, a, out, err, sizeof err)) {
-        cli_error("%s", err);
-        if (out != stdout)
-            fclose(out);
-        goto done;
-    }
-    rc = cli_close_output(out, a->output);
+    int r = draw(&p, &base, a, out, err, sizeof err);
+    rc = cli_finish_output(out, a->output, r, err);
 done:
     cp_profile_free(&base);
     cp_profile_free(&p);
@@ -345,11 +340,5 @@ int cmd_flame(int argc, char **argv)
             : a.alloc ? draw_alloc(&p, argv[optind], &a, out, err, sizeof err)
                       : draw(&p, NULL, &a, out, err, sizeof err);
     cp_profile_free(&p);
-    if (r) {
-        cli_error("%s", err);
-        if (out != stdout)
-            fclose(out);
-        return CLI_FAIL;
-    }
-    return cli_close_output(out, a.output);
+    return cli_finish_output(out, a.output, r, err);
 }
