@@ -75,6 +75,20 @@ out:
     return r;
 }
 
+/* Per node of th (which has nodes), the sum of its children's total_ns:
+ * what a node's total has beyond it is its self time (the flat and the line
+ * tables). calloc'd; NULL when out of memory. */
+static uint64_t *child_totals(const cp_thread *th)
+{
+    uint64_t *sum = calloc(th->n_nodes, sizeof *sum);
+    for (size_t i = 0; sum && i < th->n_nodes; i++) {
+        uint32_t par = th->nodes[i].parent;
+        if (par != CPYPROF_NONE)
+            sum[par] += th->nodes[i].total_ns;
+    }
+    return sum;
+}
+
 /* ---- flat table ----------------------------------------------------------- */
 
 typedef struct flat_ctx {
@@ -119,15 +133,10 @@ int cp_flat_build(const cp_profile *p, long thread, cp_flat *out, char *err, siz
         const cp_thread *th = &p->threads[t];
         if (th->n_nodes == 0)
             continue;
-        c.child_sum = calloc(th->n_nodes, sizeof *c.child_sum);
+        c.child_sum = child_totals(th);
         if (!c.child_sum) {
             r = -1;
             break;
-        }
-        for (size_t i = 0; i < th->n_nodes; i++) {
-            uint32_t par = th->nodes[i].parent;
-            if (par != CPYPROF_NONE)
-                c.child_sum[par] += th->nodes[i].total_ns;
         }
         r = cp_tree_walk(th, flat_visit, &c);
         free(c.child_sum);
@@ -229,7 +238,7 @@ int cp_lines_build(const cp_profile *p, long thread, cp_lines *out, char *err, s
         const cp_thread *th = &p->threads[t];
         if (th->n_nodes == 0)
             continue;
-        c.child_sum = calloc(th->n_nodes, sizeof *c.child_sum);
+        c.child_sum = child_totals(th);
         c.key_of = malloc(th->n_nodes * sizeof *c.key_of);
         if (!c.child_sum || !c.key_of) {
             free(c.child_sum);
@@ -238,9 +247,6 @@ int cp_lines_build(const cp_profile *p, long thread, cp_lines *out, char *err, s
             break;
         }
         for (size_t i = 0; i < th->n_nodes; i++) {
-            uint32_t par = th->nodes[i].parent;
-            if (par != CPYPROF_NONE)
-                c.child_sum[par] += th->nodes[i].total_ns;
             uint64_t key = line_key(&th->nodes[i]);
             const uint64_t *hit = bsearch(&key, keys, nu, sizeof *keys, cmp_u64);
             c.key_of[i] = (uint32_t)(hit - keys);
