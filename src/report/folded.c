@@ -1,8 +1,8 @@
 /* folded.c — collapsed stacks from the merged tree (see folded.h). */
 #include "report/folded.h"
 #include "report/model.h"
+#include "report/text.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,10 +42,8 @@ int cp_folded_write(FILE *out, const cp_profile *p, bool per_thread, char *err, 
             fprintf(out, " %llu\n", (unsigned long long)n->self_ns);
         }
     }
-    if (fflush(out) != 0 || ferror(out)) {
-        snprintf(err, errlen, "cannot write folded stacks: %s", strerror(errno));
+    if (cp_flush_checked(out, "cannot write folded stacks", err, errlen))
         goto done;
-    }
     r = 0;
     goto done;
 oom:

@@ -10,7 +10,6 @@
 #include "report/table.h"
 #include "report/text.h"
 
-#include <errno.h>
 #include <string.h>
 
 static void json_str_or_null(FILE *out, const char *s)
@@ -182,9 +181,5 @@ int cp_report_json_write(FILE *out, const cp_profile *p, const cp_table_options 
     if (o->alloc)
         cp_alloc_print_json(out, p, o->alloc);
     fputs("\n}\n", out);
-    if (fflush(out) != 0 || ferror(out)) {
-        snprintf(err, errlen, "cannot write the report: %s", strerror(errno));
-        return -1;
-    }
-    return 0;
+    return cp_flush_checked(out, "cannot write the report", err, errlen);
 }

@@ -142,9 +142,5 @@ int cp_samples_table_write(FILE *out, const cp_profile *p, const cp_table_option
         if (o->lines && write_lines(out, p, thread, key, o->limit, total, err, errlen))
             return -1;
     }
-    if (fflush(out) != 0 || ferror(out)) {
-        snprintf(err, errlen, "cannot write the report: %s", strerror(errno));
-        return -1;
-    }
-    return 0;
+    return cp_flush_checked(out, "cannot write the report", err, errlen);
 }

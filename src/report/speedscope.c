@@ -13,7 +13,6 @@
 #include "report/text.h"
 #include "report/speedscope.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <string.h>
@@ -213,10 +212,5 @@ int cp_speedscope_write(FILE *out, const cp_ss_frame *frames, size_t nframes,
     }
     fputs("]}\n", out);
 
-    if (fflush(out) != 0 || ferror(out)) {
-        int e = errno ? errno : EIO;
-        snprintf(err, errlen, "speedscope: write error: %s", strerror(e));
-        return -1;
-    }
-    return 0;
+    return cp_flush_checked(out, "speedscope: write error", err, errlen);
 }

@@ -14,7 +14,6 @@
 #include "report/text.h"
 #include "report/svg.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -631,16 +630,6 @@ static void put_header(FILE *out, sbuf *tmp, unsigned width, unsigned height,
     }
 }
 
-static int finish(FILE *out, char *err, size_t errlen)
-{
-    if (fflush(out) != 0 || ferror(out)) {
-        int e = errno ? errno : EIO;
-        snprintf(err, errlen, "svg: write error: %s", strerror(e));
-        return -1;
-    }
-    return 0;
-}
-
 /* The n == 0 document: same frame, a message instead of frames. */
 static int write_empty(FILE *out, const cp_svg_options *opt, unsigned width, sbuf *tmp, char *err,
                        size_t errlen)
@@ -652,7 +641,7 @@ static int write_empty(FILE *out, const cp_svg_options *opt, unsigned width, sbu
             "<text id=\"nodata\" x=\"%u\" y=\"%d\" text-anchor=\"middle\" "
             "font-size=\"14\">no data</text>\n</svg>\n",
             width / 2, top + 30);
-    return finish(out, err, errlen);
+    return cp_flush_checked(out, "svg: write error", err, errlen);
 }
 
 int cp_svg_write(FILE *out, const cp_flame_node *nodes, size_t n, const cp_svg_options *opt,
@@ -834,5 +823,5 @@ int cp_svg_write_diff(FILE *out, const cp_flame_node *nodes, size_t n, const cp_
     fprintf(out, ", total: %" PRIu64 ", highlight: '%s' };\n", total, HIGHLIGHT);
     fputs(script_js, out);
     fputs("]]></script>\n</svg>\n", out);
-    return finish(out, err, errlen);
+    return cp_flush_checked(out, "svg: write error", err, errlen);
 }

@@ -2,7 +2,6 @@
 #include "report/table.h"
 #include "report/text.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,9 +168,5 @@ int cp_table_write(FILE *out, const cp_profile *p, const cp_table_options *o, ch
         write_rows(out, p, &f, o);
         cp_flat_free(&f);
     }
-    if (fflush(out) != 0 || ferror(out)) {
-        snprintf(err, errlen, "cannot write the report: %s", strerror(errno));
-        return -1;
-    }
-    return 0;
+    return cp_flush_checked(out, "cannot write the report", err, errlen);
 }

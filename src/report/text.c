@@ -1,6 +1,7 @@
 /* text.c — human units, JSON escaping, one-line names, argv joining (see text.h). */
 #include "report/text.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -77,6 +78,16 @@ void cp_json_string(FILE *out, const char *str, size_t len)
         i++;
     }
     fputc('"', out);
+}
+
+int cp_flush_checked(FILE *out, const char *what, char *err, size_t errlen)
+{
+    if (fflush(out) != 0 || ferror(out)) {
+        int e = errno ? errno : EIO;
+        snprintf(err, errlen, "%s: %s", what, strerror(e));
+        return -1;
+    }
+    return 0;
 }
 
 char *cp_one_line(char *s)

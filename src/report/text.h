@@ -24,6 +24,11 @@ size_t cp_utf8_seq_len(const unsigned char *s, size_t left);
  *  become U+FFFD, so the output always parses. */
 void cp_json_string(FILE *out, const char *s, size_t len);
 
+/** Flushes out and checks it for a write error (now or earlier): 0, or -1
+ *  with err = "WHAT: REASON" (EIO's text when errno does not say). The end
+ *  of every writer of a report or an export that streams to a FILE. */
+int cp_flush_checked(FILE *out, const char *what, char *err, size_t errlen);
+
 /** Replaces the control characters (and DEL) of s by spaces, in place, and
  *  returns s: names come from the profiled program, and a newline in one
  *  must not break a text table's one-line-per-row layout. */
