@@ -215,6 +215,18 @@ static tstate *thread_of(conv *c, uint32_t id)
     return t;
 }
 
+/* end - begin in ns: 0 when end is not after begin, INT64_MAX at most.
+ * Times come from the file: a hostile one may put them far apart, and the
+ * difference of two int64 can overflow (UBSan, fuzz crashers in emit and
+ * emit_gil). */
+static int64_t span_ns(int64_t begin, int64_t end)
+{
+    if (end <= begin)
+        return 0;
+    uint64_t d = (uint64_t)end - (uint64_t)begin;
+    return d > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)d;
+}
+
 /* The start of every event: ,\n{"ph":PH,"pid":P,"tid":T (the object left
  * open). ph: 'X' a complete event (a slice), 'M' metadata, 'C' a counter. */
 static inline void ob_event(conv *c, char ph, uint64_t tid)
@@ -257,13 +269,7 @@ static void ob_track_names(conv *c, uint64_t tid, const char *name, uint64_t sor
 static void emit(conv *c, tstate *t, const open_call *oc, int64_t end, uint32_t depth, bool synth)
 {
     const frag *fr = &c->frags[oc->frag];
-    /* Times come from the file: a hostile one may put them far apart, and
-     * the difference of two int64 can overflow (UBSan, fuzz crasher). */
-    int64_t dur = 0;
-    if (end > oc->begin) {
-        uint64_t d = (uint64_t)end - (uint64_t)oc->begin;
-        dur = d > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)d;
-    }
+    int64_t dur = span_ns(oc->begin, end);
     const cp_tl_filter *f = c->filter;
     if (!fr->keep || (f && f->max_depth && depth > f->max_depth) ||
         (f && (uint64_t)dur < f->min_duration_ns)) {
@@ -308,7 +314,7 @@ static void emit_gil(conv *c, tstate *t, int64_t end, bool synth)
         ob_track_names(c, tid, track, t->id);
         t->gil_named = true;
     }
-    ob_slice(c, tid, t->gil_t0, end > t->gil_t0 ? end - t->gil_t0 : 0);
+    ob_slice(c, tid, t->gil_t0, span_ns(t->gil_t0, end));
     if (synth)
         OB_LIT(o, ",\"name\":\"GIL held\",\"cat\":\"gil\",\"args\":{\"synthesized\":true}}");
     else
