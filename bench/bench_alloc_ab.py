@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 
-from _common import compile_c, print_ab_table  # bench/, on sys.path when run
+from _common import child_env, compile_c, print_ab_table  # bench/, on sys.path when run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -110,15 +110,12 @@ def main():
     for r in range(a.rounds):
         k = r % len(configs)
         for name, build in configs[k:] + configs[:k]:
-            env = dict(os.environ)
-            for v in list(env):
-                if v.startswith("CPYPROF_") or v == "LD_PRELOAD":
-                    del env[v]
+            env = child_env(os.path.abspath(build or "."))
             env["PYTHONHASHSEED"] = "0"
             if build in HELPERS:
                 env["PYTHONPATH"] = helper_dir
-            elif build:
-                env["PYTHONPATH"] = os.path.join(os.path.abspath(build), "python")
+            elif not build:
+                del env["PYTHONPATH"]  # the baseline imports no cpyprof
             p = subprocess.run([a.python, "-c", CHILD, build or "-", str(a.iterations), HERE,
                                 a.out], env=env, capture_output=True, text=True, timeout=600)
             if p.returncode != 0:

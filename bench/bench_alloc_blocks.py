@@ -29,7 +29,8 @@ import subprocess
 import sys
 import tempfile
 
-from bench_alloc_ab import HELPERS, build_helper  # bench/, on sys.path when run
+from _common import child_env  # bench/, on sys.path when run
+from bench_alloc_ab import build_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -92,12 +93,9 @@ def main():
     try:
         for which in names[2:]:
             build_helper(a.python, tmp, which)
-        env = dict(os.environ, PYTHONHASHSEED="0")
-        for v in list(env):
-            if v.startswith("CPYPROF_") or v == "LD_PRELOAD":
-                del env[v]
-        env["PYTHONPATH"] = os.pathsep.join([os.path.join(os.path.abspath(a.build), "python"),
-                                             tmp])
+        env = child_env(os.path.abspath(a.build))
+        env["PYTHONHASHSEED"] = "0"
+        env["PYTHONPATH"] += os.pathsep + tmp
         times = {name: [] for name in names}
         for _ in range(a.processes):
             p = subprocess.run([a.python, "-c", CHILD, HERE, ",".join(names),
