@@ -2,6 +2,7 @@
 #include "report/gil.h"
 
 #include "report/chunks.h"
+#include "report/text.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -388,18 +389,11 @@ void cp_gil_print(FILE *out, const cp_profile *p, const cp_gil_data *g)
     }
 }
 
+/* Names (threads, functions, files) come from the profiled program: any
+ * bytes. cp_json_string escapes them so that the output always parses. */
 static void json_str(FILE *out, const char *s)
 {
-    fputc('"', out);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            fprintf(out, "\\%c", *c);
-        else if (*c < 0x20)
-            fprintf(out, "\\u%04x", *c);
-        else
-            fputc(*c, out);
-    }
-    fputc('"', out);
+    cp_json_string(out, s, strlen(s));
 }
 
 void cp_gil_print_json(FILE *out, const cp_profile *p, const cp_gil_data *g)

@@ -261,26 +261,32 @@ static void gil_thread(cp_buf *f, uint32_t id, uint64_t hold, uint64_t wait, uin
     cp_buf_free(&p);
 }
 
+/* A profile of three threads fighting over the GIL, the first named
+ * main_name, running crunch (app.py:10). */
+static void three_threads_profile(cp_buf *f, const char *main_name)
+{
+    cp_buf_init(f);
+    tb_begin(f);
+    const char *strs[] = {"crunch", "app.py", main_name};
+    tb_strings(f, 0, strs, 3);
+    struct cpyprof_func_rec fr = {0, 0, 1, 10, CPYPROF_FUNC_PYTHON, 0};
+    tb_funcs(f, &fr, 1);
+    for (uint32_t t = 0; t < 3; t++) {
+        struct cpyprof_thread_rec tr = {t, t == 0 ? 2 : CPYPROF_NONE, t, 1000 + t, 0, -1, 0, 0};
+        tb_thread(f, &tr);
+    }
+    gil_run(f, 1000000000);
+    gil_thread(f, 0, 300000000, 600000000, 80000000, 0); /* holds 80 ms once */
+    gil_thread(f, 1, 300000000, 650000000, 10000000, 0);
+    gil_thread(f, 2, 300000000, 700000000, 10000000, 0);
+    struct cpyprof_trailer_rec tr = {0};
+    tb_trailer(f, &tr);
+}
+
 START_TEST(test_parse_and_advice)
 {
     cp_buf f;
-    cp_buf_init(&f);
-    tb_begin(&f);
-    const char *strs[] = {"crunch", "app.py", "MainThread"};
-    tb_strings(&f, 0, strs, 3);
-    struct cpyprof_func_rec fr = {0, 0, 1, 10, CPYPROF_FUNC_PYTHON, 0};
-    tb_funcs(&f, &fr, 1);
-    for (uint32_t t = 0; t < 3; t++) {
-        struct cpyprof_thread_rec tr = {t, t == 0 ? 2 : CPYPROF_NONE, t, 1000 + t, 0, -1, 0, 0};
-        tb_thread(&f, &tr);
-    }
-    int64_t dur = 1000000000;
-    gil_run(&f, dur);
-    gil_thread(&f, 0, 300000000, 600000000, 80000000, 0); /* holds 80 ms once */
-    gil_thread(&f, 1, 300000000, 650000000, 10000000, 0);
-    gil_thread(&f, 2, 300000000, 700000000, 10000000, 0);
-    struct cpyprof_trailer_rec tr = {0};
-    tb_trailer(&f, &tr);
+    three_threads_profile(&f, "MainThread");
 
     cp_profile p;
     char err[256];
@@ -343,6 +349,32 @@ START_TEST(test_parse_and_advice)
 }
 END_TEST
 
+/* A thread name is the program's: any bytes, from a hostile file too. The
+ * JSON stays valid: control characters escaped, a byte that is not UTF-8
+ * replaced (U+FFFD). */
+START_TEST(test_json_names_any_bytes)
+{
+    cp_buf f;
+    three_threads_profile(&f, "Main\xffThr\"ead\n\x7f");
+    cp_profile p;
+    char err[256];
+    ck_assert_int_eq(cp_profile_load_mem(&p, f.data, f.len, "mem", err, sizeof err), 0);
+    cp_gil_data g;
+    ck_assert_int_eq(cp_gil_parse(f.data, f.len, &g, err, sizeof err), 0);
+    char *text = NULL;
+    size_t tlen = 0;
+    FILE *mf = open_memstream(&text, &tlen);
+    cp_gil_print_json(mf, &p, &g);
+    fclose(mf);
+    ck_assert_ptr_nonnull(strstr(text, "\"name\": \"Main\\ufffdThr\\\"ead\\n\\u007f\""));
+    ck_assert_ptr_null(strchr(text, 0xff));
+    free(text);
+    cp_gil_free(&g);
+    cp_profile_free(&p);
+    cp_buf_free(&f);
+}
+END_TEST
+
 START_TEST(test_idle)
 {
     cp_buf f;
@@ -373,6 +405,7 @@ int main(void)
     tcase_add_test(tc, test_round_robin_shares);
     tcase_add_test(tc, test_config_gil);
     tcase_add_test(tc, test_parse_and_advice);
+    tcase_add_test(tc, test_json_names_any_bytes);
     tcase_add_test(tc, test_idle);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
