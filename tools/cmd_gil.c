@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 #include "report/gil.h"
+#include "report/text.h"
 
 #include <getopt.h>
 
@@ -75,6 +76,10 @@ int cmd_gil(int argc, char **argv)
             cp_gil_print_json(stdout, &p, &g);
         else
             cp_gil_print(stdout, &p, &g);
+        if (cp_flush_checked(stdout, "cannot write the GIL report", err, sizeof err) != 0) {
+            cli_error("%s", err);
+            rc = CLI_FAIL;
+        }
     }
     cp_gil_free(&g);
     cp_profile_free(&p);

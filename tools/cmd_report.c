@@ -1,5 +1,6 @@
 /* cmd_report.c — `cpyprof report`: the top-functions table, text or JSON. */
 #include "cli.h"
+#include "report/text.h"
 #include "report/alloc.h"
 #include "report/samples_table.h"
 #include "report/table.h"
@@ -113,8 +114,12 @@ int cmd_report(int argc, char **argv)
     int r = json        ? cp_report_json_write(stdout, &p, &o, err, sizeof err)
             : p.samples ? cp_samples_table_write(stdout, &p, &o, err, sizeof err)
                         : cp_table_write(stdout, &p, &o, err, sizeof err);
-    if (r == 0 && !json)
+    if (r == 0 && !json) {
+        /* after the table's own check: the allocation section is written
+         * after it and needs its own */
         cp_alloc_print(stdout, &p, &alloc, o.limit);
+        r = cp_flush_checked(stdout, "cannot write the report", err, sizeof err);
+    }
     cp_alloc_free(&alloc);
     cp_profile_free(&p);
     if (r) {

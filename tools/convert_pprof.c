@@ -9,6 +9,8 @@
 #include "report/alloc.h"
 #include "report/pprof.h"
 
+#include <errno.h>
+#include <string.h>
 #include <zlib.h>
 
 int export_pprof(FILE *out, const cp_profile *p, const convert_options *o, char *err, size_t errlen)
@@ -47,7 +49,8 @@ int export_pprof(FILE *out, const cp_profile *p, const convert_options *o, char 
         zr = deflate(&z, left ? Z_NO_FLUSH : Z_FINISH);
         size_t have = sizeof buf - z.avail_out;
         if (have && fwrite(buf, 1, have, out) != have) {
-            snprintf(err, errlen, "cannot write the pprof output");
+            snprintf(err, errlen, "cannot write the pprof output: %s",
+                     strerror(errno ? errno : EIO));
             rc = -1;
             break;
         }

@@ -10,6 +10,7 @@
 #include "report/model.h"
 #include "report/text.h"
 
+#include <errno.h>
 #include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +22,20 @@ typedef struct out_buf {
     char *b;
     size_t n;
     bool failed;
+    int err; /* errno of the first failure: the message says why */
 } out_buf;
+
+static void ob_fail(out_buf *o)
+{
+    if (!o->failed)
+        o->err = errno ? errno : EIO;
+    o->failed = true;
+}
 
 static void ob_flush(out_buf *o)
 {
     if (o->n && fwrite(o->b, 1, o->n, o->f) != o->n)
-        o->failed = true;
+        ob_fail(o);
     o->n = 0;
 }
 
@@ -36,7 +45,7 @@ static inline void ob_put(out_buf *o, const char *s, size_t n)
         ob_flush(o);
         if (n > OUT_CAP) {
             if (fwrite(s, 1, n, o->f) != n)
-                o->failed = true;
+                ob_fail(o);
             return;
         }
     }
@@ -85,7 +94,7 @@ static void ob_json(out_buf *o, const char *s)
     size_t n = 0;
     FILE *f = open_memstream(&m, &n);
     if (!f) {
-        o->failed = true;
+        ob_fail(o);
         return;
     }
     cp_json_string(f, s ? s : "", s ? strlen(s) : 0);
@@ -540,7 +549,7 @@ int cp_chrome_write(FILE *out, cp_tl_file *t, const char *title, const cp_tl_fil
     write_footer(&c, t, title);
     ob_flush(&c.o);
     if (c.o.failed) {
-        snprintf(err, errlen, "cannot write the trace");
+        snprintf(err, errlen, "cannot write the trace: %s", strerror(c.o.err));
         goto done;
     }
     rc = 0;
