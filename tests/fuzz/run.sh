@@ -8,7 +8,9 @@
 # a leak or a timeout; the reproducer lands in build-fuzz/artifacts/.
 #
 # Environment: FUZZ_JOBS=N runs N workers (libFuzzer -fork=N, default 1);
-# FUZZ_TIMEOUT (seconds per input, default 1); FUZZ_MAX_LEN (default 65536);
+# FUZZ_TIMEOUT (seconds per input, default 10: the committed seed
+# crashers/edge-tree-deep-chain takes ~2 s instrumented, as its pprof export
+# repeats every node's whole stack); FUZZ_MAX_LEN (default 65536);
 # FUZZ_ARGS adds libFuzzer options (e.g. -ignore_crashes=1 with FUZZ_JOBS);
 # FUZZ_KEEP_CORPUS=DIR keeps the work corpus in DIR instead of a temp dir.
 set -eu
@@ -65,7 +67,7 @@ FORK=
 [ "$JOBS" -gt 1 ] && FORK="-fork=$JOBS"
 before=$(ls build-fuzz/artifacts | wc -l)
 set +e
-build-fuzz/fuzz_reader $FORK -max_total_time="$SECONDS_TO_RUN" -timeout="${FUZZ_TIMEOUT:-1}" \
+build-fuzz/fuzz_reader $FORK -max_total_time="$SECONDS_TO_RUN" -timeout="${FUZZ_TIMEOUT:-10}" \
     -max_len="${FUZZ_MAX_LEN:-65536}" -print_final_stats=1 \
     -artifact_prefix=build-fuzz/artifacts/ ${FUZZ_ARGS:-} "$WORK" "$SEEDS"
 rc=$?
