@@ -27,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 
+from _alloc_helpers import HELPERS  # bench/, on sys.path when run
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 CHILD = r"""
@@ -40,14 +42,10 @@ import workloads
 f = {"alloc_heavy": workloads.alloc_heavy, "objects": workloads.alloc_objects,
      "grow": workloads.alloc_grow}[work]
 f(100)
-if mode == "floor":  # bench_alloc_ab.HELPERS, built into the build argument
+from _alloc_helpers import HELPERS, hooks
+if mode in HELPERS:  # built into the build argument
     sys.path.insert(0, build)
-    import _cpyprof_bench_passalloc
-    _cpyprof_bench_passalloc.install()
-elif mode in ("least", "least-counts"):
-    sys.path.insert(0, build)
-    import _cpyprof_bench_leastcount
-    _cpyprof_bench_leastcount.install(mode == "least")
+    hooks(mode)[0]()
 if on:
     import cpyprof
     cpyprof.start(sys.argv[6], quiet=True, mode="sample", rate=1, alloc=True)
@@ -65,7 +63,7 @@ def measure(python, build, work, n, mode, tmp):
     "floor" passalloc.c's wrappers, "least" and "least-counts" leastcount.c's
     (built into tmp/MODE)."""
     out = os.path.join(tmp, "%s-%d-%s.cg" % (work, n, mode))
-    if mode in ("floor", "least", "least-counts"):
+    if mode in HELPERS:
         build = os.path.join(tmp, mode)
     env = dict(os.environ, PYTHONHASHSEED="0")
     for v in list(env):

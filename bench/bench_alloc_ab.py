@@ -32,7 +32,8 @@ import subprocess
 import sys
 import tempfile
 
-from _common import child_env, compile_c, print_ab_table  # bench/, on sys.path when run
+from _alloc_helpers import HELPERS  # bench/, on sys.path when run
+from _common import child_env, compile_c, print_ab_table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -41,34 +42,26 @@ import sys, time
 sys.path.insert(0, sys.argv[3])
 import workloads
 build, n = sys.argv[1], int(sys.argv[2])
+from _alloc_helpers import HELPERS, hooks
 workloads.alloc_heavy(100)
-if build == "floor":
-    import _cpyprof_bench_passalloc
-    _cpyprof_bench_passalloc.install()
-elif build in ("least", "least-counts"):
-    import _cpyprof_bench_leastcount
-    _cpyprof_bench_leastcount.install(build == "least")
+if build in HELPERS:
+    hooks(build)[0]()
 elif build != "-":
     import cpyprof
     cpyprof.start(sys.argv[4], quiet=True, mode="sample", rate=1, alloc=True)
 c0, w0 = time.process_time(), time.perf_counter()
 workloads.alloc_heavy(n)
 c1, w1 = time.process_time(), time.perf_counter()
-if build not in ("-", "floor", "least", "least-counts"):
+if build != "-" and build not in HELPERS:
     cpyprof.stop()
 print("%.6f %.6f" % (c1 - c0, w1 - w0))
 """
 
 
-HELPERS = {"floor": ("passalloc.c", "_cpyprof_bench_passalloc"),
-           "least": ("leastcount.c", "_cpyprof_bench_leastcount"),
-           "least-counts": ("leastcount.c", "_cpyprof_bench_leastcount")}
-
-
 def build_helper(python, outdir, which="floor"):
     """Compiles the C helper of row `which` (HELPERS) for `python` into
     outdir; returns outdir or exits."""
-    src, module = HELPERS[which]
+    src, module, _ = HELPERS[which]
     info = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['include']);"
                            " print(sysconfig.get_config_var('EXT_SUFFIX'))"],
                           capture_output=True, text=True, check=True).stdout.split()

@@ -22,6 +22,7 @@ the medians of those ratios, with the quartiles.
 """
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -44,13 +45,8 @@ if "cpyprof" in names:
     import cpyprof
     hooks["cpyprof"] = (lambda: cpyprof.start(out, quiet=True, mode="sample", rate=1, alloc=True),
                         cpyprof.stop)
-if "floor" in names:
-    import _cpyprof_bench_passalloc as passalloc
-    hooks["floor"] = (passalloc.install, passalloc.uninstall)
-if "least" in names or "least-counts" in names:
-    import _cpyprof_bench_leastcount as least
-    hooks["least"] = (lambda: least.install(True), least.uninstall)
-    hooks["least-counts"] = (lambda: least.install(False), least.uninstall)
+from _alloc_helpers import HELPERS, hooks as helper_hooks
+hooks.update((name, helper_hooks(name)) for name in names if name in HELPERS)
 workloads.alloc_heavy(n)  # warm-up: code objects, free lists, pymalloc's arenas
 times = {name: [] for name in names}
 for r in range(rounds):
@@ -104,8 +100,6 @@ def main():
                                env=env, capture_output=True, text=True, timeout=3600)
             if p.returncode != 0:
                 sys.exit("run failed:\n%s" % p.stderr)
-            import json
-
             for name, ts in json.loads(p.stdout.splitlines()[-1]).items():
                 times[name].extend(ts)
     finally:

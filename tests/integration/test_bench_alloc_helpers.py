@@ -20,7 +20,7 @@ BENCH = REPO / "bench"
 
 
 def _build(py, tmp_path, which):
-    """Builds bench_alloc_ab.HELPERS[which] for py into tmp_path."""
+    """Builds _alloc_helpers.HELPERS[which] for py into tmp_path."""
     sys.path.insert(0, str(BENCH))
     try:
         import bench_alloc_ab
