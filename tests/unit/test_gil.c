@@ -283,6 +283,26 @@ static void three_threads_profile(cp_buf *f, const char *main_name)
     tb_trailer(f, &tr);
 }
 
+/* Loads the profile in f and its GIL data (both must load). */
+static void load_gil(const cp_buf *f, cp_profile *p, cp_gil_data *g)
+{
+    char err[256];
+    ck_assert_int_eq(cp_profile_load_mem(p, f->data, f->len, "mem", err, sizeof err), 0);
+    ck_assert_int_eq(cp_gil_parse(f->data, f->len, g, err, sizeof err), 0);
+}
+
+/* `cpyprof gil --json`'s text for p and g (malloc'd). */
+static char *gil_json_text(const cp_profile *p, const cp_gil_data *g)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mf = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(mf);
+    cp_gil_print_json(mf, p, g);
+    fclose(mf);
+    return text;
+}
+
 START_TEST(test_parse_and_advice)
 {
     cp_buf f;
@@ -290,9 +310,8 @@ START_TEST(test_parse_and_advice)
 
     cp_profile p;
     char err[256];
-    ck_assert_int_eq(cp_profile_load_mem(&p, f.data, f.len, "mem", err, sizeof err), 0);
     cp_gil_data g;
-    ck_assert_int_eq(cp_gil_parse(f.data, f.len, &g, err, sizeof err), 0);
+    load_gil(&f, &p, &g);
     ck_assert(g.present);
     ck_assert_uint_eq(g.n_threads, 3);
     ck_assert_uint_eq(g.threads[1].rec.hold_ns, 300000000);
@@ -317,9 +336,7 @@ START_TEST(test_parse_and_advice)
     ck_assert_ptr_nonnull(strstr(text, "MainThread"));
     ck_assert_ptr_nonnull(strstr(text, "Reading:\n  - threads fight over the GIL"));
     free(text);
-    mf = open_memstream(&text, &tlen);
-    cp_gil_print_json(mf, &p, &g);
-    fclose(mf);
+    text = gil_json_text(&p, &g);
     ck_assert_ptr_nonnull(strstr(text, "\"hold_hist\": [0, 1]"));
     ck_assert_ptr_nonnull(strstr(text, "\"top_holder\": \"crunch (app.py:10)\""));
     free(text);
@@ -357,15 +374,9 @@ START_TEST(test_json_names_any_bytes)
     cp_buf f;
     three_threads_profile(&f, "Main\xffThr\"ead\n\x7f");
     cp_profile p;
-    char err[256];
-    ck_assert_int_eq(cp_profile_load_mem(&p, f.data, f.len, "mem", err, sizeof err), 0);
     cp_gil_data g;
-    ck_assert_int_eq(cp_gil_parse(f.data, f.len, &g, err, sizeof err), 0);
-    char *text = NULL;
-    size_t tlen = 0;
-    FILE *mf = open_memstream(&text, &tlen);
-    cp_gil_print_json(mf, &p, &g);
-    fclose(mf);
+    load_gil(&f, &p, &g);
+    char *text = gil_json_text(&p, &g);
     ck_assert_ptr_nonnull(strstr(text, "\"name\": \"Main\\ufffdThr\\\"ead\\n\\u007f\""));
     ck_assert_ptr_null(strchr(text, 0xff));
     free(text);
